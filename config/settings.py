@@ -1,0 +1,125 @@
+"""The one settings object, read from SEGSTREAM_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from segstream.errors import ConfigError
+
+ENV_PREFIX = "SEGSTREAM_"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is read from SEGSTREAM_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL of the serving store"
+    )
+    app_id: str = Field(
+        "segstream", description="Faust application id (consumer group, changelog names)"
+    )
+    topic_prefix: str = Field(
+        "", description="Prefix of every topic and of the app id, to share a broker"
+    )
+    partitions: int = Field(
+        4, ge=1, le=1024, description="Partitions of every topic segstream creates"
+    )
+    replication_factor: int = Field(
+        1, ge=1, description="Replication factor of the topics segstream creates"
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="Faust processing guarantee"
+    )
+    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    data_dir: Path = Field(
+        Path("var/worker"), description="Directory for the worker's local table state"
+    )
+    web_host: str = Field("127.0.0.1", description="Address the worker's web server binds")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's web server")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Worker log level"
+    )
+    stack_dir: Path = Field(
+        Path(".stack"), description="Where `segstream stack` keeps Kafka and Redis"
+    )
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port], got {value!r}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
+        if urlsplit(value.get_secret_value()).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if not value.startswith(("memory://", "rocksdb://")):
+            raise ValueError(f"expected memory:// or rocksdb://, got {value!r}")
+        return value
+
+    @field_validator("topic_prefix", "app_id")
+    @classmethod
+    def _legal_topic_chars(cls, value: str) -> str:
+        if any(not (ch.isalnum() or ch in "._-") for ch in value):
+            raise ValueError(f"only letters, digits, '.', '_' and '-' are allowed, got {value!r}")
+        return value
+
+    def topic(self, name: str) -> str:
+        """The full name of a topic on the broker."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def group_id(self) -> str:
+        """Faust app id: the consumer group and the stem of changelog topic names."""
+        return f"{self.topic_prefix}{self.app_id}"
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rpartition(":")[2])
+
+    @property
+    def redis_port(self) -> int:
+        return urlsplit(self.redis_url.get_secret_value()).port or 6379
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read the settings, turning a bad value into one sentence naming the variable."""
+    env = os.environ if environ is None else environ
+    values = {k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"Unknown setting in the environment: {env_name(unknown[0])}.")
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        given = values.get(field, error.get("input"))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(
+            f"Bad setting in the environment: {env_name(field)}={given!r}: {message}."
+        ) from None

@@ -1,0 +1,1 @@
+"""The pure segmentation engine: customer state, segment rules, evaluation. No I/O imports."""

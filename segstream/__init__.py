@@ -1,0 +1,1 @@
+"""segstream: real-time customer segmentation for e-commerce email marketing."""

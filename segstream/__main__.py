@@ -1,0 +1,3 @@
+from segstream.cli import main
+
+main()

@@ -1,0 +1,27 @@
+"""The one faust.App; its settings come from config.Settings."""
+
+from __future__ import annotations
+
+import faust
+
+from config import load_settings
+
+settings = load_settings()
+
+app = faust.App(
+    settings.group_id,
+    broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+    store=settings.store,
+    datadir=str(settings.data_dir),
+    processing_guarantee=settings.processing_guarantee,
+    topic_partitions=settings.partitions,
+    topic_replication_factor=settings.replication_factor,
+    topic_disable_leader=True,
+    key_serializer="raw",
+    value_serializer="raw",
+    web_bind=settings.web_host,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    consumer_auto_offset_reset="earliest",
+    autodiscover=False,
+)

@@ -1,0 +1,235 @@
+"""The `segstream` command: the worker, the local stack, the demo and tools around them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from config import Settings, load_settings, names
+from segstream.errors import SegstreamError
+
+T = TypeVar("T")
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a SegstreamError into one sentence on stderr and exit status 2."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SegstreamError as exc:
+            click.secho(f"segstream: {exc}", fg="red", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """segstream: real-time customer segmentation on Kafka and Faust."""
+
+
+@main.command()
+@friendly_errors
+def worker() -> None:
+    """Run the Faust worker (creates the topics it needs first)."""
+    from segstream.worker import run_worker
+
+    run_worker()
+
+
+@main.group()
+def stack() -> None:
+    """The local Kafka and Redis (for development, tests and the demo)."""
+
+
+@stack.command("start")
+@friendly_errors
+def stack_start() -> None:
+    """Start Kafka and Redis unless they run already."""
+    from segstream.stack import LocalStack
+
+    local = LocalStack.from_settings(_settings())
+    started = _run(local.start())
+    for name, fresh in started.items():
+        click.echo(f"{name}: {'started' if fresh else 'already running'}")
+
+
+@stack.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def stack_status(as_json: bool) -> None:
+    """Show whether Kafka and Redis run and answer; exit 1 if either does not."""
+    from segstream.stack import LocalStack
+    from streams import codec
+
+    status = _run(LocalStack.from_settings(_settings()).status())
+    if as_json:
+        click.echo(codec.dumps(status).decode())
+    else:
+        for name, info in status.items():
+            state = "ready" if info["ready"] else ("starting" if info["pid"] else "stopped")
+            click.echo(
+                f"{name:6} {state:8} {info['address']:28} pid={info['pid']}  log={info['log']}"
+            )
+    sys.exit(0 if all(info["ready"] for info in status.values()) else 1)
+
+
+@stack.command("stop")
+@friendly_errors
+def stack_stop() -> None:
+    """Stop Kafka and Redis if they run."""
+    from segstream.stack import LocalStack
+
+    stopped = LocalStack.from_settings(_settings()).stop()
+    for name, was_running in stopped.items():
+        click.echo(f"{name}: {'stopped' if was_running else 'was not running'}")
+
+
+@main.command()
+@click.option("--customers", default=50, show_default=True, help="How many customers the shop has.")
+@click.option(
+    "--rate", default=20.0, show_default=True, help="Events per second (0: as fast as possible)."
+)
+@click.option("--count", default=1000, show_default=True, help="How many events to send.")
+@click.option("--seed", default=7, show_default=True, help="Random seed.")
+@friendly_errors
+def simulate(customers: int, rate: float, count: int, seed: int) -> None:
+    """Send a synthetic shop's events to the input topics."""
+    from segstream.kafka_clients import send_records
+    from segstream.simulator import SyntheticShop
+
+    shop = SyntheticShop(customers=customers, seed=seed, clock=wall_clock_ms)
+    sent = _run(send_records(_settings(), shop.events(count), rate or None))
+    click.echo(f"sent {sent} events")
+
+
+def format_change(change: dict[str, Any]) -> str:
+    arrow = (
+        click.style("→ enter", fg="green")
+        if change["change"] == "enter"
+        else click.style("← exit ", fg="yellow")
+    )
+    cause = change["cause_event_id"] or "time"
+    return (
+        f"{change['at'][11:19]}  {change['customer_id']:<10} {arrow}  "
+        f"{change['segment']:<24} v{change['version']:<4} ({cause})"
+    )
+
+
+@main.command()
+@click.option("--segment", help="Only changes of this segment.")
+@click.option("--customer", help="Only changes of this customer.")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest retained change.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@friendly_errors
+def tail(segment: str | None, customer: str | None, from_beginning: bool, as_json: bool) -> None:
+    """Follow segment changes as they are published."""
+    from segstream.kafka_clients import follow
+    from streams import codec
+
+    async def _tail() -> None:
+        async for change in follow(
+            _settings(), names.SEGMENT_CHANGES, from_beginning=from_beginning
+        ):
+            if segment and change["segment"] != segment:
+                continue
+            if customer and change["customer_id"] != customer:
+                continue
+            click.echo(codec.dumps(change).decode() if as_json else format_change(change))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(_tail())
+
+
+@main.command()
+@click.option("--customers", default=30, show_default=True, help="How many customers the shop has.")
+@click.option("--rate", default=10.0, show_default=True, help="Events per second.")
+@click.option(
+    "--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C)."
+)
+@friendly_errors
+def demo(customers: int, rate: float, duration: float | None) -> None:
+    """Start the stack and the worker, feed a synthetic shop, show segment changes live."""
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(_demo(_settings(), customers, rate, duration))
+
+
+async def _demo(settings: Settings, customers: int, rate: float, duration: float | None) -> None:
+    from segstream.kafka_clients import follow, send_records
+    from segstream.simulator import SyntheticShop
+    from segstream.stack import LocalStack
+    from streams.layout import ensure_topics
+
+    local = LocalStack.from_settings(settings)
+    click.echo("Starting Kafka and Redis (the first run fetches the Kafka jars)...")
+    started = await local.start()
+    worker_log = settings.stack_dir.resolve() / "worker.log"
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        await ensure_topics(settings)
+        with worker_log.open("ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "segstream", "worker"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=os.environ.copy(),
+            )
+        click.echo(
+            f"Worker started (log: {worker_log}); web on {settings.web_host}:{settings.web_port}."
+        )
+        click.echo("Feeding the synthetic shop; segment changes follow. Ctrl-C stops everything.\n")
+        shop = SyntheticShop(customers=customers, clock=wall_clock_ms)
+
+        async def show() -> None:
+            async for change in follow(settings, names.SEGMENT_CHANGES):
+                click.echo(format_change(change))
+
+        tasks = [
+            asyncio.create_task(send_records(settings, shop.events(None), rate)),
+            asyncio.create_task(show()),
+        ]
+        try:
+            done, _ = await asyncio.wait(
+                tasks, timeout=duration, return_when=asyncio.FIRST_EXCEPTION
+            )
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        click.echo("\nStopping...")
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        stopped = local.stop(kafka=started["kafka"], redis=started["redis"])
+        click.echo("Stopped: " + (", ".join(n for n, s in stopped.items() if s) or "worker only"))

@@ -1,0 +1,129 @@
+"""A synthetic shop: customers who browse, buy, read email and update their profiles.
+
+Pure and seeded: the same seed and clock give the same events, so demos and tests can rely on it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from config import names
+
+CATALOG = {
+    "shoes": [("sku-runner", 89.0), ("sku-boot", 140.0), ("sku-sandal", 35.0)],
+    "socks": [("sku-sock-3pk", 12.0), ("sku-sock-wool", 18.0)],
+    "outdoor": [("sku-tent", 320.0), ("sku-lamp", 25.0)],
+}
+INTERESTS = ("running", "hiking", "yoga", "cycling")
+SOURCES = ("shop", "social_ads", "download", None)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    key: str
+    value: dict[str, Any]
+
+
+@dataclass
+class SyntheticShop:
+    """Draws events for ``customers`` customers from behaviour profiles, one per customer."""
+
+    customers: int = 50
+    seed: int = 7
+    start_ms: int = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    step_ms: int = 1_000
+    # Live runs pass a wall clock; events then carry the real time of their sending.
+    clock: Callable[[], int] | None = None
+    _rng: random.Random = field(init=False)
+    _now: int = field(init=False)
+    _serial: int = field(init=False, default=0)
+    _carts: dict[str, list[tuple[str, str, float]]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._now = self.start_ms
+
+    def customer_id(self, index: int) -> str:
+        return f"c{index:06d}"
+
+    def _head(self, customer: str) -> dict[str, Any]:
+        self._serial += 1
+        return {
+            "event_id": f"sim-{self.seed}-{self._serial}",
+            "customer_id": customer,
+            "ts": self._now,
+        }
+
+    def _purchase(self, customer: str) -> Record:
+        cart = self._carts.pop(customer, None) or [self._pick_item()]
+        bulk = self._rng.random() < 0.05
+        quantity = 12 if bulk else 1
+        items = [
+            {"sku": sku, "category": category, "quantity": quantity, "unit_price": price}
+            for sku, category, price in cart
+        ]
+        total = round(sum(quantity * price for _, _, price in cart), 2)
+        value = self._head(customer) | {
+            "order_id": f"o-{self._serial}",
+            "total": total,
+            "currency": "EUR",
+            "items": items,
+        }
+        return Record(names.PURCHASES, customer, value)
+
+    def _pick_item(self) -> tuple[str, str, float]:
+        category = self._rng.choice(list(CATALOG))
+        sku, price = self._rng.choice(CATALOG[category])
+        return sku, category, price
+
+    def _cart_add(self, customer: str) -> Record:
+        sku, category, price = self._pick_item()
+        self._carts.setdefault(customer, []).append((sku, category, price))
+        value = self._head(customer) | {
+            "action": "add",
+            "sku": sku,
+            "category": category,
+            "quantity": 1,
+            "unit_price": price,
+        }
+        return Record(names.CART_EVENTS, customer, value)
+
+    def _profile(self, customer: str) -> Record:
+        traits: dict[str, Any] = {
+            "birth_year": self._rng.randint(1950, 2006),
+            "gender": self._rng.choice(("female", "male", "other")),
+            "country": self._rng.choice(("DE", "FR", "NL")),
+            "interests": self._rng.sample(INTERESTS, 2),
+            "email_consent": self._rng.random() < 0.9,
+        }
+        source = self._rng.choice(SOURCES)
+        if source:
+            traits["source"] = source
+        return Record(names.PROFILE_UPDATES, customer, self._head(customer) | {"traits": traits})
+
+    def _open(self, customer: str) -> Record:
+        campaign = f"camp-{self._rng.randint(1, 5)}"
+        return Record(names.EMAIL_OPENS, customer, self._head(customer) | {"campaign_id": campaign})
+
+    def _click(self, customer: str) -> Record:
+        value = self._head(customer) | {
+            "campaign_id": f"camp-{self._rng.randint(1, 5)}",
+            "url": "https://shop.example/sale",
+        }
+        return Record(names.EMAIL_CLICKS, customer, value)
+
+    def events(self, count: int | None = None) -> Iterator[Record]:
+        """``count`` events (endless when None), a mix like a real shop's."""
+        kinds = (self._open, self._click, self._cart_add, self._purchase, self._profile)
+        weights = (45, 15, 20, 10, 10)
+        produced = 0
+        while count is None or produced < count:
+            customer = self.customer_id(self._rng.randrange(self.customers))
+            kind = self._rng.choices(kinds, weights)[0]
+            self._now = self.clock() if self.clock else self._now + self.step_ms
+            produced += 1
+            yield kind(customer)

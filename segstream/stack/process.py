@@ -1,0 +1,105 @@
+"""A server process of the local stack: started detached, found by its pid file, stopped cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from segstream.errors import StackError
+
+
+def require(program: str, install_hint: str) -> str:
+    """The path of ``program``, or a StackError saying what to install."""
+    path = shutil.which(program)
+    if path is None:
+        raise StackError(f"{program} is not installed: {install_hint}.")
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child is not alive
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+class ServerProcess:
+    """One long-running server with a pid file and a log file under ``home``."""
+
+    def __init__(self, name: str, home: Path) -> None:
+        self.name = name
+        self.home = home
+        self.pid_file = home / f"{name}.pid"
+        self.log_file = home / f"{name}.log"
+        # Kept while this process owns the child, so that it is reaped when it stops.
+        self._child: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def launch(self, argv: list[str], env: dict[str, str] | None = None) -> int:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+                env=env,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        self._child = process
+        return process.pid
+
+    async def wait_ready(self, probe: Callable[[], Awaitable[bool]], timeout: float) -> None:
+        """Poll ``probe`` (a protocol call) until it answers, the process dies or time is up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid is None:
+                raise StackError(f"{self.name} exited during start-up; see {self.log_file}.")
+            if await probe():
+                return
+            await asyncio.sleep(0.2)
+        raise StackError(
+            f"{self.name} did not become ready in {timeout:.0f}s; see {self.log_file}."
+        )
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the server (TERM, then KILL after ``timeout``); False if it was not running."""
+        pid = self.pid
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        if self._child is not None:
+            self._child.wait()
+            self._child = None
+        self.pid_file.unlink(missing_ok=True)
+        return True

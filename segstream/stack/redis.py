@@ -1,0 +1,61 @@
+"""A real Redis server on loopback, with nothing persisted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from segstream.stack.process import ServerProcess, require
+
+REDIS_HINT = "install Debian's redis-server (apt-get install redis-server)"
+
+
+class LocalRedis:
+    """One redis-server with its log under ``home``."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home = home
+        self.port = port
+        self.process = ServerProcess("redis", home)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def ping(self) -> bool:
+        client = aioredis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+        try:
+            return bool(await client.ping())
+        except (RedisError, OSError):
+            return False
+        finally:
+            await client.aclose()
+
+    async def start(self, timeout: float = 30.0) -> bool:
+        """Start redis-server unless it runs already; False if it was running."""
+        if self.process.pid is not None and await self.ping():
+            return False
+        server = require("redis-server", REDIS_HINT)
+        argv = [
+            server,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.home),
+        ]
+        self.process.launch(argv)
+        await self.process.wait_ready(self.ping, timeout)
+        return True
+
+    def stop(self) -> bool:
+        return self.process.stop()

@@ -1,0 +1,1 @@
+"""What flows: event records, their decoding and validation, topic declarations, dead letters."""

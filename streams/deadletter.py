@@ -1,0 +1,30 @@
+"""Dead-letter envelopes: the raw record, where it came from, and why it was refused."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from streams.timestamps import format_ts
+
+
+def envelope(
+    *,
+    raw: bytes | None,
+    key: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    reason: str,
+    at: int,
+) -> dict[str, Any]:
+    """The value written to ``dead-letters``; raw bytes travel as base64, untouched."""
+    return {
+        "source_topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "reason": reason,
+        "at": format_ts(at),
+        "key_base64": None if key is None else base64.b64encode(key).decode(),
+        "raw_base64": None if raw is None else base64.b64encode(raw).decode(),
+    }

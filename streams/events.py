@@ -1,0 +1,265 @@
+"""The event contract: typed records and the decoder that turns raw Kafka records into them.
+
+Rules the decoder applies to every topic:
+- the value is one JSON object in UTF-8, at most ``max_bytes`` long;
+- the record key is the customer id in UTF-8 and must equal the value's ``customer_id``;
+- unknown fields are ignored (producers may send more than segstream needs);
+- personal traits that no segment uses (email, first name) are checked for type and dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from config import names
+from segstream.errors import InvalidEvent
+from streams.timestamps import parse_ts
+
+MAX_EVENT_BYTES = 32 * 1024
+MAX_MONEY = 1_000_000_000.0
+MAX_QUANTITY = 1_000_000
+MAX_TEXT = 256
+MAX_ITEMS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    sku: str
+    category: str
+    quantity: int
+    unit_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    event_id: str
+    customer_id: str
+    ts: int
+    order_id: str
+    total: float
+    currency: str
+    items: tuple[LineItem, ...]
+
+    @property
+    def quantity(self) -> int:
+        return sum(item.quantity for item in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailOpen:
+    event_id: str
+    customer_id: str
+    ts: int
+    campaign_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmailClick:
+    event_id: str
+    customer_id: str
+    ts: int
+    campaign_id: str
+    url: str
+
+
+CART_ACTIONS = ("add", "remove", "checkout_started")
+
+
+@dataclass(frozen=True, slots=True)
+class CartEvent:
+    event_id: str
+    customer_id: str
+    ts: int
+    action: str
+    sku: str | None
+    category: str | None
+    quantity: int
+    unit_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileUpdate:
+    event_id: str
+    customer_id: str
+    ts: int
+    traits: dict[str, Any]
+
+
+Event = Purchase | EmailOpen | EmailClick | CartEvent | ProfileUpdate
+
+
+class _Fields:
+    """Typed reads from one decoded JSON object, each failure a dead-letter reason."""
+
+    __slots__ = ("_obj", "_where")
+
+    def __init__(self, obj: dict[str, Any], where: str = "") -> None:
+        self._obj = obj
+        self._where = where
+
+    def _name(self, name: str) -> str:
+        return f"{self._where}{name}"
+
+    def has(self, name: str) -> bool:
+        return self._obj.get(name) is not None
+
+    def text(self, name: str) -> str:
+        value = self._obj.get(name)
+        if value is None:
+            raise InvalidEvent(f"{self._name(name)}: missing")
+        if not isinstance(value, str):
+            raise InvalidEvent(f"{self._name(name)}: expected a string")
+        if not value or len(value) > MAX_TEXT:
+            raise InvalidEvent(f"{self._name(name)}: expected 1 to {MAX_TEXT} characters")
+        return value
+
+    def optional_text(self, name: str) -> str | None:
+        return self.text(name) if self.has(name) else None
+
+    def money(self, name: str) -> float:
+        value = self._obj.get(name)
+        if value is None:
+            raise InvalidEvent(f"{self._name(name)}: missing")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidEvent(f"{self._name(name)}: expected a number")
+        if not 0 <= value <= MAX_MONEY:
+            raise InvalidEvent(f"{self._name(name)}: {value} is outside 0..{MAX_MONEY:.0f}")
+        return float(value)
+
+    def quantity(self, name: str) -> int:
+        value = self._obj.get(name)
+        if value is None:
+            raise InvalidEvent(f"{self._name(name)}: missing")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidEvent(f"{self._name(name)}: expected a whole number")
+        if not 1 <= value <= MAX_QUANTITY:
+            raise InvalidEvent(f"{self._name(name)}: {value} is outside 1..{MAX_QUANTITY}")
+        return value
+
+    def ts(self) -> int:
+        if "ts" not in self._obj:
+            raise InvalidEvent("ts: missing")
+        return parse_ts(self._obj["ts"])
+
+
+def _line_item(obj: object, index: int) -> LineItem:
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"items[{index}]: expected an object")
+    fields = _Fields(obj, f"items[{index}].")
+    return LineItem(
+        sku=fields.text("sku"),
+        category=fields.text("category"),
+        quantity=fields.quantity("quantity"),
+        unit_price=fields.money("unit_price"),
+    )
+
+
+def _purchase(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> Purchase:
+    items = obj.get("items")
+    if not isinstance(items, list) or not items:
+        raise InvalidEvent("items: expected a non-empty list")
+    if len(items) > MAX_ITEMS:
+        raise InvalidEvent(f"items: more than {MAX_ITEMS} lines")
+    return Purchase(
+        *head,
+        order_id=f.text("order_id"),
+        total=f.money("total"),
+        currency=f.text("currency"),
+        items=tuple(_line_item(item, i) for i, item in enumerate(items)),
+    )
+
+
+def _email_open(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> EmailOpen:
+    return EmailOpen(*head, campaign_id=f.text("campaign_id"))
+
+
+def _email_click(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> EmailClick:
+    return EmailClick(*head, campaign_id=f.text("campaign_id"), url=f.text("url"))
+
+
+def _cart_event(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> CartEvent:
+    action = f.text("action")
+    if action not in CART_ACTIONS:
+        raise InvalidEvent(f"action: expected one of {', '.join(CART_ACTIONS)}")
+    item_action = action != "checkout_started"
+    return CartEvent(
+        *head,
+        action=action,
+        sku=f.text("sku") if item_action else f.optional_text("sku"),
+        category=f.text("category") if item_action else f.optional_text("category"),
+        quantity=f.quantity("quantity") if item_action else 0,
+        unit_price=f.money("unit_price") if action == "add" else 0.0,
+    )
+
+
+_TRAIT_TEXT = ("gender", "country", "city", "source", "industry")
+_TRAIT_DROPPED = ("email", "first_name")
+
+
+def _traits(obj: object) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise InvalidEvent("traits: expected an object")
+    f = _Fields(obj, "traits.")
+    traits: dict[str, Any] = {}
+    for name in _TRAIT_DROPPED:
+        if f.has(name):
+            f.text(name)
+    for name in _TRAIT_TEXT:
+        if f.has(name):
+            traits[name] = f.text(name).lower() if name in ("gender", "source") else f.text(name)
+    if f.has("birth_year"):
+        year = obj["birth_year"]
+        if isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 2100:
+            raise InvalidEvent("traits.birth_year: expected a year between 1900 and 2100")
+        traits["birth_year"] = year
+    if f.has("interests"):
+        interests = obj["interests"]
+        if not isinstance(interests, list) or not all(
+            isinstance(i, str) and 0 < len(i) <= MAX_TEXT for i in interests
+        ):
+            raise InvalidEvent("traits.interests: expected a list of strings")
+        traits["interests"] = sorted({i.lower() for i in interests})
+    if "email_consent" in obj:
+        if not isinstance(obj["email_consent"], bool):
+            raise InvalidEvent("traits.email_consent: expected true or false")
+        traits["email_consent"] = obj["email_consent"]
+    return traits
+
+
+def _profile_update(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> ProfileUpdate:
+    return ProfileUpdate(*head, traits=_traits(obj.get("traits")))
+
+
+_DECODERS: dict[str, Callable[[_Fields, dict[str, Any], tuple[str, str, int]], Event]] = {
+    names.PURCHASES: _purchase,
+    names.EMAIL_OPENS: _email_open,
+    names.EMAIL_CLICKS: _email_click,
+    names.CART_EVENTS: _cart_event,
+    names.PROFILE_UPDATES: _profile_update,
+}
+
+
+def decode(topic: str, key: bytes | None, raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> Event:
+    """Decode and validate one record of an input topic (named without prefix)."""
+    if raw is None:
+        raise InvalidEvent("value: empty record")
+    if len(raw) > max_bytes:
+        raise InvalidEvent(f"value: {len(raw)} bytes, over the {max_bytes}-byte limit")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"value: not valid UTF-8 JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent("value: expected a JSON object")
+    f = _Fields(obj)
+    event_id = f.text("event_id")
+    customer_id = f.text("customer_id")
+    if key is None:
+        raise InvalidEvent("key: missing; the record key must be the customer_id")
+    if key != customer_id.encode():
+        raise InvalidEvent("key: does not match customer_id")
+    return _DECODERS[topic](f, obj, (event_id, customer_id, f.ts()))

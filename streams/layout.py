@@ -1,0 +1,95 @@
+"""Create segstream's topics explicitly, and refuse a layout that breaks co-partitioning."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from config import Settings, names
+from segstream.errors import StackError, TopicLayoutError
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """The name Faust gives a table's changelog topic."""
+    return f"{settings.group_id}-{table}-changelog"
+
+
+def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """Every topic segstream needs, with its topic-level configuration."""
+    topics: dict[str, dict[str, str]] = {
+        settings.topic(name): {} for name in (*names.INPUT_TOPICS, *names.OUTPUT_TOPICS)
+    }
+    topics[changelog_topic(settings, names.CUSTOMERS_TABLE)] = COMPACTED
+    return topics
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the missing topics; return their names. Existing ones must match in partitions."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.group_id}-admin"
+    )
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        raise StackError(
+            f"Cannot reach Kafka at {settings.kafka_bootstrap} (SEGSTREAM_KAFKA_BOOTSTRAP): {exc}."
+        ) from None
+    try:
+        wanted = wanted_topics(settings)
+        existing = set(await admin.list_topics())
+        for described in await admin.describe_topics(sorted(existing & set(wanted))):
+            count = len(described["partitions"])
+            if count != settings.partitions:
+                raise TopicLayoutError(
+                    f"Topic {described['topic']!r} has {count} partitions but "
+                    f"SEGSTREAM_PARTITIONS is {settings.partitions}; co-partitioned topics "
+                    "must agree (add partitions to the topic or change the setting)."
+                )
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        name,
+                        num_partitions=settings.partitions,
+                        replication_factor=settings.replication_factor,
+                        topic_configs=wanted[name],
+                    )
+                    for name in missing
+                ]
+            )
+            failed = [
+                f"{topic}: {message or code}"
+                for topic, code, message in response.topic_errors
+                if code not in (0, TOPIC_ALREADY_EXISTS)
+            ]
+            if failed:
+                raise StackError(f"Kafka refused to create topics: {'; '.join(failed)}.")
+            log.info("Created topics: %s", ", ".join(missing))
+            await _wait_for_leaders(admin, missing)
+        return missing
+    finally:
+        await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """New topics take a moment to get partition leaders; producing before that fails."""
+    for _ in range(100):
+        described = await admin.describe_topics(topics)
+        if all(
+            not topic["error_code"]
+            and topic["partitions"]
+            and all(p["leader"] >= 0 for p in topic["partitions"])
+            for topic in described
+        ):
+            return
+        await asyncio.sleep(0.1)
+    raise StackError(f"Kafka created {', '.join(topics)} but elected no leaders within 10s.")

@@ -1,0 +1,40 @@
+"""Event times: RFC 3339 strings or epoch milliseconds, held as epoch milliseconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from segstream.errors import InvalidEvent
+
+# Earlier than this is no e-commerce event (2000-01-01T00:00:00Z).
+EARLIEST_MS = 946_684_800_000
+
+
+def parse_ts(value: object, field: str = "ts") -> int:
+    """Epoch milliseconds from an RFC 3339 string or an epoch-milliseconds integer."""
+    if isinstance(value, bool):
+        raise InvalidEvent(f"{field}: expected an RFC 3339 string or epoch milliseconds")
+    if isinstance(value, int):
+        ms = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent(f"{field}: {value[:40]!r} is not an RFC 3339 timestamp") from None
+        if parsed.tzinfo is None:
+            raise InvalidEvent(f"{field}: RFC 3339 timestamps need an offset such as Z")
+        ms = int(parsed.timestamp() * 1000)
+    else:
+        raise InvalidEvent(f"{field}: expected an RFC 3339 string or epoch milliseconds")
+    if ms < EARLIEST_MS:
+        raise InvalidEvent(f"{field}: {value!r} is before the year 2000")
+    return ms
+
+
+def format_ts(ms: int) -> str:
+    """RFC 3339 in UTC with milliseconds, the form segstream writes."""
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )

@@ -1,0 +1,129 @@
+"""Purchases through the real worker: state in the Faust table, changes on segment-changes."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from config import names
+from streams import codec
+from streams.timestamps import format_ts
+from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.kafka_io import event, produce, read
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+DAY = 86_400_000
+
+
+def purchase(customer: str, n: int, total: float = 40.0) -> dict[str, Any]:
+    return {
+        "event_id": f"{customer}-order-{n}",
+        "customer_id": customer,
+        "ts": T0 + n * DAY,
+        "order_id": f"{customer}-{n}",
+        "total": total,
+        "currency": "EUR",
+        "items": [{"sku": "sku-1", "category": "shoes", "quantity": 1, "unit_price": total}],
+    }
+
+
+def change(value: dict[str, Any], segment: str, kind: str, version: int) -> dict[str, Any]:
+    return {
+        "customer_id": value["customer_id"],
+        "segment": segment,
+        "change": kind,
+        "at": format_ts(value["ts"]),
+        "cause_event_id": value["event_id"],
+        "version": version,
+    }
+
+
+def per_customer(changes: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for item in changes:
+        grouped.setdefault(item["customer_id"], []).append(item)
+    return grouped
+
+
+async def test_purchases_publish_exact_buyer_transitions(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> None:
+    deployment = deployment_factory()
+    worker = worker_factory(deployment)
+    alice = [purchase("alice", n) for n in (1, 2, 3)]
+    bob = [purchase("bob", 1)]
+    carol = [purchase("carol", n) for n in (1, 2)]
+    # Interleaved across customers; each customer's events keep their order on their partition.
+    sent = [alice[0], bob[0], carol[0], alice[1], carol[1], alice[2]]
+    await produce(deployment.settings, [event(names.PURCHASES, v) for v in sent])
+
+    changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=7)
+
+    worker.assert_running()
+    assert per_customer(changes) == {
+        "alice": [
+            change(alice[0], "first_time_buyers", "enter", 1),
+            change(alice[1], "first_time_buyers", "exit", 2),
+            change(alice[1], "repeat_buyers", "enter", 3),
+        ],
+        "bob": [change(bob[0], "first_time_buyers", "enter", 1)],
+        "carol": [
+            change(carol[0], "first_time_buyers", "enter", 1),
+            change(carol[1], "first_time_buyers", "exit", 2),
+            change(carol[1], "repeat_buyers", "enter", 3),
+        ],
+    }
+
+
+async def test_bad_records_are_dead_lettered_and_good_ones_still_count(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> None:
+    deployment = deployment_factory()
+    worker = worker_factory(deployment)
+    first, duplicate_of_first, second = (
+        purchase("dora", 1),
+        purchase("dora", 1),
+        purchase("dora", 2),
+    )
+    negative = purchase("dora", 3, total=-5.0)
+    bad = [
+        (names.PURCHASES, b"dora", b"{not json"),
+        (names.PURCHASES, b"someone-else", codec.dumps(purchase("dora", 4))),
+        event(names.PURCHASES, negative),
+    ]
+    await produce(
+        deployment.settings,
+        [
+            event(names.PURCHASES, first),
+            *bad,
+            event(names.PURCHASES, duplicate_of_first),
+            event(names.PURCHASES, second),
+        ],
+    )
+
+    changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=3)
+    letters = await read(deployment.settings, names.DEAD_LETTERS, count=3)
+
+    worker.assert_running()
+    assert changes == [
+        change(first, "first_time_buyers", "enter", 1),
+        change(second, "first_time_buyers", "exit", 2),
+        change(second, "repeat_buyers", "enter", 3),
+    ]
+    by_reason = {letter["reason"]: letter for letter in letters}
+    assert sorted(by_reason) == [
+        "key: does not match customer_id",
+        "total: -5.0 is outside 0..1000000000",
+        "value: not valid UTF-8 JSON (unexpected character, expected a string key)",
+    ]
+    assert sorted(base64.b64decode(letter["raw_base64"]) for letter in letters) == sorted(
+        value for _, _, value in bad
+    )
+    assert {letter["source_topic"] for letter in letters} == {names.PURCHASES}
