@@ -151,6 +151,12 @@ class LocalKafka:
             await client.close()
             aiokafka_log.setLevel(level)
 
+    def check_tools(self) -> None:
+        """Fail before anything starts if Java (or Maven, while the jars are not cached) is missing."""
+        require("java", JAVA_HINT)
+        if not (jar_cache() / ".complete").exists():
+            require("mvn", MAVEN_HINT)
+
     async def start(self, timeout: float = 90.0) -> bool:
         """Start the broker unless it runs already; False if it was running."""
         if self.process.pid is not None and await self.ping():

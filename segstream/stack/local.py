@@ -31,6 +31,8 @@ class LocalStack:
 
     async def start(self) -> dict[str, bool]:
         """Start what is not running; say which of the two this call started."""
+        self.kafka.check_tools()
+        self.redis.check_tools()
         return {"kafka": await self.kafka.start(), "redis": await self.redis.start()}
 
     async def status(self) -> dict[str, dict[str, Any]]:

@@ -33,6 +33,9 @@ class LocalRedis:
         finally:
             await client.aclose()
 
+    def check_tools(self) -> None:
+        require("redis-server", REDIS_HINT)
+
     async def start(self, timeout: float = 30.0) -> bool:
         """Start redis-server unless it runs already; False if it was running."""
         if self.process.pid is not None and await self.ping():

@@ -1,0 +1,119 @@
+"""The local stack and the CLI, run as a user runs them: `segstream stack ...`, `segstream demo`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from segstream.stack import LocalStack
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def segstream(
+    env: dict[str, str], *args: str, timeout: float = 150
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "segstream", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def stack_env(home: Path, kafka_port: int, redis_port: int) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SEGSTREAM_")}
+    return base | {
+        "SEGSTREAM_STACK_DIR": str(home),
+        "SEGSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+        "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "SEGSTREAM_DATA_DIR": str(home / "worker"),
+        "SEGSTREAM_WEB_PORT": str(free_port()),
+    }
+
+
+def test_stack_start_status_stop_are_idempotent(stack: LocalStack, tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "stack", free_port(), free_port())
+
+    first = segstream(env, "stack", "start")
+    pid_files = sorted(p.name for p in (tmp_path / "stack").rglob("*.pid"))
+    second = segstream(env, "stack", "start")
+    status = segstream(env, "stack", "status", "--json")
+    stop = segstream(env, "stack", "stop")
+    stop_again = segstream(env, "stack", "stop")
+    status_after = segstream(env, "stack", "status", "--json")
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split("\n")[:2] == ["kafka: started", "redis: started"]
+    assert pid_files == ["kafka.pid", "redis.pid"]
+    assert second.stdout.split("\n")[:2] == ["kafka: already running", "redis: already running"]
+    assert status.returncode == 0
+    assert {name: info["ready"] for name, info in json.loads(status.stdout).items()} == {
+        "kafka": True,
+        "redis": True,
+    }
+    assert stop.stdout.split("\n")[:2] == ["redis: stopped", "kafka: stopped"]
+    assert stop_again.stdout.split("\n")[:2] == ["redis: was not running", "kafka: was not running"]
+    assert status_after.returncode == 1
+    assert not any(info["ready"] for info in json.loads(status_after.stdout).values())
+    assert not list((tmp_path / "stack").rglob("*.pid"))
+
+
+def test_status_reports_the_running_session_stack(stack: LocalStack) -> None:
+    env = stack_env(stack.kafka.home.parent, stack.kafka.port, stack.redis.port)
+
+    result = segstream(env, "stack", "status", "--json")
+
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["kafka"]["pid"] == stack.kafka.process.pid
+    assert status["redis"]["pid"] == stack.redis.process.pid
+
+
+def test_missing_redis_server_is_one_sentence_and_starts_nothing(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    java = subprocess.run(["which", "java"], capture_output=True, text=True, check=True)
+    (bin_dir / "java").symlink_to(java.stdout.strip())
+    env = stack_env(tmp_path / "stack", free_port(), free_port()) | {"PATH": str(bin_dir)}
+
+    result = segstream(env, "stack", "start")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "segstream: redis-server is not installed: "
+        "install Debian's redis-server (apt-get install redis-server)."
+    ]
+    assert not list(tmp_path.rglob("*.pid"))
+
+
+def test_bad_setting_stops_the_worker_with_one_sentence(stack: LocalStack, tmp_path: Path) -> None:
+    env = stack_env(tmp_path, stack.kafka.port, stack.redis.port) | {"SEGSTREAM_PARTITIONS": "four"}
+
+    result = segstream(env, "worker")
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        "segstream: Bad setting in the environment: SEGSTREAM_PARTITIONS='four'"
+    )
+
+
+def test_demo_shows_segment_changes_and_stops_what_it_started(tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "stack", free_port(), free_port())
+
+    result = segstream(env, "demo", "--rate", "30", "--duration", "45", timeout=170)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "→ enter  first_time_buyers" in result.stdout
+    assert result.stdout.rstrip().endswith("Stopped: redis, kafka")
+    assert not list((tmp_path / "stack").rglob("*.pid"))
