@@ -152,7 +152,7 @@ class LocalKafka:
             aiokafka_log.setLevel(level)
 
     def check_tools(self) -> None:
-        """Fail before anything starts if Java (or Maven, while the jars are not cached) is missing."""
+        """Fail before anything starts if Java is missing (or Maven, while no jars are cached)."""
         require("java", JAVA_HINT)
         if not (jar_cache() / ".complete").exists():
             require("mvn", MAVEN_HINT)
