@@ -8,11 +8,12 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from segstream.errors import ConfigError
 
 ENV_PREFIX = "SEGSTREAM_"
+SECRET_FIELDS = frozenset({"redis_url"})
 
 
 class Settings(BaseSettings):
@@ -53,6 +54,18 @@ class Settings(BaseSettings):
     stack_dir: Path = Field(
         Path(".stack"), description="Where `segstream stack` keeps Kafka and Redis"
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() reads the environment itself, so that it alone decides what is read.
+        return (init_settings,)
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -119,8 +132,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "?"
-        given = values.get(field, error.get("input"))
         message = str(error["msg"]).removeprefix("Value error, ")
-        raise ConfigError(
-            f"Bad setting in the environment: {env_name(field)}={given!r}: {message}."
-        ) from None
+        if field in SECRET_FIELDS:  # never echo a secret, not even a wrong one
+            shown = env_name(field)
+        else:
+            shown = f"{env_name(field)}={values.get(field, error.get('input'))!r}"
+        raise ConfigError(f"Bad setting in the environment: {shown}: {message}.") from None

@@ -7,9 +7,29 @@ import logging
 
 import faust
 
+from config import Settings
 from streams.layout import ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+class SegmentWorker(faust.Worker):
+    """Faust's worker, saying once at start-up what it runs against (never secrets)."""
+
+    settings: Settings
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        conf = self.settings
+        log.info(
+            "segstream worker %s ready: Kafka %s, %d partitions, %s, web on %s:%d",
+            conf.group_id,
+            conf.kafka_bootstrap,
+            conf.partitions,
+            conf.processing_guarantee,
+            conf.web_host,
+            conf.web_port,
+        )
 
 
 def run_worker() -> None:
@@ -21,5 +41,6 @@ def run_worker() -> None:
     loop.run_until_complete(ensure_topics(settings))
     import agents.customers  # noqa: F401 - registers the agent and its table on the app
 
-    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)
+    worker = SegmentWorker(app, loglevel=settings.log_level, loop=loop)
+    worker.settings = settings
     worker.execute_from_commandline()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 from segstream.errors import InvalidEvent
 
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?\Z"
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
 # Earlier than this is no e-commerce event (2000-01-01T00:00:00Z).
 EARLIEST_MS = 946_684_800_000
 
@@ -17,13 +23,15 @@ def parse_ts(value: object, field: str = "ts") -> int:
     if isinstance(value, int):
         ms = value
     elif isinstance(value, str):
+        if not RFC3339.match(value):
+            raise InvalidEvent(f"{field}: {value[:40]!r} is not an RFC 3339 timestamp")
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidEvent(f"{field}: {value[:40]!r} is not an RFC 3339 timestamp") from None
         if parsed.tzinfo is None:
             raise InvalidEvent(f"{field}: RFC 3339 timestamps need an offset such as Z")
-        ms = int(parsed.timestamp() * 1000)
+        ms = (parsed - EPOCH) // MILLISECOND
     else:
         raise InvalidEvent(f"{field}: expected an RFC 3339 string or epoch milliseconds")
     if ms < EARLIEST_MS:
@@ -33,8 +41,5 @@ def parse_ts(value: object, field: str = "ts") -> int:
 
 def format_ts(ms: int) -> str:
     """RFC 3339 in UTC with milliseconds, the form segstream writes."""
-    return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    moment = EPOCH + ms * MILLISECOND
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,612 @@
+"""streams.events.decode: the event contract of the five input topics."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import orjson
+import pytest
+
+from config import names
+from segstream.errors import InvalidEvent
+from streams.events import (
+    MAX_EVENT_BYTES,
+    CartEvent,
+    EmailClick,
+    EmailOpen,
+    Event,
+    LineItem,
+    ProfileUpdate,
+    Purchase,
+    decode,
+)
+
+CUSTOMER = "c000042"
+KEY = CUSTOMER.encode()
+TS_TEXT = "2026-01-01T00:00:00Z"
+TS_MS = 1_767_225_600_000  # TS_TEXT in epoch milliseconds
+DROP = object()  # a field value meaning "leave the field out"
+
+HEAD: dict[str, Any] = {"event_id": "ev-1", "customer_id": CUSTOMER, "ts": TS_TEXT}
+
+BODIES: dict[str, dict[str, Any]] = {
+    names.PURCHASES: {
+        "order_id": "o-1",
+        "total": 59.5,
+        "currency": "EUR",
+        "items": [
+            {"sku": "sku-runner", "category": "shoes", "quantity": 1, "unit_price": 35.5},
+            {"sku": "sku-sock-3pk", "category": "socks", "quantity": 2, "unit_price": 12},
+        ],
+    },
+    names.EMAIL_OPENS: {"campaign_id": "camp-1"},
+    names.EMAIL_CLICKS: {"campaign_id": "camp-2", "url": "https://shop.example/sale"},
+    names.CART_EVENTS: {
+        "action": "add",
+        "sku": "sku-boot",
+        "category": "shoes",
+        "quantity": 1,
+        "unit_price": 140,
+    },
+    names.PROFILE_UPDATES: {
+        "traits": {
+            "gender": "Female",
+            "country": "DE",
+            "city": "Berlin",
+            "source": "Social_Ads",
+            "industry": "retail",
+            "birth_year": 1990,
+            "interests": ["running", "yoga"],
+            "email_consent": True,
+        }
+    },
+}
+
+EXPECTED: dict[str, Event] = {
+    names.PURCHASES: Purchase(
+        event_id="ev-1",
+        customer_id=CUSTOMER,
+        ts=TS_MS,
+        order_id="o-1",
+        total=59.5,
+        currency="EUR",
+        items=(
+            LineItem(sku="sku-runner", category="shoes", quantity=1, unit_price=35.5),
+            LineItem(sku="sku-sock-3pk", category="socks", quantity=2, unit_price=12.0),
+        ),
+    ),
+    names.EMAIL_OPENS: EmailOpen(
+        event_id="ev-1", customer_id=CUSTOMER, ts=TS_MS, campaign_id="camp-1"
+    ),
+    names.EMAIL_CLICKS: EmailClick(
+        event_id="ev-1",
+        customer_id=CUSTOMER,
+        ts=TS_MS,
+        campaign_id="camp-2",
+        url="https://shop.example/sale",
+    ),
+    names.CART_EVENTS: CartEvent(
+        event_id="ev-1",
+        customer_id=CUSTOMER,
+        ts=TS_MS,
+        action="add",
+        sku="sku-boot",
+        category="shoes",
+        quantity=1,
+        unit_price=140.0,
+    ),
+    names.PROFILE_UPDATES: ProfileUpdate(
+        event_id="ev-1",
+        customer_id=CUSTOMER,
+        ts=TS_MS,
+        traits={
+            "gender": "female",
+            "country": "DE",
+            "city": "Berlin",
+            "source": "social_ads",
+            "industry": "retail",
+            "birth_year": 1990,
+            "interests": ["running", "yoga"],
+            "email_consent": True,
+        },
+    ),
+}
+
+
+def payload(topic: str, **changes: object) -> dict[str, Any]:
+    """The valid payload of ``topic`` with fields replaced, added, or left out (DROP)."""
+    value = HEAD | BODIES[topic] | changes
+    return {name: field for name, field in value.items() if field is not DROP}
+
+
+def item(**changes: object) -> dict[str, Any]:
+    """A valid purchase line item with fields replaced or left out (DROP)."""
+    value = {"sku": "sku-tent", "category": "outdoor", "quantity": 1, "unit_price": 320} | changes
+    return {name: field for name, field in value.items() if field is not DROP}
+
+
+def traits(**changes: object) -> dict[str, Any]:
+    """A profile-updates payload whose traits are exactly ``changes``."""
+    return payload(names.PROFILE_UPDATES, traits=dict(changes))
+
+
+def encode(value: object) -> bytes:
+    return orjson.dumps(value)
+
+
+def reason_of(topic: str, key: bytes | None, raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> str:
+    with pytest.raises(InvalidEvent) as caught:
+        decode(topic, key, raw, max_bytes)
+    assert str(caught.value) == caught.value.reason
+    return caught.value.reason
+
+
+def test_the_tables_cover_every_input_topic() -> None:
+    assert set(BODIES) == set(EXPECTED) == set(names.INPUT_TOPICS)
+
+
+@pytest.mark.parametrize("topic", names.INPUT_TOPICS)
+def test_decode_valid(topic: str) -> None:
+    assert decode(topic, KEY, encode(payload(topic))) == EXPECTED[topic]
+
+
+@pytest.mark.parametrize("topic", names.INPUT_TOPICS)
+def test_decode_accepts_epoch_milliseconds(topic: str) -> None:
+    assert decode(topic, KEY, encode(payload(topic, ts=TS_MS + 5))).ts == TS_MS + 5
+
+
+@pytest.mark.parametrize("topic", names.INPUT_TOPICS)
+def test_unknown_fields_are_ignored(topic: str) -> None:
+    extra = payload(topic, schema_version=3, meta={"source": "web", "ids": [1, 2]}, note=None)
+    assert decode(topic, KEY, encode(extra)) == EXPECTED[topic]
+
+
+def test_unknown_fields_in_items_and_traits_are_ignored() -> None:
+    purchase = payload(names.PURCHASES, items=[item(colour="red")], total=320)
+    decoded = decode(names.PURCHASES, KEY, encode(purchase))
+    assert isinstance(decoded, Purchase)
+    assert decoded.items == (LineItem("sku-tent", "outdoor", 1, 320.0),)
+    profile = decode(names.PROFILE_UPDATES, KEY, encode(traits(country="NL", shoe_size=42)))
+    assert isinstance(profile, ProfileUpdate)
+    assert profile.traits == {"country": "NL"}
+
+
+def test_purchase_quantity_sums_the_items() -> None:
+    decoded = EXPECTED[names.PURCHASES]
+    assert isinstance(decoded, Purchase)
+    assert decoded.quantity == 3
+
+
+@pytest.mark.parametrize(
+    ("raw_traits", "expected"),
+    [
+        pytest.param(
+            {"email": "ada@example.com", "first_name": "Ada", "country": "FR"},
+            {"country": "FR"},
+            id="email-and-first-name-dropped",
+        ),
+        pytest.param({"email": None, "first_name": None}, {}, id="null-personal-traits"),
+        pytest.param(
+            {"interests": ["Running", "running", "YOGA", "yoga", "Hiking"]},
+            {"interests": ["hiking", "running", "yoga"]},
+            id="interests-lowercased-deduplicated",
+        ),
+        pytest.param({"interests": []}, {"interests": []}, id="no-interests"),
+        pytest.param(
+            {"gender": "MALE", "source": "Shop"}, {"gender": "male", "source": "shop"}, id="lower"
+        ),
+        pytest.param({"email_consent": False}, {"email_consent": False}, id="consent-false"),
+        pytest.param({"birth_year": 1900}, {"birth_year": 1900}, id="year-lowest"),
+        pytest.param({"birth_year": 2100}, {"birth_year": 2100}, id="year-highest"),
+        pytest.param({}, {}, id="empty"),
+    ],
+)
+def test_profile_traits(raw_traits: dict[str, Any], expected: dict[str, Any]) -> None:
+    decoded = decode(names.PROFILE_UPDATES, KEY, encode(traits(**raw_traits)))
+    assert isinstance(decoded, ProfileUpdate)
+    assert decoded.traits == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            {"action": "checkout_started"},
+            CartEvent("ev-1", CUSTOMER, TS_MS, "checkout_started", None, None, 0, 0.0),
+            id="checkout-needs-no-sku",
+        ),
+        pytest.param(
+            {"action": "checkout_started", "sku": "sku-lamp", "category": "outdoor"},
+            CartEvent("ev-1", CUSTOMER, TS_MS, "checkout_started", "sku-lamp", "outdoor", 0, 0.0),
+            id="checkout-with-sku",
+        ),
+        pytest.param(
+            {"action": "remove", "sku": "sku-lamp", "category": "outdoor", "quantity": 2},
+            CartEvent("ev-1", CUSTOMER, TS_MS, "remove", "sku-lamp", "outdoor", 2, 0.0),
+            id="remove-needs-no-price",
+        ),
+    ],
+)
+def test_cart_actions(body: dict[str, Any], expected: CartEvent) -> None:
+    assert decode(names.CART_EVENTS, KEY, encode(HEAD | body)) == expected
+
+
+BUY, OPEN, CLICK, CART, PROFILE = (
+    names.PURCHASES,
+    names.EMAIL_OPENS,
+    names.EMAIL_CLICKS,
+    names.CART_EVENTS,
+    names.PROFILE_UPDATES,
+)
+NOT_JSON = "value: not valid UTF-8 JSON"
+
+INVALID = [
+    # The record as a whole.
+    pytest.param(
+        BUY, KEY, b"not json", f"{NOT_JSON} (invalid literal, expected 'null')", id="not-json"
+    ),
+    pytest.param(
+        BUY, KEY, b'{"event_id": "ev-1"', f"{NOT_JSON} (unexpected end of data)", id="cut"
+    ),
+    pytest.param(BUY, KEY, b"", f"{NOT_JSON} (Input is a zero-length, empty document)", id="empty"),
+    pytest.param(
+        OPEN,
+        KEY,
+        b'{"event_id": "ev-\xff", "customer_id": "c000042"}',
+        f"{NOT_JSON} (str is not valid UTF-8: surrogates not allowed)",
+        id="invalid-utf8",
+    ),
+    pytest.param(BUY, KEY, encode([payload(BUY)]), "value: expected a JSON object", id="array"),
+    pytest.param(BUY, KEY, b'"text"', "value: expected a JSON object", id="string"),
+    pytest.param(BUY, KEY, b"null", "value: expected a JSON object", id="null"),
+    # The head every topic shares.
+    pytest.param(
+        OPEN, KEY, encode(payload(OPEN, event_id=DROP)), "event_id: missing", id="no-event-id"
+    ),
+    pytest.param(
+        OPEN, KEY, encode(payload(OPEN, event_id=None)), "event_id: missing", id="null-event-id"
+    ),
+    pytest.param(
+        OPEN,
+        KEY,
+        encode(payload(OPEN, event_id=7)),
+        "event_id: expected a string",
+        id="int-event-id",
+    ),
+    pytest.param(
+        OPEN,
+        KEY,
+        encode(payload(OPEN, event_id="")),
+        "event_id: expected 1 to 256 characters",
+        id="empty-event-id",
+    ),
+    pytest.param(
+        OPEN,
+        KEY,
+        encode(payload(OPEN, event_id="e" * 257)),
+        "event_id: expected 1 to 256 characters",
+        id="long-event-id",
+    ),
+    pytest.param(
+        OPEN,
+        KEY,
+        encode(payload(OPEN, customer_id=DROP)),
+        "customer_id: missing",
+        id="no-customer-id",
+    ),
+    pytest.param(
+        OPEN,
+        None,
+        encode(payload(OPEN)),
+        "key: missing; the record key must be the customer_id",
+        id="absent-key",
+    ),
+    pytest.param(
+        OPEN, b"", encode(payload(OPEN)), "key: does not match customer_id", id="empty-key"
+    ),
+    pytest.param(
+        OPEN, b"c000043", encode(payload(OPEN)), "key: does not match customer_id", id="other-key"
+    ),
+    pytest.param(
+        OPEN, KEY + b" ", encode(payload(OPEN)), "key: does not match customer_id", id="padded-key"
+    ),
+    pytest.param(OPEN, KEY, encode(payload(OPEN, ts=DROP)), "ts: missing", id="no-ts"),
+    pytest.param(
+        OPEN,
+        KEY,
+        encode(payload(OPEN, ts=None)),
+        "ts: expected an RFC 3339 string or epoch milliseconds",
+        id="null-ts",
+    ),
+    pytest.param(
+        OPEN,
+        KEY,
+        encode(payload(OPEN, ts="tomorrow")),
+        "ts: 'tomorrow' is not an RFC 3339 timestamp",
+        id="bad-ts",
+    ),
+    pytest.param(
+        OPEN,
+        KEY,
+        encode(payload(OPEN, ts="2026-01-01T00:00:00")),
+        "ts: RFC 3339 timestamps need an offset such as Z",
+        id="naive-ts",
+    ),
+    pytest.param(
+        OPEN,
+        KEY,
+        encode(payload(OPEN, ts=1_767_225_600)),
+        "ts: 1767225600 is before the year 2000",
+        id="seconds-ts",
+    ),
+    # purchases
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, total=-1)),
+        "total: -1 is outside 0..1000000000",
+        id="neg-total",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, total=1_000_000_001)),
+        "total: 1000000001 is outside 0..1000000000",
+        id="huge-total",
+    ),
+    pytest.param(
+        BUY, KEY, encode(payload(BUY, total="10")), "total: expected a number", id="str-total"
+    ),
+    pytest.param(
+        BUY, KEY, encode(payload(BUY, total=True)), "total: expected a number", id="bool-total"
+    ),
+    pytest.param(BUY, KEY, encode(payload(BUY, total=DROP)), "total: missing", id="no-total"),
+    pytest.param(
+        BUY, KEY, encode(payload(BUY, order_id=DROP)), "order_id: missing", id="no-order-id"
+    ),
+    pytest.param(
+        BUY, KEY, encode(payload(BUY, currency=DROP)), "currency: missing", id="no-currency"
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=[])),
+        "items: expected a non-empty list",
+        id="empty-items",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=DROP)),
+        "items: expected a non-empty list",
+        id="no-items",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=item())),
+        "items: expected a non-empty list",
+        id="obj-items",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=[{}] * 1001)),  # counted before any line is read
+        "items: more than 1000 lines",
+        id="too-many-items",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=["sku-tent"])),
+        "items[0]: expected an object",
+        id="str-item",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=[item(), item(quantity=True)])),
+        "items[1].quantity: expected a whole number",
+        id="bool-quantity",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=[item(quantity=0)])),
+        "items[0].quantity: 0 is outside 1..1000000",
+        id="zero-quantity",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=[item(quantity=1.5)])),
+        "items[0].quantity: expected a whole number",
+        id="float-quantity",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=[item(quantity=1_000_001)])),
+        "items[0].quantity: 1000001 is outside 1..1000000",
+        id="huge-quantity",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=[item(sku=DROP)])),
+        "items[0].sku: missing",
+        id="item-no-sku",
+    ),
+    pytest.param(
+        BUY,
+        KEY,
+        encode(payload(BUY, items=[item(unit_price=-0.01)])),
+        "items[0].unit_price: -0.01 is outside 0..1000000000",
+        id="negative-price",
+    ),
+    # email-opens, email-clicks
+    pytest.param(
+        OPEN, KEY, encode(payload(OPEN, campaign_id=DROP)), "campaign_id: missing", id="open-no-c"
+    ),
+    pytest.param(CLICK, KEY, encode(payload(CLICK, url=DROP)), "url: missing", id="click-no-url"),
+    pytest.param(
+        CLICK, KEY, encode(payload(CLICK, url=["x"])), "url: expected a string", id="click-list-url"
+    ),
+    # cart-events
+    pytest.param(
+        CART,
+        KEY,
+        encode(payload(CART, action="buy")),
+        "action: expected one of add, remove, checkout_started",
+        id="unknown-action",
+    ),
+    pytest.param(
+        CART,
+        KEY,
+        encode(payload(CART, action="ADD")),
+        "action: expected one of add, remove, checkout_started",
+        id="upper-action",
+    ),
+    pytest.param(CART, KEY, encode(payload(CART, action=DROP)), "action: missing", id="no-action"),
+    pytest.param(CART, KEY, encode(payload(CART, sku=DROP)), "sku: missing", id="add-no-sku"),
+    pytest.param(
+        CART, KEY, encode(payload(CART, quantity=DROP)), "quantity: missing", id="add-no-qty"
+    ),
+    pytest.param(
+        CART, KEY, encode(payload(CART, unit_price=DROP)), "unit_price: missing", id="add-no-price"
+    ),
+    pytest.param(
+        CART,
+        KEY,
+        encode(payload(CART, action="remove", quantity=0)),
+        "quantity: 0 is outside 1..1000000",
+        id="remove-zero-qty",
+    ),
+    # profile-updates
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(payload(PROFILE, traits=DROP)),
+        "traits: expected an object",
+        id="no-traits",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(payload(PROFILE, traits=[])),
+        "traits: expected an object",
+        id="list-traits",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(birth_year=1899)),
+        "traits.birth_year: expected a year between 1900 and 2100",
+        id="year-1899",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(birth_year="1990")),
+        "traits.birth_year: expected a year between 1900 and 2100",
+        id="year-string",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(birth_year=True)),
+        "traits.birth_year: expected a year between 1900 and 2100",
+        id="year-bool",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(birth_year=1990.5)),
+        "traits.birth_year: expected a year between 1900 and 2100",
+        id="year-float",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(interests="running")),
+        "traits.interests: expected a list of strings",
+        id="interests-string",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(interests=["running", 3])),
+        "traits.interests: expected a list of strings",
+        id="interests-int",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(interests=[""])),
+        "traits.interests: expected a list of strings",
+        id="interests-empty-string",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(email_consent="yes")),
+        "traits.email_consent: expected true or false",
+        id="consent-string",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(email_consent=1)),
+        "traits.email_consent: expected true or false",
+        id="consent-int",
+    ),
+    pytest.param(
+        PROFILE, KEY, encode(traits(email=42)), "traits.email: expected a string", id="email-int"
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(first_name="")),
+        "traits.first_name: expected 1 to 256 characters",
+        id="first-name-empty",
+    ),
+    pytest.param(
+        PROFILE,
+        KEY,
+        encode(traits(country=["DE"])),
+        "traits.country: expected a string",
+        id="country-list",
+    ),
+]
+
+
+@pytest.mark.parametrize(("topic", "key", "raw", "expected"), INVALID)
+def test_decode_rejects(topic: str, key: bytes | None, raw: bytes, expected: str) -> None:
+    assert reason_of(topic, key, raw) == expected
+
+
+def test_tombstone_is_rejected() -> None:
+    assert reason_of(OPEN, KEY, cast("bytes", None)) == "value: empty record"
+
+
+def test_size_limit_is_inclusive() -> None:
+    raw = encode(payload(BUY))
+    assert decode(BUY, KEY, raw, max_bytes=len(raw)) == EXPECTED[BUY]
+    limit = len(raw) - 1
+    assert (
+        reason_of(BUY, KEY, raw, limit) == f"value: {len(raw)} bytes, over the {limit}-byte limit"
+    )
+
+
+def test_size_is_checked_before_parsing() -> None:
+    raw = b"x" * (MAX_EVENT_BYTES + 1)
+    assert reason_of(BUY, KEY, raw) == (
+        f"value: {MAX_EVENT_BYTES + 1} bytes, over the {MAX_EVENT_BYTES}-byte limit"
+    )
+
+
+def test_default_limit_counts_unknown_fields() -> None:
+    raw = encode(payload(OPEN, padding="p" * MAX_EVENT_BYTES))
+    assert reason_of(OPEN, KEY, raw) == (
+        f"value: {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit"
+    )

@@ -1,0 +1,117 @@
+"""segstream.simulator.SyntheticShop: seeded, valid by the event contract, all five topics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from config import names
+from engine.evaluate import apply_event
+from engine.segments import DEFAULT_SEGMENTS
+from engine.state import CustomerState
+from segstream.simulator import Record, SyntheticShop
+from streams.events import CartEvent, EmailClick, EmailOpen, Event, ProfileUpdate, Purchase, decode
+
+COUNT = 2000
+EVENT_TYPES: dict[str, type] = {
+    names.PURCHASES: Purchase,
+    names.EMAIL_OPENS: EmailOpen,
+    names.EMAIL_CLICKS: EmailClick,
+    names.CART_EVENTS: CartEvent,
+    names.PROFILE_UPDATES: ProfileUpdate,
+}
+
+
+def decoded(records: list[Record]) -> Iterator[tuple[Record, Event]]:
+    """Each record beside what the decoder makes of it, as Kafka would deliver it."""
+    for record in records:
+        yield record, decode(record.topic, record.key.encode(), orjson.dumps(record.value))
+
+
+def buyer_segments(purchase_count: int) -> set[str]:
+    """The buyer segments a customer with ``purchase_count`` purchases belongs to."""
+    if purchase_count == 0:
+        return set()
+    return {"first_time_buyers"} if purchase_count == 1 else {"repeat_buyers"}
+
+
+@pytest.fixture(scope="module")
+def records() -> list[Record]:
+    return list(SyntheticShop(seed=11).events(COUNT))
+
+
+def test_same_seed_gives_identical_events() -> None:
+    assert list(SyntheticShop(seed=5).events(500)) == list(SyntheticShop(seed=5).events(500))
+
+
+def test_other_seed_gives_other_events() -> None:
+    first = [(r.topic, r.key) for r in SyntheticShop(seed=5).events(200)]
+    second = [(r.topic, r.key) for r in SyntheticShop(seed=6).events(200)]
+    assert first != second
+
+
+def test_count_is_honoured_and_unbounded_stream_continues() -> None:
+    assert len(list(SyntheticShop().events(37))) == 37
+    endless = SyntheticShop().events()
+    assert len([next(endless) for _ in range(COUNT + 1)]) == COUNT + 1
+
+
+def test_every_event_decodes_for_its_topic_with_its_key(records: list[Record]) -> None:
+    for record, event in decoded(records):
+        assert type(event) is EVENT_TYPES[record.topic], record
+        assert event.event_id == record.value["event_id"]
+        assert event.customer_id == record.key
+
+
+def test_the_mix_covers_all_five_topics(records: list[Record]) -> None:
+    counts = Counter(record.topic for record in records)
+    assert set(counts) == set(names.INPUT_TOPICS)
+
+
+def test_event_ids_are_unique_and_time_moves_on(records: list[Record]) -> None:
+    assert len({record.value["event_id"] for record in records}) == len(records)
+    shop = SyntheticShop(start_ms=1_767_225_600_000, step_ms=250)
+    times = [record.value["ts"] for record in shop.events(10)]
+    assert times == [1_767_225_600_000 + 250 * i for i in range(1, 11)]
+
+
+def test_customers_come_from_the_configured_range() -> None:
+    shop = SyntheticShop(customers=3, seed=2)
+    keys = {record.key for record in shop.events(300)}
+    assert keys == {shop.customer_id(i) for i in range(3)}
+
+
+def test_a_clock_sets_the_event_time() -> None:
+    ticks = iter(range(1_800_000_000_000, 1_800_000_000_000 + 5))
+    shop = SyntheticShop(clock=lambda: next(ticks))
+    assert [r.value["ts"] for r in shop.events(5)] == list(
+        range(1_800_000_000_000, 1_800_000_000_005)
+    )
+
+
+def test_purchase_totals_match_their_items(records: list[Record]) -> None:
+    for record, event in decoded(records):
+        if isinstance(event, Purchase):
+            expected = sum(item.quantity * item.unit_price for item in event.items)
+            assert event.total == pytest.approx(expected), record
+
+
+def test_the_engine_keeps_buyer_segments_consistent(records: list[Record]) -> None:
+    states: dict[str, CustomerState] = {}
+    purchases: Counter[str] = Counter()
+    last_version: dict[str, int] = {}
+    for record, event in decoded(records):
+        state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        purchases[event.customer_id] += isinstance(event, Purchase)
+        for change in apply_event(state, event, record.topic, DEFAULT_SEGMENTS):
+            assert change.version == last_version.get(change.customer_id, 0) + 1
+            assert change.at == event.ts
+            last_version[change.customer_id] = change.version
+        assert not {"first_time_buyers", "repeat_buyers"} <= state.segments
+    assert any(state.purchase_count >= 2 for state in states.values())
+    for customer, state in states.items():
+        assert state.purchase_count == purchases[customer]
+        assert state.segments == buyer_segments(state.purchase_count)
