@@ -1,4 +1,4 @@
-"""The customer agent: every input event updates the customer's state and publishes changes."""
+"""The customer agent: every input record updates one customer's state and publishes changes."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import time
 
 import faust
 
+from agents.timers import deadlines, on_customer_changelog, resync
 from config import names
-from engine.evaluate import apply_event
-from engine.segments import DEFAULT_SEGMENTS
+from engine.changes import Outcome
+from engine.evaluate import advance, apply_event, erase
 from engine.state import CustomerState
-from segstream.app import app, settings
+from segstream.app import app, catalog, settings
 from segstream.errors import InvalidEvent
 from streams import codec, topics
 from streams.deadletter import envelope
-from streams.events import decode
+from streams.events import Erasure, decode, decode_tick
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,12 @@ customers = app.Table(
     names.CUSTOMERS_TABLE,
     partitions=settings.partitions,
     key_type=str,
+    on_changelog_event=on_customer_changelog,
 )
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
 
 
 async def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:
@@ -41,24 +47,53 @@ async def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:
                 partition=message.partition,
                 offset=message.offset,
                 reason=reason,
-                at=int(time.time() * 1000),
+                at=wall_clock_ms(),
             )
         ),
     )
 
 
+async def publish(key: bytes, outcome: Outcome) -> None:
+    for change in outcome.changes:
+        await topics.segment_changes.send(key=key, value=codec.dumps(change.to_dict()))
+    for trigger in outcome.triggers:
+        await topics.triggers.send(key=key, value=codec.dumps(trigger.to_dict()))
+
+
+def load(customer_id: str) -> CustomerState | None:
+    stored = customers.get(customer_id)
+    return CustomerState.from_dict(stored) if stored else None
+
+
 @app.agent(topics.customer_events)
 async def customer_events(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        topic = topics.base_name(event.message.topic)
+        message = event.message
+        topic = topics.base_name(message.topic)
         try:
-            decoded = decode(topic, event.key, event.value)
+            if topic == names.CUSTOMER_TICKS:
+                customer_id, due = decode_tick(event.value)
+                state = load(customer_id)
+                if state is None:
+                    continue
+                outcome = advance(state, due, catalog)
+            else:
+                decoded = decode(topic, event.key, event.value)
+                customer_id = decoded.customer_id
+                state = load(customer_id)
+                if isinstance(decoded, Erasure):
+                    if state is not None:
+                        await publish(event.key, erase(state, decoded))
+                        del customers[customer_id]
+                    deadlines.set(message.partition, customer_id, None)
+                    log.info("Erased a customer's state (partition %d)", message.partition)
+                    continue
+                state = state or CustomerState(customer_id)
+                outcome = apply_event(state, decoded, topic, catalog)
         except InvalidEvent as exc:
             await dead_letter(event, topic, exc.reason)
             continue
-        stored = customers.get(decoded.customer_id)
-        state = CustomerState.from_dict(stored) if stored else CustomerState(decoded.customer_id)
-        changes = apply_event(state, decoded, topic, DEFAULT_SEGMENTS)
-        customers[decoded.customer_id] = state.to_dict()
-        for change in changes:
-            await topics.segment_changes.send(key=event.key, value=codec.dumps(change.to_dict()))
+        customers[customer_id] = state.to_dict()
+        deadlines.set(message.partition, customer_id, state.next_deadline)
+        resync.done(customer_id)
+        await publish(customer_id.encode(), outcome)

@@ -6,14 +6,27 @@ EMAIL_OPENS = "email-opens"
 EMAIL_CLICKS = "email-clicks"
 CART_EVENTS = "cart-events"
 PROFILE_UPDATES = "profile-updates"
+SUPPORT_CONTACTS = "support-contacts"
+CUSTOMER_ERASURES = "customer-erasures"
 
-INPUT_TOPICS = (PURCHASES, EMAIL_OPENS, EMAIL_CLICKS, CART_EVENTS, PROFILE_UPDATES)
+EVENT_TOPICS = (
+    PURCHASES,
+    EMAIL_OPENS,
+    EMAIL_CLICKS,
+    CART_EVENTS,
+    PROFILE_UPDATES,
+    SUPPORT_CONTACTS,
+)
+# Internal: the worker's timer asks the customer agent to evaluate due deadlines.
+CUSTOMER_TICKS = "customer-ticks"
+INPUT_TOPICS = (*EVENT_TOPICS, CUSTOMER_ERASURES)
 
 # Output topics.
 SEGMENT_CHANGES = "segment-changes"
+TRIGGERS = "triggers"
 DEAD_LETTERS = "dead-letters"
 
-OUTPUT_TOPICS = (SEGMENT_CHANGES, DEAD_LETTERS)
+OUTPUT_TOPICS = (SEGMENT_CHANGES, TRIGGERS, DEAD_LETTERS)
 
 # Faust tables (their changelog topics are named by Faust: "<app id>-<table>-changelog").
 CUSTOMERS_TABLE = "customers"

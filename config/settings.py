@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="Faust processing guarantee"
     )
+    segments_file: str = Field(
+        "", description="Segment catalog file (empty: the shipped config/segments.yaml)"
+    )
+    cart_quiet_minutes: int = Field(
+        60, ge=1, le=10_080, description="Quiet period after cart activity before cart_abandoners"
+    )
     store: str = Field("memory://", description="Faust table store (memory:// for now)")
     data_dir: Path = Field(
         Path("var/worker"), description="Directory for the worker's local table state"

@@ -1,8 +1,8 @@
-"""Segment changes: the enter and exit records segstream publishes."""
+"""What the engine publishes: segment enter/exit changes and trigger records."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streams.timestamps import format_ts
@@ -29,3 +29,38 @@ class SegmentChange:
             "cause_event_id": self.cause_event_id,
             "version": self.version,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """An automation trigger fired by entering a segment (e.g. the cart-abandon reminder)."""
+
+    customer_id: str
+    trigger: str
+    at: int
+    cart: list[dict[str, Any]]
+    version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "trigger": self.trigger,
+            "at": format_ts(self.at),
+            "cart": self.cart,
+            "version": self.version,
+        }
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Everything one step of the engine publishes, in order."""
+
+    changes: list[SegmentChange] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
+
+    def extend(self, other: Outcome) -> None:
+        self.changes += other.changes
+        self.triggers += other.triggers
+
+    def __bool__(self) -> bool:
+        return bool(self.changes or self.triggers)

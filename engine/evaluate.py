@@ -1,13 +1,25 @@
-"""evaluate(state, event, segments) -> changes: the one step every event goes through."""
+"""The engine's steps. Each takes a customer's state (changed in place) and returns exactly the
+transitions it causes:
+
+- ``apply_event``: a new event, at its own time;
+- ``advance``: the passage of time up to ``now`` (deadlines that fell due);
+- ``erase``: a right-to-be-forgotten request.
+
+A step first fires whatever fell due before it, so the result does not depend on when a timer
+happens to run: the live worker and offline replay publish the same changes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.changes import ENTER, EXIT, SegmentChange
-from engine.segments import Segment
+from engine.catalog import Catalog, Segment
+from engine.changes import ENTER, EXIT, Outcome, SegmentChange, Trigger
 from engine.state import CustomerState
-from streams.events import Event
+from streams.events import Erasure, Event
+
+# A customer's deadlines strictly increase; this only guards against a faulty condition.
+MAX_DEADLINES_PER_STEP = 10_000
 
 
 def reconcile(
@@ -15,44 +27,113 @@ def reconcile(
     segments: Iterable[Segment],
     now: int,
     cause_event_id: str | None,
-) -> list[SegmentChange]:
-    """Bring ``state.segments`` in line with the rules; return exactly the transitions made.
-
-    Exits come before enters, so a consumer never sees a customer in two exclusive segments.
-    """
-    flips = [s.name for s in segments if s.holds(state, now) != (s.name in state.segments)]
-    flips.sort(key=lambda name: name not in state.segments)
-    changes: list[SegmentChange] = []
-    for name in flips:
-        member = name in state.segments
-        state.version += 1
+    removed: Iterable[str] = (),
+) -> Outcome:
+    """Bring ``state.segments`` in line with ``segments`` (in dependency order) and drop the
+    ``removed`` ones; return exactly the transitions made, exits before enters."""
+    exits = [name for name in removed if name in state.segments]
+    enters: list[Segment] = []
+    for name in exits:
+        state.segments.discard(name)
+    for segment in segments:
+        member = segment.name in state.segments
+        if segment.holds(state, now) == member:
+            continue
         if member:
-            state.segments.discard(name)
+            state.segments.discard(segment.name)
+            exits.append(segment.name)
         else:
-            state.segments.add(name)
-        changes.append(
-            SegmentChange(
-                customer_id=state.customer_id,
-                segment=name,
-                change=EXIT if member else ENTER,
-                at=now,
-                cause_event_id=cause_event_id,
-                version=state.version,
+            state.segments.add(segment.name)
+            enters.append(segment)
+    outcome = Outcome()
+    for name in exits:
+        outcome.changes.append(_change(state, name, EXIT, now, cause_event_id))
+    for segment in enters:
+        change = _change(state, segment.name, ENTER, now, cause_event_id)
+        outcome.changes.append(change)
+        if segment.trigger is not None:
+            outcome.triggers.append(
+                Trigger(state.customer_id, segment.trigger, now, state.cart_items(), change.version)
             )
-        )
-    return changes
+    return outcome
 
 
-def apply_event(
-    state: CustomerState, event: Event, topic: str, segments: Iterable[Segment]
-) -> list[SegmentChange]:
-    """Fold an event into ``state`` (in place) and return the segment changes it causes.
+def _change(
+    state: CustomerState, segment: str, kind: str, now: int, cause: str | None
+) -> SegmentChange:
+    state.version += 1
+    return SegmentChange(
+        customer_id=state.customer_id,
+        segment=segment,
+        change=ENTER if kind == ENTER else EXIT,
+        at=now,
+        cause_event_id=cause,
+        version=state.version,
+    )
 
-    A redelivered event (an id the customer has seen recently) changes nothing. Only the
-    segments that events of ``topic`` can affect are re-evaluated, at the event's own time.
+
+def next_deadline(state: CustomerState, now: int, catalog: Catalog) -> int | None:
+    due = [
+        t
+        for t in (segment.deadline(state, now) for segment in catalog.segments)
+        if t is not None and t > now
+    ]
+    return min(due) if due else None
+
+
+def sync_catalog(state: CustomerState, now: int, catalog: Catalog) -> Outcome:
+    """Re-evaluate every segment if the definitions changed since this customer was last seen
+    (or the customer is new); a removed segment means an exit."""
+    if state.catalog_digest == catalog.digest:
+        return Outcome()
+    known = set(catalog.names())
+    removed = sorted(name for name in state.segments if name not in known)
+    state.catalog_digest = catalog.digest
+    outcome = reconcile(state, catalog.segments, now, None, removed)
+    state.next_deadline = next_deadline(state, now, catalog)
+    return outcome
+
+
+def advance(state: CustomerState, now: int, catalog: Catalog) -> Outcome:
+    """Fire, in time order, every deadline at or before ``now``."""
+    stored = state.first_seen_at is not None
+    outcome = sync_catalog(state, state.clock, catalog) if stored else Outcome()
+    for _ in range(MAX_DEADLINES_PER_STEP):
+        due = state.next_deadline
+        if due is None or due > now:
+            break
+        state.clock = max(state.clock, due)
+        state.prune(due)
+        outcome.extend(reconcile(state, catalog.segments, due, None))
+        state.next_deadline = next_deadline(state, due, catalog)
+    state.clock = max(state.clock, now)
+    return outcome
+
+
+def apply_event(state: CustomerState, event: Event, topic: str, catalog: Catalog) -> Outcome:
+    """Fold an event into the state and return the changes it causes.
+
+    A redelivered event (an id the customer has seen recently) changes nothing. Deadlines due
+    before the event fire first; then only the segments ``topic`` can affect are re-evaluated,
+    at the event's time (or at the customer's clock, for an event that arrives late).
     """
     if state.has_seen(event.event_id):
-        return []
+        return Outcome()
+    outcome = advance(state, event.ts, catalog)
     state.fold(event)
-    affected = (segment for segment in segments if topic in segment.topics)
-    return reconcile(state, affected, now=event.ts, cause_event_id=event.event_id)
+    now = state.clock
+    if state.catalog_digest != catalog.digest:
+        state.catalog_digest = catalog.digest
+        outcome.extend(reconcile(state, catalog.segments, now, event.event_id))
+    else:
+        outcome.extend(reconcile(state, catalog.for_topic(topic), now, event.event_id))
+    state.next_deadline = next_deadline(state, now, catalog)
+    return outcome
+
+
+def erase(state: CustomerState, request: Erasure) -> Outcome:
+    """Exit every segment; the caller then deletes the state."""
+    now = max(state.clock, request.ts)
+    outcome = reconcile(state, (), now, request.event_id, removed=sorted(state.segments))
+    state.next_deadline = None
+    return outcome

@@ -1,14 +1,39 @@
-"""Per-customer state: what the segments need to know about one customer, and nothing more."""
+"""Per-customer state: what the segments need to know about one customer, and nothing more.
+
+Rolling windows are day buckets (UTC days) that age out after the longest window (365 days),
+so a customer's memory is bounded by their active days, not by their event count.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.events import Event, Purchase
+from streams.events import (
+    CartEvent,
+    EmailClick,
+    EmailOpen,
+    Event,
+    ProfileUpdate,
+    Purchase,
+    SupportContact,
+)
 
+DAY_MS = 86_400_000
+# The longest window a rule may use; older day buckets are dropped.
+HORIZON_DAYS = 365
 # How many recent event ids a customer remembers, to count a redelivered event once.
 RECENT_EVENT_IDS = 16
+# Per-SKU and per-category memory is capped; the least recently bought are forgotten first.
+MAX_PRODUCTS = 100
+
+# Fields of a day bucket.
+ORDERS, SPEND, OPENS, CLICKS, SUPPORT, MAX_ORDER_TOTAL, MAX_ORDER_QUANTITY = range(7)
+BUCKET_FIELDS = 7
+
+
+def day_of(ts: int) -> int:
+    return ts // DAY_MS
 
 
 @dataclass(slots=True)
@@ -16,11 +41,41 @@ class CustomerState:
     customer_id: str
     version: int = 0
     segments: set[str] = field(default_factory=set)
+    # The latest time the state was evaluated at, and the next time the passage of time alone
+    # may change a segment (None: nothing is due).
+    clock: int = 0
+    next_deadline: int | None = None
+    # Fingerprint of the segment catalog the memberships were last evaluated against.
+    catalog_digest: str = ""
+    first_seen_at: int | None = None
+    recent_event_ids: list[str] = field(default_factory=list)
+    # Profile traits (see streams.events for the names); profile_known once any update arrived.
+    profile_known: bool = False
+    traits: dict[str, Any] = field(default_factory=dict)
+    # Purchases.
     purchase_count: int = 0
     total_spend: float = 0.0
     first_purchase_at: int | None = None
     last_purchase_at: int | None = None
-    recent_event_ids: list[str] = field(default_factory=list)
+    # sku or category -> [orders containing it, last time bought]
+    skus: dict[str, list[int]] = field(default_factory=dict)
+    categories: dict[str, list[int]] = field(default_factory=dict)
+    # Email engagement.
+    open_count: int = 0
+    click_count: int = 0
+    last_open_at: int | None = None
+    last_click_at: int | None = None
+    # Cart: sku -> [category, quantity, unit_price]
+    cart: dict[str, list[Any]] = field(default_factory=dict)
+    last_cart_at: int | None = None
+    checkout_started_at: int | None = None
+    # Support contacts.
+    support_count: int = 0
+    last_support_at: int | None = None
+    # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
+    days: dict[int, list[float]] = field(default_factory=dict)
+
+    # -- redelivery ---------------------------------------------------------------------------
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.recent_event_ids
@@ -30,38 +85,165 @@ class CustomerState:
         if len(self.recent_event_ids) > RECENT_EVENT_IDS:
             del self.recent_event_ids[0]
 
+    # -- derived values -----------------------------------------------------------------------
+
+    @property
+    def last_engaged_at(self) -> int | None:
+        times = [t for t in (self.last_open_at, self.last_click_at) if t is not None]
+        return max(times) if times else None
+
+    @property
+    def email_consent(self) -> bool:
+        return self.traits.get("email_consent") is True
+
+    def window_days(self, now: int, days: int) -> list[int]:
+        """The day buckets inside a ``days``-day window ending today (today included)."""
+        first = day_of(now) - days + 1
+        return [day for day in self.days if first <= day <= day_of(now)]
+
+    def window_total(self, now: int, days: int | None, index: int) -> float:
+        if days is None:
+            return self._lifetime(index)
+        return sum(self.days[day][index] for day in self.window_days(now, days))
+
+    def window_max(self, now: int, days: int, index: int) -> float:
+        return max((self.days[day][index] for day in self.window_days(now, days)), default=0)
+
+    def _lifetime(self, index: int) -> float:
+        lifetime = {
+            ORDERS: self.purchase_count,
+            SPEND: self.total_spend,
+            OPENS: self.open_count,
+            CLICKS: self.click_count,
+            SUPPORT: self.support_count,
+        }
+        return lifetime[index]
+
+    # -- folding events -----------------------------------------------------------------------
+
+    def _bucket(self, ts: int) -> list[float] | None:
+        """The day bucket for ``ts``, or None if it is already past the horizon."""
+        day = day_of(ts)
+        if day <= day_of(self.clock) - HORIZON_DAYS:
+            return None
+        bucket = self.days.get(day)
+        if bucket is None:
+            bucket = self.days[day] = [0] * BUCKET_FIELDS
+        return bucket
+
+    def prune(self, now: int) -> None:
+        """Drop day buckets no window can reach any more."""
+        oldest = day_of(now) - HORIZON_DAYS
+        for day in [day for day in self.days if day <= oldest]:
+            del self.days[day]
+
     def fold(self, event: Event) -> None:
-        """Take one new event into the state."""
+        """Take one new event into the state (at its own time, even if it arrives late)."""
         self.remember(event.event_id)
+        ts = event.ts
+        self.first_seen_at = ts if self.first_seen_at is None else min(self.first_seen_at, ts)
+        bucket = self._bucket(ts)
         if isinstance(event, Purchase):
-            self.purchase_count += 1
-            self.total_spend += event.total
-            if self.first_purchase_at is None or event.ts < self.first_purchase_at:
-                self.first_purchase_at = event.ts
-            if self.last_purchase_at is None or event.ts > self.last_purchase_at:
-                self.last_purchase_at = event.ts
+            self._fold_purchase(event, bucket)
+        elif isinstance(event, EmailOpen):
+            self.open_count += 1
+            self.last_open_at = _later(self.last_open_at, ts)
+            if bucket is not None:
+                bucket[OPENS] += 1
+        elif isinstance(event, EmailClick):
+            self.click_count += 1
+            self.last_click_at = _later(self.last_click_at, ts)
+            if bucket is not None:
+                bucket[CLICKS] += 1
+        elif isinstance(event, CartEvent):
+            self._fold_cart(event)
+        elif isinstance(event, ProfileUpdate):
+            self.profile_known = True
+            self.traits.update(event.traits)
+        elif isinstance(event, SupportContact):
+            self.support_count += 1
+            self.last_support_at = _later(self.last_support_at, ts)
+            if bucket is not None:
+                bucket[SUPPORT] += 1
+
+    def _fold_purchase(self, event: Purchase, bucket: list[float] | None) -> None:
+        ts = event.ts
+        self.purchase_count += 1
+        self.total_spend += event.total
+        self.first_purchase_at = _earlier(self.first_purchase_at, ts)
+        self.last_purchase_at = _later(self.last_purchase_at, ts)
+        for sku in {item.sku for item in event.items}:
+            _count_product(self.skus, sku, ts)
+        for category in {item.category for item in event.items}:
+            _count_product(self.categories, category, ts)
+        if bucket is not None:
+            bucket[ORDERS] += 1
+            bucket[SPEND] += event.total
+            bucket[MAX_ORDER_TOTAL] = max(bucket[MAX_ORDER_TOTAL], event.total)
+            bucket[MAX_ORDER_QUANTITY] = max(bucket[MAX_ORDER_QUANTITY], event.quantity)
+        if self.last_cart_at is None or ts >= self.last_cart_at:
+            self.cart.clear()
+            self.checkout_started_at = None
+
+    def _fold_cart(self, event: CartEvent) -> None:
+        self.last_cart_at = _later(self.last_cart_at, event.ts)
+        if event.action == "checkout_started":
+            self.checkout_started_at = _later(self.checkout_started_at, event.ts)
+            return
+        assert event.sku is not None
+        line = self.cart.get(event.sku)
+        if event.action == "add":
+            if line is None:
+                self.cart[event.sku] = [event.category, event.quantity, event.unit_price]
+            else:
+                line[1] += event.quantity
+                line[2] = event.unit_price
+        elif line is not None:
+            line[1] -= event.quantity
+            if line[1] <= 0:
+                del self.cart[event.sku]
+
+    def cart_items(self) -> list[dict[str, Any]]:
+        return [
+            {"sku": sku, "category": category, "quantity": quantity, "unit_price": price}
+            for sku, (category, quantity, price) in self.cart.items()
+        ]
+
+    # -- changelog form -----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "customer_id": self.customer_id,
-            "version": self.version,
-            "segments": sorted(self.segments),
-            "purchase_count": self.purchase_count,
-            "total_spend": self.total_spend,
-            "first_purchase_at": self.first_purchase_at,
-            "last_purchase_at": self.last_purchase_at,
-            "recent_event_ids": list(self.recent_event_ids),
-        }
+        data = {name: getattr(self, name) for name in _PLAIN_FIELDS}
+        data["segments"] = sorted(self.segments)
+        data["days"] = [[day, *bucket] for day, bucket in sorted(self.days.items())]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerState:
-        return cls(
-            customer_id=data["customer_id"],
-            version=data["version"],
-            segments=set(data["segments"]),
-            purchase_count=data["purchase_count"],
-            total_spend=data["total_spend"],
-            first_purchase_at=data["first_purchase_at"],
-            last_purchase_at=data["last_purchase_at"],
-            recent_event_ids=list(data["recent_event_ids"]),
-        )
+        state = cls(**{name: data[name] for name in _PLAIN_FIELDS if name in data})
+        state.segments = set(data.get("segments", ()))
+        state.days = {row[0]: list(row[1:]) for row in data.get("days", ())}
+        return state
+
+
+_PLAIN_FIELDS = tuple(
+    name for name in CustomerState.__dataclass_fields__ if name not in ("segments", "days")
+)
+
+
+def _later(current: int | None, ts: int) -> int:
+    return ts if current is None else max(current, ts)
+
+
+def _earlier(current: int | None, ts: int) -> int:
+    return ts if current is None else min(current, ts)
+
+
+def _count_product(products: dict[str, list[int]], name: str, ts: int) -> None:
+    entry = products.get(name)
+    if entry is None:
+        if len(products) >= MAX_PRODUCTS:
+            del products[min(products, key=lambda key: products[key][1])]
+        products[name] = [1, ts]
+    else:
+        entry[0] += 1
+        entry[1] = max(entry[1], ts)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import faust
 
 from config import load_settings
+from engine.catalog import catalog_for
 
 settings = load_settings()
+# A bad catalog stops the worker here, before it consumes anything.
+catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
 
 app = faust.App(
     settings.group_id,

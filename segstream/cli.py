@@ -166,6 +166,102 @@ def tail(segment: str | None, customer: str | None, from_beginning: bool, as_jso
 
 
 @main.command()
+@click.argument("events_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--segments", "segments_file", help="Catalog file (default: the configured one).")
+@click.option("--until", help="Let time run on to this moment: RFC 3339, epoch ms or 'now'.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document with everything.")
+@friendly_errors
+def replay(events_file: str, segments_file: str | None, until: str | None, as_json: bool) -> None:
+    """Run an event history (JSON lines) through the engine offline; print every transition
+    and the final membership."""
+    from engine.catalog import catalog_for
+    from segstream.replay import replay as run_replay
+    from streams import codec
+    from streams.timestamps import parse_ts
+
+    settings = _settings()
+    catalog = catalog_for(segments_file or settings.segments_file, settings.cart_quiet_minutes)
+    end = None
+    if until is not None:
+        end = (
+            wall_clock_ms()
+            if until == "now"
+            else parse_ts(int(until) if until.isdigit() else until, "--until")
+        )
+    with open(events_file, "rb") as lines:
+        result = run_replay(lines, catalog, end)
+    if as_json:
+        click.echo(codec.dumps(result.to_dict()).decode())
+        return
+    for change in result.changes:
+        click.echo(format_change(change.to_dict()))
+    for trigger in result.triggers:
+        click.echo(
+            f"trigger {trigger.trigger} for {trigger.customer_id} at {trigger.to_dict()['at']}"
+        )
+    for item in result.rejected:
+        click.echo(f"line {item.line} rejected: {item.reason}", err=True)
+    click.echo(
+        f"\n{result.events} events, {len(result.changes)} changes, "
+        f"{len(result.triggers)} triggers, {len(result.rejected)} rejected. Final membership:"
+    )
+    for segment, members in result.membership().items():
+        shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")
+        click.echo(f"  {segment:<28} {len(members):>6}  {shown}")
+
+
+@main.group()
+def segments() -> None:
+    """The segment catalog."""
+
+
+@segments.command("validate")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@friendly_errors
+def segments_validate(file: str | None) -> None:
+    """Check a catalog file without starting anything (default: the configured one)."""
+    from engine.catalog import catalog_for
+
+    settings = _settings()
+    catalog = catalog_for(file or settings.segments_file, settings.cart_quiet_minutes)
+    click.echo(f"{catalog.source}: {len(catalog.segments)} segments, OK (digest {catalog.digest})")
+
+
+@segments.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def segments_list(as_json: bool) -> None:
+    """The configured segments and their metadata."""
+    from engine.catalog import catalog_for
+    from streams import codec
+
+    settings = _settings()
+    catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
+    described = [segment.describe() for segment in catalog.segments]
+    if as_json:
+        click.echo(codec.dumps(described).decode())
+        return
+    for item in described:
+        consent = "consent" if item["consent_required"] else "any"
+        click.echo(f"{item['name']:<28} {consent:<8} {item['description']}")
+
+
+@main.command()
+@click.argument("customer_id")
+@friendly_errors
+def erase(customer_id: str) -> None:
+    """Forget a customer: exit every segment, then delete their state."""
+    from segstream.kafka_clients import send_records
+    from segstream.simulator import Record
+
+    request = Record(
+        names.CUSTOMER_ERASURES, customer_id, {"customer_id": customer_id, "ts": wall_clock_ms()}
+    )
+    _run(send_records(_settings(), [request]))
+    click.echo("erasure requested")
+
+
+@main.command()
 @click.option("--customers", default=30, show_default=True, help="How many customers the shop has.")
 @click.option("--rate", default=10.0, show_default=True, help="Events per second.")
 @click.option(

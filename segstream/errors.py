@@ -23,3 +23,7 @@ class StackError(SegstreamError):
 
 class TopicLayoutError(SegstreamError):
     """An existing topic has a partition count that breaks co-partitioning."""
+
+
+class CatalogError(ConfigError):
+    """A segment catalog file is wrong; the message names the file, the segment and the field."""

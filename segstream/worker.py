@@ -8,6 +8,7 @@ import logging
 import faust
 
 from config import Settings
+from segstream.app import app, catalog, settings
 from streams.layout import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -22,24 +23,27 @@ class SegmentWorker(faust.Worker):
         await super().on_startup_finished()
         conf = self.settings
         log.info(
-            "segstream worker %s ready: Kafka %s, %d partitions, %s, web on %s:%d",
+            "segstream worker %s ready: Kafka %s, %d partitions, %s, web on %s:%d, "
+            "catalog %s (%d segments, digest %s)",
             conf.group_id,
             conf.kafka_bootstrap,
             conf.partitions,
             conf.processing_guarantee,
             conf.web_host,
             conf.web_port,
+            catalog.source,
+            len(catalog.segments),
+            catalog.digest,
         )
 
 
 def run_worker() -> None:
     """Blocks until the worker is stopped (SIGINT or SIGTERM shut it down cleanly)."""
-    from segstream.app import app, settings  # reads the settings: a bad one stops here
-
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
-    import agents.customers  # noqa: F401 - registers the agent and its table on the app
+    import agents.customers
+    import agents.timers  # noqa: F401 - registers the deadline timer
 
     worker = SegmentWorker(app, loglevel=settings.log_level, loop=loop)
     worker.settings = settings

@@ -89,7 +89,28 @@ class ProfileUpdate:
     traits: dict[str, Any]
 
 
-Event = Purchase | EmailOpen | EmailClick | CartEvent | ProfileUpdate
+@dataclass(frozen=True, slots=True)
+class SupportContact:
+    event_id: str
+    customer_id: str
+    ts: int
+    channel: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """A right-to-be-forgotten request: exit every segment, then delete the customer's state."""
+
+    customer_id: str
+    ts: int
+
+    @property
+    def event_id(self) -> str:
+        return f"erasure:{self.customer_id}:{self.ts}"
+
+
+Event = Purchase | EmailOpen | EmailClick | CartEvent | ProfileUpdate | SupportContact
 
 
 class _Fields:
@@ -234,17 +255,44 @@ def _profile_update(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int])
     return ProfileUpdate(*head, traits=_traits(obj.get("traits")))
 
 
+def _support_contact(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> SupportContact:
+    return SupportContact(*head, channel=f.text("channel"), reason=f.text("reason"))
+
+
 _DECODERS: dict[str, Callable[[_Fields, dict[str, Any], tuple[str, str, int]], Event]] = {
     names.PURCHASES: _purchase,
     names.EMAIL_OPENS: _email_open,
     names.EMAIL_CLICKS: _email_click,
     names.CART_EVENTS: _cart_event,
     names.PROFILE_UPDATES: _profile_update,
+    names.SUPPORT_CONTACTS: _support_contact,
 }
 
 
-def decode(topic: str, key: bytes | None, raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> Event:
+def decode(
+    topic: str, key: bytes | None, raw: bytes, max_bytes: int = MAX_EVENT_BYTES
+) -> Event | Erasure:
     """Decode and validate one record of an input topic (named without prefix)."""
+    obj = _object(raw, max_bytes)
+    f = _Fields(obj)
+    if topic == names.CUSTOMER_ERASURES:
+        customer_id = f.text("customer_id")
+        _check_key(key, customer_id)
+        return Erasure(customer_id, f.ts())
+    event_id = f.text("event_id")
+    customer_id = f.text("customer_id")
+    _check_key(key, customer_id)
+    return _DECODERS[topic](f, obj, (event_id, customer_id, f.ts()))
+
+
+def _check_key(key: bytes | None, customer_id: str) -> None:
+    if key is None:
+        raise InvalidEvent("key: missing; the record key must be the customer_id")
+    if key != customer_id.encode():
+        raise InvalidEvent("key: does not match customer_id")
+
+
+def _object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
     if raw is None:
         raise InvalidEvent("value: empty record")
     if len(raw) > max_bytes:
@@ -255,11 +303,13 @@ def decode(topic: str, key: bytes | None, raw: bytes, max_bytes: int = MAX_EVENT
         raise InvalidEvent(f"value: not valid UTF-8 JSON ({exc.msg})") from None
     if not isinstance(obj, dict):
         raise InvalidEvent("value: expected a JSON object")
-    f = _Fields(obj)
-    event_id = f.text("event_id")
-    customer_id = f.text("customer_id")
-    if key is None:
-        raise InvalidEvent("key: missing; the record key must be the customer_id")
-    if key != customer_id.encode():
-        raise InvalidEvent("key: does not match customer_id")
-    return _DECODERS[topic](f, obj, (event_id, customer_id, f.ts()))
+    return obj
+
+
+def decode_tick(raw: bytes | None) -> tuple[str, int]:
+    """A timer tick (internal): the customer and the deadline that fell due."""
+    obj = _object(raw, MAX_EVENT_BYTES)
+    due = obj.get("due")
+    if isinstance(due, bool) or not isinstance(due, int):
+        raise InvalidEvent("due: expected epoch milliseconds")
+    return _Fields(obj).text("customer_id"), due

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
 COMPACTED = {"cleanup.policy": "compact"}
+# Ticks matter only until processed; a day covers any restart.
+SHORT_LIVED = {"retention.ms": str(24 * 3600 * 1000)}
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
@@ -25,9 +27,11 @@ def changelog_topic(settings: Settings, table: str) -> str:
 def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
     """Every topic segstream needs, with its topic-level configuration."""
     topics: dict[str, dict[str, str]] = {
-        settings.topic(name): {} for name in (*names.INPUT_TOPICS, *names.OUTPUT_TOPICS)
+        settings.topic(name): {}
+        for name in (*names.INPUT_TOPICS, names.CUSTOMER_TICKS, *names.OUTPUT_TOPICS)
     }
     topics[changelog_topic(settings, names.CUSTOMERS_TABLE)] = COMPACTED
+    topics[settings.topic(names.CUSTOMER_TICKS)] = SHORT_LIVED
     return topics
 
 

@@ -8,23 +8,21 @@ from config import names
 from segstream.app import app, settings
 
 
-def _declare(name: str) -> faust.TopicT:
+def _declare(*topic_names: str) -> faust.TopicT:
     return app.topic(
-        settings.topic(name),
+        *(settings.topic(name) for name in topic_names),
         partitions=settings.partitions,
         key_serializer="raw",
         value_serializer="raw",
     )
 
 
-# All input topics feed one stream, so one agent sees a customer's events in partition order.
-customer_events = app.topic(
-    *(settings.topic(name) for name in names.INPUT_TOPICS),
-    partitions=settings.partitions,
-    key_serializer="raw",
-    value_serializer="raw",
-)
+# All input topics and the timer's ticks feed one stream, so one agent sees each customer's
+# records in partition order, co-partitioned with the customers table.
+customer_events = _declare(*names.INPUT_TOPICS, names.CUSTOMER_TICKS)
+customer_ticks = _declare(names.CUSTOMER_TICKS)
 segment_changes = _declare(names.SEGMENT_CHANGES)
+triggers = _declare(names.TRIGGERS)
 dead_letters = _declare(names.DEAD_LETTERS)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +17,26 @@ from tests.integration.kafka_io import event, produce, read
 
 pytestmark = pytest.mark.integration
 
+BUYERS = """
+segments:
+  first_time_buyers:
+    description: Exactly one purchase
+    consent_required: false
+    when: {count: {of: orders, min: 1, max: 1}}
+  repeat_buyers:
+    description: Two or more purchases
+    consent_required: false
+    when: {count: {of: orders, min: 2}}
+"""
+
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DAY = 86_400_000
+
+
+def buyers_catalog(directory: Path) -> str:
+    path = directory / "buyers.yaml"
+    path.write_text(BUYERS)
+    return str(path)
 
 
 def purchase(customer: str, n: int, total: float = 40.0) -> dict[str, Any]:
@@ -53,8 +72,9 @@ def per_customer(changes: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 async def test_purchases_publish_exact_buyer_transitions(
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[[Deployment], WorkerProcess],
+    tmp_path: Path,
 ) -> None:
-    deployment = deployment_factory()
+    deployment = deployment_factory(segments_file=buyers_catalog(tmp_path))
     worker = worker_factory(deployment)
     alice = [purchase("alice", n) for n in (1, 2, 3)]
     bob = [purchase("bob", 1)]
@@ -84,8 +104,9 @@ async def test_purchases_publish_exact_buyer_transitions(
 async def test_bad_records_are_dead_lettered_and_good_ones_still_count(
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[[Deployment], WorkerProcess],
+    tmp_path: Path,
 ) -> None:
-    deployment = deployment_factory()
+    deployment = deployment_factory(segments_file=buyers_catalog(tmp_path))
     worker = worker_factory(deployment)
     first, duplicate_of_first, second = (
         purchase("dora", 1),

@@ -1,0 +1,88 @@
+"""Time-driven transitions: a timer turns due deadlines into ticks for the customer agent.
+
+The deadlines live in the customers table (changelog-backed); this in-memory index of them is
+rebuilt from the changelog whenever a worker recovers its partitions, so a restarted worker
+still fires every deadline, and fires it once (a tick for a deadline already handled changes
+nothing). A customer whose memberships were evaluated against other segment definitions is
+due at once: that is how a changed catalog re-evaluates every stored customer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+
+from config import names
+from engine.deadlines import DeadlineIndex
+from segstream.app import app, catalog, settings
+from streams import codec, topics
+
+log = logging.getLogger(__name__)
+
+TICK_INTERVAL_S = 0.25
+
+deadlines = DeadlineIndex()
+
+
+class CatalogResync:
+    """Counts the customers still to re-evaluate after a definition change, for the log."""
+
+    def __init__(self) -> None:
+        self.pending: set[str] = set()
+        self.total = 0
+
+    def add(self, customer_id: str) -> None:
+        self.pending.add(customer_id)
+        self.total += 1
+
+    def done(self, customer_id: str) -> None:
+        if not self.pending:
+            return
+        self.pending.discard(customer_id)
+        finished = self.total - len(self.pending)
+        if not self.pending or finished % 10_000 == 0:
+            log.info(
+                "Re-evaluated %d of %d customers against the changed segment definitions",
+                finished,
+                self.total,
+            )
+
+
+resync = CatalogResync()
+
+
+async def on_customer_changelog(event: faust.EventT) -> None:
+    """Called by Faust for each changelog record it restores: index the customer's deadline."""
+    message = event.message
+    if message.key is None:
+        return
+    customer_id = codec.loads(message.key)
+    if message.value is None:
+        deadlines.set(message.partition, customer_id, None)
+        return
+    state = codec.loads(message.value)
+    if state.get("catalog_digest") != catalog.digest:
+        resync.add(customer_id)
+        deadlines.set(message.partition, customer_id, 0)
+    else:
+        deadlines.set(message.partition, customer_id, state.get("next_deadline"))
+
+
+def active_partitions() -> set[int]:
+    source = settings.topic(names.PURCHASES)
+    return {tp.partition for tp in app.consumer.assignment() if tp.topic == source}
+
+
+@app.timer(interval=TICK_INTERVAL_S)
+async def fire_due_deadlines() -> None:
+    due = deadlines.pop_due(int(time.time() * 1000), active_partitions())
+    for partition, customer_id, at in due:
+        await topics.customer_ticks.send(
+            key=customer_id.encode(),
+            value=codec.dumps({"customer_id": customer_id, "due": at}),
+            partition=partition,
+        )
+    if len(due) >= 1000:
+        log.info("Fired %d due deadlines (%d scheduled)", len(due), len(deadlines))

@@ -1,0 +1,45 @@
+"""Which customers fall due when: a heap per partition, rebuilt from table state at start-up."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+
+
+class DeadlineIndex:
+    """Each customer's next deadline, by partition; stale heap entries are skipped lazily."""
+
+    def __init__(self) -> None:
+        self._heaps: dict[int, list[tuple[int, str]]] = {}
+        self._due: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def set(self, partition: int, customer_id: str, due: int | None) -> None:
+        if due is None:
+            self._due.pop(customer_id, None)
+            return
+        if self._due.get(customer_id) == due:
+            return
+        self._due[customer_id] = due
+        heapq.heappush(self._heaps.setdefault(partition, []), (due, customer_id))
+
+    def pop_due(self, now: int, partitions: Iterable[int]) -> list[tuple[int, str, int]]:
+        """(partition, customer, due) for every deadline at or before ``now``, earliest first."""
+        fired: list[tuple[int, str, int]] = []
+        for partition in partitions:
+            heap = self._heaps.get(partition)
+            while heap and heap[0][0] <= now:
+                due, customer_id = heapq.heappop(heap)
+                if self._due.get(customer_id) == due:
+                    del self._due[customer_id]
+                    fired.append((partition, customer_id, due))
+        fired.sort(key=lambda item: item[2])
+        return fired
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the deadlines of partitions this worker no longer owns."""
+        for partition in partitions:
+            for _, customer_id in self._heaps.pop(partition, []):
+                self._due.pop(customer_id, None)
