@@ -10,6 +10,7 @@ import faust
 from agents.timers import deadlines, on_customer_changelog, resync
 from config import names
 from engine.changes import Outcome
+from engine.erasures import ERASED, RecentErasures
 from engine.evaluate import advance, apply_event, erase
 from engine.state import CustomerState
 from segstream.app import app, catalog, settings
@@ -19,6 +20,8 @@ from streams.deadletter import envelope
 from streams.events import Erasure, decode, decode_tick
 
 log = logging.getLogger(__name__)
+
+erasures = RecentErasures()
 
 customers = app.Table(
     names.CUSTOMERS_TABLE,
@@ -80,8 +83,11 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
             else:
                 decoded = decode(topic, event.key, event.value)
                 customer_id = decoded.customer_id
+                if erasures.predates_erasure(customer_id, decoded.ts):
+                    raise InvalidEvent(ERASED)
                 state = load(customer_id)
                 if isinstance(decoded, Erasure):
+                    erasures.add(customer_id, decoded.ts)
                     if state is not None:
                         await publish(event.key, erase(state, decoded))
                         del customers[customer_id]

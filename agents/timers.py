@@ -33,9 +33,14 @@ class CatalogResync:
         self.pending: set[str] = set()
         self.total = 0
 
-    def add(self, customer_id: str) -> None:
-        self.pending.add(customer_id)
-        self.total += 1
+    def mark(self, customer_id: str, stale: bool) -> None:
+        """Record what the customer's latest restored state says (changelogs repeat keys)."""
+        if stale and customer_id not in self.pending:
+            self.pending.add(customer_id)
+            self.total += 1
+        elif not stale and customer_id in self.pending:
+            self.pending.discard(customer_id)
+            self.total -= 1
 
     def done(self, customer_id: str) -> None:
         if not self.pending:
@@ -60,14 +65,13 @@ async def on_customer_changelog(event: faust.EventT) -> None:
         return
     customer_id = codec.loads(message.key)
     if message.value is None:
+        resync.mark(customer_id, stale=False)
         deadlines.set(message.partition, customer_id, None)
         return
     state = codec.loads(message.value)
-    if state.get("catalog_digest") != catalog.digest:
-        resync.add(customer_id)
-        deadlines.set(message.partition, customer_id, 0)
-    else:
-        deadlines.set(message.partition, customer_id, state.get("next_deadline"))
+    stale = state.get("catalog_digest") != catalog.digest
+    resync.mark(customer_id, stale)
+    deadlines.set(message.partition, customer_id, 0 if stale else state.get("next_deadline"))
 
 
 def active_partitions() -> set[int]:

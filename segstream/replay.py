@@ -17,6 +17,7 @@ from config import names
 from engine.catalog import Catalog
 from engine.changes import Outcome, SegmentChange, Trigger
 from engine.deadlines import DeadlineIndex
+from engine.erasures import ERASED, RecentErasures
 from engine.evaluate import advance, apply_event, erase
 from engine.state import CustomerState
 from segstream.errors import InvalidEvent
@@ -86,6 +87,7 @@ class Replay:
         self.result = ReplayResult()
         self.deadlines = DeadlineIndex()
         self.clock = 0
+        self.erasures = RecentErasures()
 
     def _publish(self, outcome: Outcome) -> None:
         self.result.changes += outcome.changes
@@ -115,7 +117,11 @@ class Replay:
         self.result.events += 1
         self.run_until(event.ts)
         states = self.result.states
+        if self.erasures.predates_erasure(event.customer_id, event.ts):
+            self.result.rejected.append(Rejected(number, ERASED))
+            return
         if isinstance(event, Erasure):
+            self.erasures.add(event.customer_id, event.ts)
             state = states.pop(event.customer_id, None)
             if state is not None:
                 self._publish(erase(state, event))

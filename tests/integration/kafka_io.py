@@ -9,10 +9,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from config import Settings
 from streams import codec
+from streams.layout import ensure_topics
 
 
 async def produce(settings: Settings, records: list[tuple[str, bytes | None, bytes]]) -> None:
-    """Send (topic, key, value) records, in order, to the deployment's prefixed topics."""
+    """Send (topic, key, value) records, in order, to the deployment's prefixed topics
+    (created first if the worker has not created them yet)."""
+    await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
     try:

@@ -1,0 +1,435 @@
+"""The default catalog through the real worker: every family, time-driven entries, the cart
+trigger, consent, erasure, restarts and definition changes.
+
+Offline replay of the same events is the expected answer for the final memberships. Kafka keeps
+order within a partition of one topic, not across topics, so one customer's purchase and profile
+update may reach the worker in either order: the published sequence may differ from replay's,
+but never its end state, and it always keeps the stream's rules (versions +1, no double enter,
+no exit without enter)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from config import names
+from engine.catalog import catalog_for, load_catalog
+from segstream.replay import replay
+from streams.layout import changelog_topic
+from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.kafka_io import event, produce, read
+
+pytestmark = pytest.mark.integration
+
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+Records = list[tuple[str, bytes, bytes]]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Shop:
+    """Builds contract events with unique ids and remembers them for replay."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, Any]]] = []
+        self.serial = 0
+
+    def _add(self, topic: str, customer: str, ts: int, **fields: Any) -> dict[str, Any]:
+        self.serial += 1
+        value = {"event_id": f"e{self.serial}", "customer_id": customer, "ts": ts, **fields}
+        self.records.append((topic, value))
+        return value
+
+    def profile(self, customer: str, ts: int, **traits: Any) -> dict[str, Any]:
+        return self._add(names.PROFILE_UPDATES, customer, ts, traits=traits)
+
+    def purchase(
+        self,
+        customer: str,
+        ts: int,
+        total: float = 50.0,
+        quantity: int = 1,
+        sku: str = "sku-1",
+        category: str = "shoes",
+    ) -> dict[str, Any]:
+        item = {
+            "sku": sku,
+            "category": category,
+            "quantity": quantity,
+            "unit_price": total / quantity,
+        }
+        return self._add(
+            names.PURCHASES,
+            customer,
+            ts,
+            order_id=f"o{self.serial}",
+            total=total,
+            currency="EUR",
+            items=[item],
+        )
+
+    def open(self, customer: str, ts: int) -> dict[str, Any]:
+        return self._add(names.EMAIL_OPENS, customer, ts, campaign_id="spring")
+
+    def click(self, customer: str, ts: int) -> dict[str, Any]:
+        return self._add(
+            names.EMAIL_CLICKS, customer, ts, campaign_id="spring", url="https://x.test/"
+        )
+
+    def cart_add(self, customer: str, ts: int, sku: str = "sku-9") -> dict[str, Any]:
+        return self._add(
+            names.CART_EVENTS,
+            customer,
+            ts,
+            action="add",
+            sku=sku,
+            category="socks",
+            quantity=1,
+            unit_price=9.5,
+        )
+
+    def support(self, customer: str, ts: int) -> dict[str, Any]:
+        return self._add(names.SUPPORT_CONTACTS, customer, ts, channel="chat", reason="delivery")
+
+    def erase(self, customer: str, ts: int) -> None:
+        self.records.append((names.CUSTOMER_ERASURES, {"customer_id": customer, "ts": ts}))
+
+    def kafka_records(self, start: int = 0) -> Records:
+        return [event(topic, value) for topic, value in self.records[start:]]
+
+    def jsonl(self) -> list[bytes]:
+        return [
+            orjson.dumps({"topic": topic, "key": value["customer_id"], "value": value})
+            for topic, value in self.records
+        ]
+
+
+def by_customer(changes: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    grouped: dict[str, list[tuple[Any, ...]]] = {}
+    for c in changes:
+        grouped.setdefault(c["customer_id"], []).append(
+            (c["segment"], c["change"], c["at"], c["cause_event_id"], c["version"])
+        )
+    return grouped
+
+
+def expected_by_replay(
+    shop: Shop, until: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, set[str]]]:
+    result = replay(shop.jsonl(), load_catalog(), until)
+    members = {cid: set(state.segments) for cid, state in result.states.items() if state.segments}
+    changes = [c.to_dict() for c in result.changes]
+    return changes, [t.to_dict() for t in result.triggers], members
+
+
+def folded(changes: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Each customer's memberships after applying the changes, checking the stream's rules."""
+    members: dict[str, set[str]] = {}
+    versions: dict[str, int] = {}
+    for c in changes:
+        customer, segment = c["customer_id"], c["segment"]
+        assert c["version"] == versions.get(customer, 0) + 1, f"version gap: {c}"
+        versions[customer] = c["version"]
+        current = members.setdefault(customer, set())
+        if c["change"] == "enter":
+            assert segment not in current, f"double enter: {c}"
+            current.add(segment)
+        else:
+            assert segment in current, f"exit without enter: {c}"
+            current.discard(segment)
+    return {customer: segments for customer, segments in members.items() if segments}
+
+
+async def read_settled(
+    deployment: Deployment, shop: Shop, minimum: int = 1
+) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
+    """Read changes until the folded memberships equal replay's (or time runs out)."""
+    changes: list[dict[str, Any]] = []
+    expected: dict[str, set[str]] = {}
+    for _ in range(20):
+        _, _, expected = expected_by_replay(shop, now_ms())
+        changes = await read(
+            deployment.settings,
+            names.SEGMENT_CHANGES,
+            count=max(minimum, len(changes) + 1),
+            timeout=3,
+        )
+        if len(changes) >= minimum and folded(changes) == expected:
+            break
+    return changes, expected
+
+
+async def test_every_family_matches_offline_replay(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> None:
+    deployment = deployment_factory()
+    worker = worker_factory(deployment)
+    shop, t = Shop(), now_ms() - 200 * DAY
+    # Business: traits, an age band, interests, the Berlin example.
+    shop.profile(
+        "ann",
+        t,
+        email_consent=True,
+        birth_year=1990,
+        gender="female",
+        country="DE",
+        city="Berlin",
+        interests=["Running", "yoga"],
+        source="shop",
+    )
+    # Activity: frequent, bulk, repeat product, high spender, cross-sell, support seeker.
+    shop.profile("bob", t, email_consent=True, source="social_ads")
+    for day in (190, 150, 60, 20, 5):
+        shop.purchase("bob", now_ms() - day * DAY, total=300.0, quantity=2)
+    shop.purchase("bob", now_ms() - 4 * DAY, total=600.0, quantity=12, sku="sku-2")
+    shop.support("bob", now_ms() - 3 * DAY)
+    shop.support("bob", now_ms() - 2 * DAY)
+    # Engagement: an opener who never clicks; a clicker.
+    shop.profile("cid", t, email_consent=True)
+    for day in (9, 8, 7, 6, 5):
+        shop.open("cid", now_ms() - day * DAY)
+    shop.profile("dan", t, email_consent=True, source="download")
+    for day in (3, 2, 1):
+        shop.click("dan", now_ms() - day * DAY)
+    # Lifecycle: lapsed (time alone moves them in), then a win-back candidate.
+    shop.profile("eve", t, email_consent=True)
+    shop.purchase("eve", now_ms() - 190 * DAY)
+    shop.open("eve", now_ms() - 2 * DAY)
+    # No consent: in no consent-requiring segment, whatever they do.
+    shop.profile("fay", t, email_consent=False, gender="female")
+    shop.purchase("fay", now_ms() - 10 * DAY)
+    await produce(deployment.settings, shop.kafka_records())
+
+    changes, expected = await read_settled(deployment, shop, minimum=30)
+    _, triggers, _ = expected_by_replay(shop, now_ms())
+
+    worker.assert_running()
+    assert folded(changes) == expected
+    for customer, segments in {
+        "ann": {
+            "age_35_54",
+            "gender_female",
+            "berlin_locals",
+            "interest_running",
+            "never_purchased",
+        },
+        "bob": {
+            "frequent_buyers",
+            "bulk_buyers",
+            "repeat_product_buyers",
+            "high_spenders",
+            "support_seekers",
+            "cross_sell_shoes_to_socks",
+            "repeat_buyers",
+        },
+        "cid": {"openers_not_clickers", "active_subscribers"},
+        "dan": {"engaged_clickers", "other_source_leads"},
+        "eve": {"lapsed_customers", "winback_candidates"},
+    }.items():
+        entered = {c[0] for c in by_customer(changes)[customer] if c[1] == "enter"}
+        assert segments <= entered, customer
+    assert "fay" not in by_customer(changes)
+    assert not triggers
+
+
+async def test_time_alone_moves_customers_and_fires_the_cart_trigger(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> None:
+    deployment = deployment_factory()
+    worker = worker_factory(deployment)
+    shop, start = Shop(), now_ms()
+    long_ago = start - 100 * DAY
+    # Inactive: the last open turns 60 days old a few seconds from now.
+    shop.profile("ivy", long_ago, email_consent=True)
+    last_open = shop.open("ivy", start - 60 * DAY + 4_000)
+    # Cart abandoned: the quiet hour ends a few seconds from now.
+    shop.profile("cal", long_ago, email_consent=True)
+    cart = shop.cart_add("cal", start - HOUR + 5_000)
+    # Cancelled: a purchase before the quiet hour ends.
+    shop.profile("pat", long_ago, email_consent=True)
+    shop.cart_add("pat", start - HOUR + 6_000)
+    shop.purchase("pat", start - 1_000)
+    await produce(deployment.settings, shop.kafka_records())
+
+    triggers = await read(deployment.settings, names.TRIGGERS, count=1, timeout=60)
+    changes, expected = await read_settled(deployment, shop)
+    _, expected_triggers, _ = expected_by_replay(shop, now_ms())
+
+    worker.assert_running()
+    assert folded(changes) == expected
+    timed = {(c[0], c[2]) for c in by_customer(changes)["ivy"] if c[1] == "enter" and c[3] is None}
+    assert ("inactive_subscribers", _iso(last_open["ts"] + 60 * DAY)) in timed
+    assert triggers == expected_triggers
+    assert triggers[0]["customer_id"] == "cal"
+    assert triggers[0]["at"] == _iso(cart["ts"] + HOUR)
+    assert triggers[0]["cart"] == [
+        {"sku": "sku-9", "category": "socks", "quantity": 1, "unit_price": 9.5}
+    ]
+    assert not [c for c in by_customer(changes)["pat"] if c[0] == "cart_abandoners"]
+
+
+def _iso(ms: int) -> str:
+    from streams.timestamps import format_ts
+
+    return format_ts(ms)
+
+
+async def test_consent_withdrawal_and_erasure_exit_every_segment(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> None:
+    deployment = deployment_factory()
+    worker = worker_factory(deployment)
+    shop, t = Shop(), now_ms() - 5 * DAY
+    shop.profile("gus", t, email_consent=True, gender="male", interests=["hiking"])
+    shop.purchase("gus", t + HOUR)
+    shop.profile("liz", t, email_consent=True, gender="female", birth_year=2000)
+    shop.purchase("liz", t + HOUR)
+    await produce(deployment.settings, shop.kafka_records())
+    await read_settled(deployment, shop, minimum=8)
+    # Withdrawal and erasure come later, as they would in a shop.
+    sent = len(shop.records)
+    withdrawal = shop.profile("gus", t + 2 * HOUR, email_consent=False)
+    shop.erase("liz", t + 3 * HOUR)
+    await produce(deployment.settings, shop.kafka_records(sent))
+
+    changes, expected = await read_settled(deployment, shop, minimum=10)
+    changelog = await read_changelog(deployment, count=1)
+
+    worker.assert_running()
+    assert folded(changes) == expected
+    gus = by_customer(changes)["gus"]
+    members: set[str] = set()
+    for segment, change, _, cause, _ in gus:
+        if cause == withdrawal["event_id"]:
+            break
+        (members.add if change == "enter" else members.discard)(segment)
+    on_withdrawal = [c for c in gus if c[3] == withdrawal["event_id"]]
+    assert {"gender_male", "interest_hiking", "first_time_buyers"} <= members
+    assert {c[0] for c in on_withdrawal} == members
+    assert {c[1] for c in on_withdrawal} == {"exit"}
+    liz = by_customer(changes)["liz"]
+    assert {c[0] for c in liz if c[1] == "enter"} == {c[0] for c in liz if c[1] == "exit"}
+    assert changelog["liz"] is None  # a tombstone: nothing of her is left in the table
+
+
+async def read_changelog(deployment: Deployment, count: int) -> dict[str, Any]:
+    """The last changelog value per customer (None for a tombstone)."""
+    from aiokafka import AIOKafkaConsumer
+
+    settings = deployment.settings
+    consumer = AIOKafkaConsumer(
+        changelog_topic(settings, names.CUSTOMERS_TABLE),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    latest: dict[str, Any] = {}
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=3000)
+            if not batches:
+                break
+            for messages in batches.values():
+                for m in messages:
+                    latest[orjson.loads(m.key)] = None if m.value is None else orjson.loads(m.value)
+    finally:
+        await consumer.stop()
+    assert len(latest) >= count
+    return latest
+
+
+async def test_a_restarted_worker_still_fires_a_deadline_once(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> None:
+    deployment = deployment_factory()
+    first = worker_factory(deployment)
+    shop, start = Shop(), now_ms()
+    shop.profile("max", start - DAY, email_consent=True)
+    cart = shop.cart_add("max", start - HOUR + 40_000)
+    await produce(deployment.settings, shop.kafka_records())
+    before = await read(deployment.settings, names.SEGMENT_CHANGES, count=2)  # profile's enters
+    assert first.stop() == 0
+    assert now_ms() < cart["ts"] + HOUR, "the deadline must fall while no worker runs"
+
+    second = worker_factory(deployment)
+    triggers = await read(deployment.settings, names.TRIGGERS, count=1, timeout=90)
+    changes, expected = await read_settled(deployment, shop, minimum=len(before) + 1)
+    _, expected_triggers, _ = expected_by_replay(shop, now_ms())
+
+    second.assert_running()
+    assert before == changes[: len(before)]
+    assert folded(changes) == expected
+    assert triggers == expected_triggers
+    assert len(triggers) == 1
+
+
+V1 = """
+segments:
+  buyers:
+    description: Bought at least once
+    consent_required: false
+    when: {count: {of: orders, min: 1}}
+  openers:
+    description: Opened at least once
+    consent_required: false
+    when: {count: {of: opens, min: 1}}
+"""
+V2 = """
+segments:
+  buyers:
+    description: Bought at least twice
+    consent_required: false
+    when: {count: {of: orders, min: 2}}
+  clickers_or_openers:
+    description: Opened or clicked
+    consent_required: false
+    when: {count: {of: engagement, min: 1}}
+"""
+
+
+async def test_a_changed_catalog_re_evaluates_every_stored_customer(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    catalog_file = tmp_path / "segments.yaml"
+    catalog_file.write_text(V1)
+    deployment = deployment_factory(segments_file=str(catalog_file))
+    first = worker_factory(deployment)
+    shop, t = Shop(), now_ms() - DAY
+    shop.purchase("one", t)
+    shop.purchase("two", t)
+    shop.purchase("two", t + MINUTE)
+    shop.open("two", t + 2 * MINUTE)
+    await produce(deployment.settings, shop.kafka_records())
+    run1 = await read(deployment.settings, names.SEGMENT_CHANGES, count=3)
+    assert first.stop() == 0
+
+    catalog_file.write_text(V2)
+    second = worker_factory(deployment)
+    changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=len(run1) + 3)
+
+    second.assert_running()
+    run2 = by_customer(changes[len(run1) :])
+    assert {k: [(c[0], c[1], c[3]) for c in v] for k, v in run2.items()} == {
+        "one": [("buyers", "exit", None)],
+        "two": [("openers", "exit", None), ("clickers_or_openers", "enter", None)],
+    }
+    assert catalog_for(str(catalog_file), 60).get("openers") is None
+    log = second.log.read_text()
+    assert "Re-evaluated 2 of 2 customers against the changed segment definitions" in log

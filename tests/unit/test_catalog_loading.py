@@ -1,0 +1,470 @@
+"""engine.catalog: parsing and checking segment definitions; digests and sync_catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import names
+from engine.catalog import DEFAULT_CATALOG, catalog_for, load_catalog, parse_catalog
+from engine.changes import ENTER, EXIT
+from engine.evaluate import apply_event, sync_catalog
+from engine.state import CustomerState
+from segstream.errors import CatalogError, ConfigError
+from tests.unit.engine_helpers import (
+    CUSTOMER,
+    T0,
+    at,
+    consent,
+    email_open,
+    feed,
+    profile,
+    purchase,
+    timeline,
+    topic_of,
+)
+
+SOURCE = "segments.yaml"
+FORMS = (
+    "all, any, not, segment, trait, age, known_profile, count, largest_order, last, quiet, "
+    "abandoned, bought, clicks_per_open, always"
+)
+SEGMENT_KEYS = "cadence, consent_required, description, trigger, when"
+
+
+def seg(when: Any = None, **fields: Any) -> dict[str, Any]:
+    """A valid segment definition (``always``) with ``when`` and other fields replaced."""
+    body: dict[str, Any] = {"description": "A segment", "when": {"always": True}}
+    if when is not None:
+        body["when"] = when
+    body.update(fields)
+    return body
+
+
+def doc(**segments: Any) -> dict[str, Any]:
+    return {"segments": segments}
+
+
+def catalog_error(document: Any) -> str:
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(document, SOURCE)
+    return str(caught.value)
+
+
+def in_a(field: str, message: str) -> str:
+    return f"{SOURCE}: segment 'a', field '{field}': {message}."
+
+
+WITHOUT_DESCRIPTION = seg()
+del WITHOUT_DESCRIPTION["description"]
+WITHOUT_WHEN = seg()
+del WITHOUT_WHEN["when"]
+
+BAD = [
+    pytest.param(
+        doc(a=seg({"often": True})),
+        in_a("when.often", f"unknown condition (expected one of {FORMS})"),
+        id="unknown-condition",
+    ),
+    pytest.param(
+        doc(a=seg({"all": [{"always": True}, {"nope": 1}]})),
+        in_a("when.all[1].nope", f"unknown condition (expected one of {FORMS})"),
+        id="unknown-condition-nested",
+    ),
+    pytest.param(
+        doc(a=seg(colour="red")),
+        in_a("colour", f"unknown key (expected one of {SEGMENT_KEYS})"),
+        id="unknown-segment-key",
+    ),
+    pytest.param(
+        doc(a=seg({"count": {"of": "orders", "min": 1, "per": "day"}})),
+        in_a("when.count.per", "unknown key (expected one of max, min, of, within)"),
+        id="unknown-condition-key",
+    ),
+    pytest.param(
+        doc(a=seg({"last": {"of": "purchase", "within": "30 days"}})),
+        in_a("when.last.within", "expected a duration such as 45s, 60m, 12h, 30d or 2w"),
+        id="bad-duration",
+    ),
+    pytest.param(
+        doc(a=seg({"quiet": {"of": "open", "for": "0d"}})),
+        in_a("when.quiet.for", "expected a duration such as 45s, 60m, 12h, 30d or 2w"),
+        id="zero-duration",
+    ),
+    pytest.param(
+        doc(a=seg({"last": {"of": "purchase", "more_than": 30}})),
+        in_a("when.last.more_than", "expected a duration such as 45s, 60m, 12h, 30d or 2w"),
+        id="duration-without-unit",
+    ),
+    pytest.param(
+        doc(a=seg({"count": {"of": "orders", "min": 1, "within": "36h"}})),
+        in_a("when.count.within", "windows count whole days: use d or w"),
+        id="window-not-whole-days",
+    ),
+    pytest.param(
+        doc(a=seg({"count": {"of": "orders", "min": 1, "within": "366d"}})),
+        in_a("when.count.within", "windows reach back at most 365d"),
+        id="window-366d",
+    ),
+    pytest.param(
+        doc(a=seg({"largest_order": {"within": "53w", "min_total": 1}})),
+        in_a("when.largest_order.within", "windows reach back at most 365d"),
+        id="window-53w",
+    ),
+    pytest.param(
+        doc(a=seg({"count": {"of": "orders", "min": 3, "max": 2}})),
+        in_a("when.count.min", "min is greater than max"),
+        id="count-min-over-max",
+    ),
+    pytest.param(
+        doc(a=seg({"age": {"min": 30, "max": 20}})),
+        in_a("when.age.min", "min is greater than max"),
+        id="age-min-over-max",
+    ),
+    pytest.param(
+        doc(a=seg({"all": [{"always": True}, {"segment": "ghost"}]})),
+        in_a("when", "refers to unknown segment 'ghost'"),
+        id="unknown-reference",
+    ),
+    pytest.param(
+        doc(a=seg({"segment": "b"}), b=seg({"segment": "a"})),
+        in_a("when", "segment references form a cycle: a -> b -> a"),
+        id="cycle",
+    ),
+    pytest.param(
+        doc(a=seg({"not": {"segment": "a"}})),
+        in_a("when", "segment references form a cycle: a -> a"),
+        id="self-reference",
+    ),
+    pytest.param(
+        {"segments": {"Big-Spenders": seg()}},
+        f"{SOURCE}: segment 'Big-Spenders', field '(top)': "
+        "segment names are lower-case letters, digits and _.",
+        id="bad-segment-name",
+    ),
+    pytest.param(
+        {"segments": {"1st_buyers": seg()}},
+        f"{SOURCE}: segment '1st_buyers', field '(top)': "
+        "segment names are lower-case letters, digits and _.",
+        id="name-starts-with-a-digit",
+    ),
+    pytest.param(doc(a=WITHOUT_DESCRIPTION), in_a("description", "missing"), id="no-description"),
+    pytest.param(
+        doc(a=seg(description="")),
+        in_a("description", "expected a non-empty string"),
+        id="empty-description",
+    ),
+    pytest.param(doc(a=WITHOUT_WHEN), in_a("when", "missing"), id="no-when"),
+    pytest.param(
+        doc(a=seg(consent_required="yes")),
+        in_a("consent_required", "expected true or false"),
+        id="consent-not-bool",
+    ),
+    pytest.param(
+        doc(a=seg(trigger="sms_reminder")),
+        in_a("trigger", "expected one of cart_abandoned"),
+        id="unknown-trigger",
+    ),
+    pytest.param(
+        doc(a=seg({"count": {"of": "visits", "min": 1}})),
+        in_a(
+            "when.count.of",
+            "expected one of orders, spend, opens, clicks, engagement, support_contacts",
+        ),
+        id="unknown-metric",
+    ),
+    pytest.param(
+        doc(a=seg({"count": {"of": "orders"}})),
+        in_a("when.count", "give min, max or both"),
+        id="count-without-bounds",
+    ),
+    pytest.param(
+        doc(a=seg({"trait": {"name": "gender", "equals": "female", "exists": True}})),
+        in_a("when.trait", "give exactly one of equals, in, contains, exists, or min/max"),
+        id="trait-two-tests",
+    ),
+    pytest.param(
+        doc(a=seg({"all": []})),
+        in_a("when.all", "expected a non-empty list of conditions"),
+        id="empty-all",
+    ),
+    pytest.param(
+        ["segments"], f"{SOURCE}: field '(top)': expected a mapping.", id="top-not-a-mapping"
+    ),
+    pytest.param({}, f"{SOURCE}: field 'segments': missing.", id="no-segments"),
+    pytest.param(
+        {"segmnts": {}},
+        f"{SOURCE}: field 'segmnts': unknown key (expected one of cross_sell, segments).",
+        id="unknown-top-key",
+    ),
+    pytest.param(
+        {"segments": {}, "cross_sell": [{"from": "shoes"}]},
+        f"{SOURCE}: field 'cross_sell[0].to': missing.",
+        id="cross-sell-without-to",
+    ),
+]
+
+
+@pytest.mark.parametrize(("document", "message"), BAD)
+def test_bad_definition_is_one_sentence_naming_file_segment_and_field(
+    document: Any, message: str
+) -> None:
+    assert catalog_error(document) == message
+
+
+def test_catalog_errors_are_config_errors_in_one_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_catalog(doc(a=seg({"often": True})), SOURCE)
+    text = str(caught.value)
+    assert "\n" not in text
+    assert text.endswith(".") and not text.endswith("..")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG engine/catalog.py:364 set(root['segments'] or {}) raises TypeError "
+    "before the mapping check when segments is not iterable or holds mappings",
+)
+@pytest.mark.parametrize(
+    "segments", [5, [{"a": {"description": "x", "when": {"always": True}}}]], ids=["int", "list"]
+)
+def test_segments_that_are_not_a_mapping_are_a_catalog_error(segments: Any) -> None:
+    assert catalog_error({"segments": segments}) == (
+        f"{SOURCE}: field 'segments': expected a mapping."
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG engine/catalog.py:365 enumerate(root.get('cross_sell') or []) raises "
+    "TypeError when cross_sell is not a list",
+)
+def test_cross_sell_that_is_not_a_list_is_a_catalog_error() -> None:
+    with pytest.raises(CatalogError, match=r"^segments\.yaml: field 'cross_sell"):
+        parse_catalog({"segments": {}, "cross_sell": 5}, SOURCE)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "segments.yaml"
+    path.write_text("segments:\n\ta: 1\n")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+    assert str(caught.value) == f"{path}: not valid YAML at line 2."
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        pytest.param("missing.yaml", "No such file or directory", id="missing"),
+        pytest.param("", "Is a directory", id="directory"),
+    ],
+)
+def test_unreadable_file(tmp_path: Path, name: str, reason: str) -> None:
+    path = tmp_path / name if name else tmp_path
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+    assert str(caught.value) == f"{path}: cannot be read ({reason})."
+
+
+def test_an_empty_file_is_not_a_catalog(tmp_path: Path) -> None:
+    path = tmp_path / "segments.yaml"
+    path.write_text("# nothing yet\n")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+    assert str(caught.value) == f"{path}: field '(top)': expected a mapping."
+
+
+def test_errors_name_the_file_they_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("segments:\n  a:\n    description: A\n    when: {age: {min: 5, max: 1}}\n")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+    assert str(caught.value) == (
+        f"{path}: segment 'a', field 'when.age.min': min is greater than max."
+    )
+
+
+# -- structure --------------------------------------------------------------------------------
+
+
+def test_references_come_before_their_users() -> None:
+    catalog = parse_catalog(
+        doc(
+            top=seg({"all": [{"segment": "middle"}, {"segment": "base"}]}),
+            middle=seg({"segment": "base"}),
+            lone=seg(),
+            base=seg({"count": {"of": "orders", "min": 1}}),
+        ),
+        SOURCE,
+    )
+    order = catalog.names()
+    assert sorted(order) == ["base", "lone", "middle", "top"]
+    assert order.index("base") < order.index("middle") < order.index("top")
+
+
+def test_the_shipped_catalog_orders_lapsed_before_winback() -> None:
+    order = load_catalog().names()
+    assert order.index("lapsed_customers") < order.index("winback_candidates")
+
+
+def test_topics_include_references_and_consent() -> None:
+    catalog = parse_catalog(
+        doc(
+            buyers=seg({"count": {"of": "orders", "min": 1}}, consent_required=False),
+            openers=seg({"last": {"of": "open", "within": "30d"}}),
+            open_buyers=seg(
+                {"all": [{"segment": "buyers"}, {"segment": "openers"}]},
+                consent_required=False,
+            ),
+            free_buyers=seg({"not": {"segment": "buyers"}}, consent_required=False),
+            quiet=seg({"quiet": {"of": "click", "for": "30d"}}, consent_required=False),
+            everyone=seg(consent_required=False),
+        ),
+        SOURCE,
+    )
+
+    def topics(name: str) -> frozenset[str]:
+        segment = catalog.get(name)
+        assert segment is not None
+        return segment.topics
+
+    assert topics("buyers") == {names.PURCHASES}
+    assert topics("openers") == {names.EMAIL_OPENS, names.PROFILE_UPDATES}
+    assert topics("open_buyers") == {names.PURCHASES, names.EMAIL_OPENS, names.PROFILE_UPDATES}
+    assert topics("free_buyers") == {names.PURCHASES}
+    assert topics("quiet") == set(names.EVENT_TOPICS)
+    assert topics("everyone") == set()
+    assert [s.name for s in catalog.for_topic(names.EMAIL_OPENS)] == [
+        "openers",
+        "open_buyers",
+        "quiet",
+    ]
+
+
+def test_the_shipped_winback_topics() -> None:
+    winback = load_catalog().get("winback_candidates")
+    assert winback is not None
+    assert winback.topics == {names.PURCHASES, names.EMAIL_OPENS, names.PROFILE_UPDATES}
+
+
+# -- digests ----------------------------------------------------------------------------------
+
+SHIPPED = DEFAULT_CATALOG.read_text()
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_an_unchanged_file_keeps_its_digest(tmp_path: Path) -> None:
+    first = load_catalog(write(tmp_path, "one.yaml", SHIPPED))
+    again = load_catalog(write(tmp_path, "two.yaml", SHIPPED))
+    commented = load_catalog(write(tmp_path, "three.yaml", "# reviewed\n" + SHIPPED))
+    assert first.digest == again.digest == commented.digest == load_catalog().digest
+    assert catalog_for("", 60).digest == first.digest
+    assert len(first.digest) == 12
+
+
+def test_a_changed_definition_changes_the_digest(tmp_path: Path) -> None:
+    before = load_catalog(write(tmp_path, "one.yaml", SHIPPED))
+    edited = SHIPPED.replace(
+        "{count: {of: orders, within: 90d, min: 3}}", "{count: {of: orders, within: 90d, min: 4}}"
+    )
+    assert edited != SHIPPED
+    after = load_catalog(write(tmp_path, "two.yaml", edited))
+    assert after.digest != before.digest
+    changed = {
+        s.name
+        for s in after.segments
+        if s.digest != before.get(s.name).digest  # type: ignore[union-attr]
+    }
+    assert changed == {"frequent_buyers"}
+
+
+def test_a_changed_quiet_period_changes_the_digest() -> None:
+    assert catalog_for("", 15).digest != catalog_for("", 60).digest
+    assert load_catalog(cart_quiet_ms=60 * 60_000).digest == catalog_for("", 60).digest
+
+
+# -- sync_catalog -----------------------------------------------------------------------------
+
+OLD = parse_catalog(
+    doc(
+        buyers=seg({"count": {"of": "orders", "min": 1}}, consent_required=False),
+        everyone=seg(consent_required=False),
+        consented=seg(),
+    ),
+    "old.yaml",
+)
+NEW = parse_catalog(
+    doc(
+        buyers=seg({"count": {"of": "orders", "min": 2}}, consent_required=False),
+        consented=seg(),
+        openers=seg({"count": {"of": "opens", "min": 1}}, consent_required=False),
+    ),
+    "new.yaml",
+)
+
+
+def old_customer() -> CustomerState:
+    state = CustomerState(CUSTOMER)
+    feed(state, [consent(T0), purchase(at(hours=1)), email_open(at(hours=2))], OLD)
+    assert state.segments == {"buyers", "everyone", "consented"}
+    assert state.catalog_digest == OLD.digest
+    return state
+
+
+def test_sync_catalog_re_evaluates_everything_and_exits_removed_segments() -> None:
+    state = old_customer()
+    outcome = sync_catalog(state, state.clock, NEW)
+    now = at(hours=2)
+    assert timeline(outcome.changes) == [
+        ("everyone", EXIT, now, None),
+        ("buyers", EXIT, now, None),
+        ("openers", ENTER, now, None),
+    ]
+    assert [c.version for c in outcome.changes] == [4, 5, 6]
+    assert state.segments == {"consented", "openers"}
+    assert state.catalog_digest == NEW.digest
+    assert not sync_catalog(state, state.clock, NEW)
+
+
+def test_sync_catalog_with_the_same_catalog_changes_nothing() -> None:
+    state = old_customer()
+    assert not sync_catalog(state, state.clock, OLD)
+
+
+def test_an_event_for_a_customer_of_an_older_catalog_syncs_first() -> None:
+    state = old_customer()
+    update = profile(at(days=1), city="Berlin")
+    outcome = apply_event(state, update, topic_of(update), NEW)
+    assert timeline(outcome.changes) == [
+        ("everyone", EXIT, at(hours=2), None),
+        ("buyers", EXIT, at(hours=2), None),
+        ("openers", ENTER, at(hours=2), None),
+    ]
+    assert state.catalog_digest == NEW.digest
+
+
+# -- evaluation never crashes on a valid catalog ---------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG engine/conditions.py:132 Trait 'in' tests a list trait (interests) for "
+    "membership of a frozenset: TypeError unhashable type 'list'",
+)
+def test_trait_in_on_a_list_trait_does_not_crash() -> None:
+    catalog = parse_catalog(
+        doc(a=seg({"trait": {"name": "interests", "in": ["running", "yoga"]}})), SOURCE
+    )
+    state = CustomerState(CUSTOMER)
+    outcome = feed(state, [consent(T0, interests=["running"])], catalog)
+    assert [c.segment for c in outcome.changes] == []
