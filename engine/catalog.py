@@ -345,8 +345,13 @@ def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) ->
     """Build a Catalog from a parsed YAML document; CatalogError names what is wrong."""
     top = _Where(source, None)
     root = _mapping(document, top, {"segments", "cross_sell"}, required=["segments"])
-    definitions = dict(_mapping(root["segments"], top.at("segments"), set(root["segments"] or {})))
-    for index, pair in enumerate(root.get("cross_sell") or []):
+    if not isinstance(root["segments"], dict):
+        raise top.at("segments").error("expected a mapping")
+    definitions = dict(root["segments"])
+    pairs = root.get("cross_sell") or []
+    if not isinstance(pairs, list):
+        raise top.at("cross_sell").error("expected a list of {from, to} pairs")
+    for index, pair in enumerate(pairs):
         where = top.at("cross_sell").at(index)
         pair = _mapping(pair, where, {"from", "to"}, required=["from", "to"])
         source_category = _text(pair["from"], where.at("from"))

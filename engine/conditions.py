@@ -129,6 +129,8 @@ class Trait(Condition):
         if self.equals is not None:
             return bool(_fold_case(value) == _fold_case(self.equals))
         if self.one_of is not None:
+            if isinstance(value, list):  # a list trait (interests): any of its items
+                return any(_fold_case(item) in self.one_of for item in value)
             return _fold_case(value) in self.one_of
         if self.contains is not None:
             return isinstance(value, list) and self.contains in value

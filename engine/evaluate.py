@@ -96,8 +96,7 @@ def sync_catalog(state: CustomerState, now: int, catalog: Catalog) -> Outcome:
 
 def advance(state: CustomerState, now: int, catalog: Catalog) -> Outcome:
     """Fire, in time order, every deadline at or before ``now``."""
-    stored = state.first_seen_at is not None
-    outcome = sync_catalog(state, state.clock, catalog) if stored else Outcome()
+    outcome = sync_catalog(state, state.clock, catalog)
     for _ in range(MAX_DEADLINES_PER_STEP):
         due = state.next_deadline
         if due is None or due > now:
@@ -119,10 +118,12 @@ def apply_event(state: CustomerState, event: Event, topic: str, catalog: Catalog
     """
     if state.has_seen(event.event_id):
         return Outcome()
-    outcome = advance(state, event.ts, catalog)
+    fresh = state.first_seen_at is None and not state.version and not state.segments
+    outcome = Outcome() if fresh else advance(state, event.ts, catalog)
     state.fold(event)
-    now = state.clock
-    if state.catalog_digest != catalog.digest:
+    now = state.clock = max(state.clock, event.ts)
+    if fresh:
+        # A new customer: every segment is evaluated once, at their first event.
         state.catalog_digest = catalog.digest
         outcome.extend(reconcile(state, catalog.segments, now, event.event_id))
     else:

@@ -212,14 +212,18 @@ class CustomerState:
     # -- changelog form -----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in _PLAIN_FIELDS}
-        data["segments"] = sorted(self.segments)
-        data["days"] = [[day, *bucket] for day, bucket in sorted(self.days.items())]
+        """The stored form: empty and unset fields are left out to keep it small."""
+        data = {name: _copy(value) for name in _PLAIN_FIELDS if (value := getattr(self, name))}
+        data["customer_id"] = self.customer_id
+        if self.segments:
+            data["segments"] = sorted(self.segments)
+        if self.days:
+            data["days"] = [[day, *bucket] for day, bucket in sorted(self.days.items())]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerState:
-        state = cls(**{name: data[name] for name in _PLAIN_FIELDS if name in data})
+        state = cls(**{name: _copy(data[name]) for name in _PLAIN_FIELDS if name in data})
         state.segments = set(data.get("segments", ()))
         state.days = {row[0]: list(row[1:]) for row in data.get("days", ())}
         return state
@@ -228,6 +232,15 @@ class CustomerState:
 _PLAIN_FIELDS = tuple(
     name for name in CustomerState.__dataclass_fields__ if name not in ("segments", "days")
 )
+
+
+def _copy(value: Any) -> Any:
+    """Containers one level deep are copied, so the state never shares them with its dict."""
+    if isinstance(value, dict):
+        return {k: list(v) if isinstance(v, list) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return list(value)
+    return value
 
 
 def _later(current: int | None, ts: int) -> int:

@@ -93,14 +93,19 @@ class SyntheticShop:
         return Record(names.CART_EVENTS, customer, value)
 
     def _profile(self, customer: str) -> Record:
+        """A customer's traits stay who they are (seeded by the customer); consent may flip."""
+        persona = random.Random(f"{self.seed}:{customer}")
         traits: dict[str, Any] = {
-            "birth_year": self._rng.randint(1950, 2006),
-            "gender": self._rng.choice(("female", "male", "other")),
-            "country": self._rng.choice(("DE", "FR", "NL")),
-            "interests": self._rng.sample(INTERESTS, 2),
-            "email_consent": self._rng.random() < 0.9,
+            "email": f"{customer}@shop.example",
+            "first_name": persona.choice(("Ana", "Ben", "Chloe", "Dev", "Emil", "Fatou")),
+            "birth_year": persona.randint(1950, 2006),
+            "gender": persona.choice(("female", "male", "other")),
+            "country": persona.choice(("DE", "FR", "NL")),
+            "city": persona.choice(("Berlin", "Paris", "Utrecht")),
+            "interests": persona.sample(INTERESTS, 2),
+            "email_consent": persona.random() < 0.9 and self._rng.random() < 0.98,
         }
-        source = self._rng.choice(SOURCES)
+        source = persona.choice(SOURCES)
         if source:
             traits["source"] = source
         return Record(names.PROFILE_UPDATES, customer, self._head(customer) | {"traits": traits})
@@ -116,10 +121,24 @@ class SyntheticShop:
         }
         return Record(names.EMAIL_CLICKS, customer, value)
 
+    def _support(self, customer: str) -> Record:
+        value = self._head(customer) | {
+            "channel": self._rng.choice(("email", "chat", "phone")),
+            "reason": self._rng.choice(("delivery", "returns", "sizing")),
+        }
+        return Record(names.SUPPORT_CONTACTS, customer, value)
+
     def events(self, count: int | None = None) -> Iterator[Record]:
         """``count`` events (endless when None), a mix like a real shop's."""
-        kinds = (self._open, self._click, self._cart_add, self._purchase, self._profile)
-        weights = (45, 15, 20, 10, 10)
+        kinds = (
+            self._open,
+            self._click,
+            self._cart_add,
+            self._purchase,
+            self._profile,
+            self._support,
+        )
+        weights = (45, 15, 20, 10, 5, 5)
         produced = 0
         while count is None or produced < count:
             customer = self.customer_id(self._rng.randrange(self.customers))

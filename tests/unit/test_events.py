@@ -1,4 +1,4 @@
-"""streams.events.decode: the event contract of the five input topics."""
+"""streams.events.decode: the event contract of the input topics; decode_tick."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ from streams.events import (
     CartEvent,
     EmailClick,
     EmailOpen,
+    Erasure,
     Event,
     LineItem,
     ProfileUpdate,
     Purchase,
+    SupportContact,
     decode,
+    decode_tick,
 )
 
 CUSTOMER = "c000042"
@@ -60,9 +63,12 @@ BODIES: dict[str, dict[str, Any]] = {
             "email_consent": True,
         }
     },
+    names.SUPPORT_CONTACTS: {"channel": "chat", "reason": "late delivery"},
+    # An erasure request carries only customer_id and ts; the head's event_id is ignored.
+    names.CUSTOMER_ERASURES: {},
 }
 
-EXPECTED: dict[str, Event] = {
+EXPECTED: dict[str, Event | Erasure] = {
     names.PURCHASES: Purchase(
         event_id="ev-1",
         customer_id=CUSTOMER,
@@ -110,6 +116,10 @@ EXPECTED: dict[str, Event] = {
             "email_consent": True,
         },
     ),
+    names.SUPPORT_CONTACTS: SupportContact(
+        event_id="ev-1", customer_id=CUSTOMER, ts=TS_MS, channel="chat", reason="late delivery"
+    ),
+    names.CUSTOMER_ERASURES: Erasure(customer_id=CUSTOMER, ts=TS_MS),
 }
 
 
@@ -610,3 +620,78 @@ def test_default_limit_counts_unknown_fields() -> None:
     assert reason_of(OPEN, KEY, raw) == (
         f"value: {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit"
     )
+
+
+def test_an_erasure_needs_no_event_id() -> None:
+    raw = encode({"customer_id": CUSTOMER, "ts": TS_TEXT})
+    erasure = decode(names.CUSTOMER_ERASURES, KEY, raw)
+    assert erasure == Erasure(CUSTOMER, TS_MS)
+    assert erasure.event_id == f"erasure:{CUSTOMER}:{TS_MS}"
+
+
+@pytest.mark.parametrize(
+    ("topic", "key", "value", "expected"),
+    [
+        pytest.param(
+            names.SUPPORT_CONTACTS,
+            KEY,
+            payload(names.SUPPORT_CONTACTS, channel=DROP),
+            "channel: missing",
+            id="support-no-channel",
+        ),
+        pytest.param(
+            names.SUPPORT_CONTACTS,
+            KEY,
+            payload(names.SUPPORT_CONTACTS, reason=""),
+            "reason: expected 1 to 256 characters",
+            id="support-empty-reason",
+        ),
+        pytest.param(
+            names.CUSTOMER_ERASURES,
+            b"c000043",
+            {"customer_id": CUSTOMER, "ts": TS_TEXT},
+            "key: does not match customer_id",
+            id="erasure-wrong-key",
+        ),
+        pytest.param(
+            names.CUSTOMER_ERASURES,
+            KEY,
+            {"customer_id": CUSTOMER},
+            "ts: missing",
+            id="erasure-no-ts",
+        ),
+    ],
+)
+def test_new_topics_reject(topic: str, key: bytes, value: dict[str, Any], expected: str) -> None:
+    assert reason_of(topic, key, encode(value)) == expected
+
+
+def test_decode_tick() -> None:
+    raw = encode({"customer_id": CUSTOMER, "due": TS_MS})
+    assert decode_tick(raw) == (CUSTOMER, TS_MS)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param({"customer_id": CUSTOMER}, "due: expected epoch milliseconds", id="no-due"),
+        pytest.param(
+            {"customer_id": CUSTOMER, "due": "2026-01-01T00:00:00Z"},
+            "due: expected epoch milliseconds",
+            id="due-text",
+        ),
+        pytest.param(
+            {"customer_id": CUSTOMER, "due": True}, "due: expected epoch milliseconds", id="bool"
+        ),
+        pytest.param({"due": TS_MS}, "customer_id: missing", id="no-customer"),
+    ],
+)
+def test_decode_tick_rejects(value: dict[str, Any], expected: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        decode_tick(encode(value))
+    assert caught.value.reason == expected
+
+
+def test_decode_tick_rejects_a_tombstone() -> None:
+    with pytest.raises(InvalidEvent, match="value: empty record"):
+        decode_tick(None)

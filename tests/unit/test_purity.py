@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = (
     "engine.evaluate",
     "engine.state",
-    "engine.segments",
+    "engine.catalog",
+    "engine.conditions",
+    "engine.deadlines",
+    "engine.erasures",
     "engine.changes",
     "streams.events",
     "streams.timestamps",

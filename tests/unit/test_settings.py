@@ -44,6 +44,8 @@ def test_defaults() -> None:
     assert settings.log_level == "info"
     assert settings.stack_dir == Path(".stack")
     assert (settings.kafka_port, settings.redis_port) == (9092, 6379)
+    assert settings.segments_file == ""
+    assert settings.cart_quiet_minutes == 60
 
 
 def test_other_variables_are_ignored() -> None:
@@ -65,6 +67,8 @@ READ_FROM_ENVIRONMENT = [
     ("web_port", "8080", 8080),
     ("log_level", "debug", "debug"),
     ("stack_dir", "/opt/stack", Path("/opt/stack")),
+    ("segments_file", "/etc/segstream/segments.yaml", "/etc/segstream/segments.yaml"),
+    ("cart_quiet_minutes", "15", 15),
 ]
 
 
@@ -101,6 +105,10 @@ BAD_VALUES = [
     ),
     pytest.param("SEGSTREAM_REPLICATION_FACTOR", "0", "greater than or equal to 1", id="rf-0"),
     pytest.param("SEGSTREAM_WEB_PORT", "65536", "less than or equal to 65535", id="port-65536"),
+    pytest.param("SEGSTREAM_CART_QUIET_MINUTES", "0", "greater than or equal to 1", id="quiet-0"),
+    pytest.param(
+        "SEGSTREAM_CART_QUIET_MINUTES", "10081", "less than or equal to 10080", id="quiet-week"
+    ),
     pytest.param(
         "SEGSTREAM_STORE", "foo://", "only memory:// is supported so far, got 'foo://'", id="store"
     ),

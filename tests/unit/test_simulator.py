@@ -1,4 +1,4 @@
-"""segstream.simulator.SyntheticShop: seeded, valid by the event contract, all five topics."""
+"""segstream.simulator.SyntheticShop: seeded, valid by the event contract, every event topic."""
 
 from __future__ import annotations
 
@@ -9,31 +9,45 @@ import orjson
 import pytest
 
 from config import names
+from engine.catalog import load_catalog
 from engine.evaluate import apply_event
-from engine.segments import DEFAULT_SEGMENTS
 from engine.state import CustomerState
 from segstream.simulator import Record, SyntheticShop
-from streams.events import CartEvent, EmailClick, EmailOpen, Event, ProfileUpdate, Purchase, decode
+from streams.events import (
+    CartEvent,
+    EmailClick,
+    EmailOpen,
+    Erasure,
+    Event,
+    ProfileUpdate,
+    Purchase,
+    SupportContact,
+    decode,
+)
 
 COUNT = 2000
+CATALOG = load_catalog()
 EVENT_TYPES: dict[str, type] = {
     names.PURCHASES: Purchase,
     names.EMAIL_OPENS: EmailOpen,
     names.EMAIL_CLICKS: EmailClick,
     names.CART_EVENTS: CartEvent,
     names.PROFILE_UPDATES: ProfileUpdate,
+    names.SUPPORT_CONTACTS: SupportContact,
 }
 
 
 def decoded(records: list[Record]) -> Iterator[tuple[Record, Event]]:
     """Each record beside what the decoder makes of it, as Kafka would deliver it."""
     for record in records:
-        yield record, decode(record.topic, record.key.encode(), orjson.dumps(record.value))
+        event = decode(record.topic, record.key.encode(), orjson.dumps(record.value))
+        assert not isinstance(event, Erasure), "the shop sends no erasures"
+        yield record, event
 
 
-def buyer_segments(purchase_count: int) -> set[str]:
-    """The buyer segments a customer with ``purchase_count`` purchases belongs to."""
-    if purchase_count == 0:
+def buyer_segments(purchase_count: int, consent: bool) -> set[str]:
+    """The buyer segments of a customer with ``purchase_count`` purchases (consent needed)."""
+    if purchase_count == 0 or not consent:
         return set()
     return {"first_time_buyers"} if purchase_count == 1 else {"repeat_buyers"}
 
@@ -66,9 +80,9 @@ def test_every_event_decodes_for_its_topic_with_its_key(records: list[Record]) -
         assert event.customer_id == record.key
 
 
-def test_the_mix_covers_all_five_topics(records: list[Record]) -> None:
+def test_the_mix_covers_every_event_topic(records: list[Record]) -> None:
     counts = Counter(record.topic for record in records)
-    assert set(counts) == set(names.INPUT_TOPICS)
+    assert set(counts) == set(EVENT_TYPES) == set(names.EVENT_TOPICS)
 
 
 def test_event_ids_are_unique_and_time_moves_on(records: list[Record]) -> None:
@@ -106,12 +120,17 @@ def test_the_engine_keeps_buyer_segments_consistent(records: list[Record]) -> No
     for record, event in decoded(records):
         state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
         purchases[event.customer_id] += isinstance(event, Purchase)
-        for change in apply_event(state, event, record.topic, DEFAULT_SEGMENTS):
+        for change in apply_event(state, event, record.topic, CATALOG).changes:
             assert change.version == last_version.get(change.customer_id, 0) + 1
-            assert change.at == event.ts
+            if change.cause_event_id is None:
+                assert change.at <= event.ts
+            else:
+                assert (change.cause_event_id, change.at) == (event.event_id, event.ts)
             last_version[change.customer_id] = change.version
         assert not {"first_time_buyers", "repeat_buyers"} <= state.segments
     assert any(state.purchase_count >= 2 for state in states.values())
     for customer, state in states.items():
         assert state.purchase_count == purchases[customer]
-        assert state.segments == buyer_segments(state.purchase_count)
+        buyers = state.segments & {"first_time_buyers", "repeat_buyers"}
+        assert buyers == buyer_segments(state.purchase_count, state.email_consent)
+    assert any(state.email_consent and state.purchase_count for state in states.values())
