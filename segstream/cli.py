@@ -247,6 +247,28 @@ def segments_list(as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--customers", default=20_000, show_default=True, help="Customers to build.")
+@click.option("--events-per-customer", default=10, show_default=True, help="Events each.")
+@friendly_errors
+def footprint(customers: int, events_per_customer: int) -> None:
+    """Measure the memory one customer's state costs (synthetic shop, default catalog)."""
+    from engine.catalog import catalog_for
+    from segstream.footprint import measure
+
+    settings = _settings()
+    result = measure(
+        catalog_for(settings.segments_file, settings.cart_quiet_minutes),
+        customers,
+        events_per_customer,
+    )
+    click.echo(
+        f"{result.customers} customers, {result.events} events: "
+        f"{result.bytes_per_customer:.0f} bytes of table value per customer in memory, "
+        f"{result.changelog_bytes_per_customer:.0f} bytes per changelog record"
+    )
+
+
+@main.command()
 @click.argument("customer_id")
 @friendly_errors
 def erase(customer_id: str) -> None:
