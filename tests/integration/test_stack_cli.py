@@ -108,6 +108,21 @@ def test_bad_setting_stops_the_worker_with_one_sentence(stack: LocalStack, tmp_p
     )
 
 
+def test_bad_catalog_stops_the_worker_before_it_consumes(stack: LocalStack, tmp_path: Path) -> None:
+    catalog = tmp_path / "segments.yaml"
+    catalog.write_text("segments:\n  a:\n    description: A\n    when: {segment: b}\n")
+    env = stack_env(tmp_path, stack.kafka.port, stack.redis.port) | {
+        "SEGSTREAM_SEGMENTS_FILE": str(catalog)
+    }
+
+    result = segstream(env, "worker")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"segstream: {catalog}: segment 'a', field 'when': refers to unknown segment 'b'."
+    ]
+
+
 def test_demo_shows_segment_changes_and_stops_what_it_started(tmp_path: Path) -> None:
     env = stack_env(tmp_path / "stack", free_port(), free_port())
 
