@@ -70,6 +70,39 @@ def load(customer_id: str) -> CustomerState | None:
     return CustomerState.from_dict(codec.loads(stored)) if stored else None
 
 
+async def settle(partition: int, customer_id: str, state: CustomerState, outcome: Outcome) -> None:
+    """Store the new state, index its next deadline, publish what changed."""
+    customers[customer_id] = codec.dumps_kept(state.to_dict())
+    deadlines.set(partition, customer_id, state.next_deadline)
+    resync.done(customer_id)
+    await publish(customer_id.encode(), outcome)
+
+
+async def on_tick(partition: int, raw: bytes) -> None:
+    for customer_id, due in decode_tick(raw):
+        state = load(customer_id)
+        if state is not None:
+            await settle(partition, customer_id, state, advance(state, due, catalog))
+
+
+async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes) -> None:
+    decoded = decode(topic, key, raw)
+    customer_id = decoded.customer_id
+    if erasures.predates_erasure(customer_id, decoded.ts):
+        raise InvalidEvent(ERASED)
+    state = load(customer_id)
+    if isinstance(decoded, Erasure):
+        erasures.add(customer_id, decoded.ts)
+        if state is not None:
+            await publish(customer_id.encode(), erase(state, decoded))
+            del customers[customer_id]
+        deadlines.set(partition, customer_id, None)
+        log.info("Erased a customer's state (partition %d)", partition)
+        return
+    state = state or CustomerState(customer_id)
+    await settle(partition, customer_id, state, apply_event(state, decoded, topic, catalog))
+
+
 @app.agent(topics.customer_events)
 async def customer_events(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
@@ -77,31 +110,8 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
         topic = topics.base_name(message.topic)
         try:
             if topic == names.CUSTOMER_TICKS:
-                customer_id, due = decode_tick(event.value)
-                state = load(customer_id)
-                if state is None:
-                    continue
-                outcome = advance(state, due, catalog)
+                await on_tick(message.partition, event.value)
             else:
-                decoded = decode(topic, event.key, event.value)
-                customer_id = decoded.customer_id
-                if erasures.predates_erasure(customer_id, decoded.ts):
-                    raise InvalidEvent(ERASED)
-                state = load(customer_id)
-                if isinstance(decoded, Erasure):
-                    erasures.add(customer_id, decoded.ts)
-                    if state is not None:
-                        await publish(event.key, erase(state, decoded))
-                        del customers[customer_id]
-                    deadlines.set(message.partition, customer_id, None)
-                    log.info("Erased a customer's state (partition %d)", message.partition)
-                    continue
-                state = state or CustomerState(customer_id)
-                outcome = apply_event(state, decoded, topic, catalog)
+                await on_event(message.partition, topic, event.key, event.value)
         except InvalidEvent as exc:
             await dead_letter(event, topic, exc.reason)
-            continue
-        customers[customer_id] = codec.dumps_kept(state.to_dict())
-        deadlines.set(message.partition, customer_id, state.next_deadline)
-        resync.done(customer_id)
-        await publish(customer_id.encode(), outcome)

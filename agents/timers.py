@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import faust
 
@@ -18,6 +19,7 @@ from config import names
 from engine.deadlines import DeadlineIndex
 from segstream.app import app, catalog, settings
 from streams import codec, topics
+from streams.events import TICK_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +83,16 @@ def active_partitions() -> set[int]:
 
 @app.timer(interval=TICK_INTERVAL_S)
 async def fire_due_deadlines() -> None:
+    """One tick per partition (per TICK_BATCH customers) names everyone who fell due."""
     due = deadlines.pop_due(int(time.time() * 1000), active_partitions())
+    by_partition: dict[int, list[list[Any]]] = {}
     for partition, customer_id, at in due:
-        await topics.customer_ticks.send(
-            key=customer_id.encode(),
-            value=codec.dumps({"customer_id": customer_id, "due": at}),
-            partition=partition,
-        )
+        by_partition.setdefault(partition, []).append([customer_id, at])
+    for partition, customers in by_partition.items():
+        for start in range(0, len(customers), TICK_BATCH):
+            await topics.customer_ticks.send(
+                value=codec.dumps({"due": customers[start : start + TICK_BATCH]}),
+                partition=partition,
+            )
     if len(due) >= 1000:
         log.info("Fired %d due deadlines (%d scheduled)", len(due), len(deadlines))

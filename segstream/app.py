@@ -26,5 +26,7 @@ app = faust.App(
     web_host=settings.web_host,
     web_port=settings.web_port,
     consumer_auto_offset_reset="earliest",
+    # Batch what the agent publishes: one produce request per few ms, not one per record.
+    producer_linger_ms=5,
     autodiscover=False,
 )

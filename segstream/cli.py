@@ -136,7 +136,7 @@ def format_change(change: dict[str, Any]) -> str:
     cause = change["cause_event_id"] or "time"
     return (
         f"{change['at'][11:19]}  {change['customer_id']:<10} {arrow}  "
-        f"{change['segment']:<24} v{change['version']:<4} ({cause})"
+        f"{change['segment']:<28} v{change['version']:<4} ({cause})"
     )
 
 

@@ -19,10 +19,13 @@ from config import names
 from segstream.errors import InvalidEvent
 from streams.timestamps import parse_ts
 
+MAX_TEXT = 256
 MAX_EVENT_BYTES = 32 * 1024
+# A tick names up to TICK_BATCH customers of one partition.
+TICK_BATCH = 500
+MAX_TICK_BYTES = TICK_BATCH * (MAX_TEXT + 32)
 MAX_MONEY = 1_000_000_000.0
 MAX_QUANTITY = 1_000_000
-MAX_TEXT = 256
 MAX_ITEMS = 1_000
 
 
@@ -306,10 +309,16 @@ def _object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
     return obj
 
 
-def decode_tick(raw: bytes | None) -> tuple[str, int]:
-    """A timer tick (internal): the customer and the deadline that fell due."""
-    obj = _object(raw, MAX_EVENT_BYTES)
-    due = obj.get("due")
-    if isinstance(due, bool) or not isinstance(due, int):
-        raise InvalidEvent("due: expected epoch milliseconds")
-    return _Fields(obj).text("customer_id"), due
+def decode_tick(raw: bytes | None) -> list[tuple[str, int]]:
+    """A timer tick (internal): the customers of one partition whose deadlines fell due."""
+    due = _object(raw, MAX_TICK_BYTES).get("due")
+    if not isinstance(due, list) or not all(
+        isinstance(item, list)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and isinstance(item[1], int)
+        and not isinstance(item[1], bool)
+        for item in due
+    ):
+        raise InvalidEvent("due: expected a list of [customer_id, epoch milliseconds]")
+    return [(customer_id, at) for customer_id, at in due]

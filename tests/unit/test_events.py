@@ -667,29 +667,28 @@ def test_new_topics_reject(topic: str, key: bytes, value: dict[str, Any], expect
 
 
 def test_decode_tick() -> None:
-    raw = encode({"customer_id": CUSTOMER, "due": TS_MS})
-    assert decode_tick(raw) == (CUSTOMER, TS_MS)
+    raw = encode({"due": [[CUSTOMER, TS_MS], ["c2", TS_MS + 1]]})
+    assert decode_tick(raw) == [(CUSTOMER, TS_MS), ("c2", TS_MS + 1)]
+
+
+TICK_REASON = "due: expected a list of [customer_id, epoch milliseconds]"
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    "value",
     [
-        pytest.param({"customer_id": CUSTOMER}, "due: expected epoch milliseconds", id="no-due"),
-        pytest.param(
-            {"customer_id": CUSTOMER, "due": "2026-01-01T00:00:00Z"},
-            "due: expected epoch milliseconds",
-            id="due-text",
-        ),
-        pytest.param(
-            {"customer_id": CUSTOMER, "due": True}, "due: expected epoch milliseconds", id="bool"
-        ),
-        pytest.param({"due": TS_MS}, "customer_id: missing", id="no-customer"),
+        pytest.param({"customer_id": CUSTOMER}, id="no-due"),
+        pytest.param({"due": [[CUSTOMER, "2026-01-01T00:00:00Z"]]}, id="due-text"),
+        pytest.param({"due": [[CUSTOMER, True]]}, id="bool"),
+        pytest.param({"due": [[TS_MS]]}, id="no-customer"),
+        pytest.param({"due": [[1, TS_MS]]}, id="customer-not-text"),
+        pytest.param({"due": TS_MS}, id="not-a-list"),
     ],
 )
-def test_decode_tick_rejects(value: dict[str, Any], expected: str) -> None:
+def test_decode_tick_rejects(value: dict[str, Any]) -> None:
     with pytest.raises(InvalidEvent) as caught:
         decode_tick(encode(value))
-    assert caught.value.reason == expected
+    assert caught.value.reason == TICK_REASON
 
 
 def test_decode_tick_rejects_a_tombstone() -> None:
