@@ -76,13 +76,22 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pid is None:
-                raise StackError(f"{self.name} exited during start-up; see {self.log_file}.")
+                raise StackError(
+                    f"{self.name} exited during start-up ({self.log_tail()}); see {self.log_file}."
+                )
             if await probe():
                 return
             await asyncio.sleep(0.2)
         raise StackError(
             f"{self.name} did not become ready in {timeout:.0f}s; see {self.log_file}."
         )
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace").strip().splitlines()
+        except FileNotFoundError:
+            return "no log"
+        return " / ".join(line.strip() for line in text[-lines:]) or "empty log"
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the server (TERM, then KILL after ``timeout``); False if it was not running."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings, load_settings
+from segstream.errors import StackError
 from segstream.stack import LocalStack
 
 
@@ -27,12 +28,21 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """One real Kafka broker and one real Redis for the whole session. Never skipped."""
-    local = LocalStack.create(
-        tmp_path_factory.mktemp("stack"), free_port(), free_port(), controller_port=free_port()
-    )
+    """One real Kafka broker and one real Redis for the whole session. Never skipped: a stack
+    that does not come up fails the run (after one retry on fresh ports, since a free port
+    can be taken by another process between choosing and binding it)."""
+    for attempt in (1, 2):
+        local = LocalStack.create(
+            tmp_path_factory.mktemp("stack"), free_port(), free_port(), controller_port=free_port()
+        )
+        try:
+            asyncio.run(local.start())
+            break
+        except StackError:
+            local.stop()
+            if attempt == 2:
+                raise
     try:
-        asyncio.run(local.start())
         yield local
     finally:
         local.stop()
