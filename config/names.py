@@ -31,6 +31,11 @@ OUTPUT_TOPICS = (SEGMENT_CHANGES, TRIGGERS, DEAD_LETTERS)
 # Faust tables (their changelog topics are named by Faust: "<app id>-<table>-changelog").
 CUSTOMERS_TABLE = "customers"
 
-# Redis key prefixes (used by the serving store).
-REDIS_SEGMENT_MEMBERS = "seg:members:"
-REDIS_CUSTOMER_SEGMENTS = "seg:customer:"
+# Redis keys of the serving store, after the deployment's prefix ("<topic prefix>seg:").
+REDIS_ROOT = "seg:"
+REDIS_MEMBERS = "members:"  # + segment: SET of customer ids
+REDIS_CUSTOMER = "customer:"  # + customer id: SET of segments
+REDIS_VERSIONS = "versions"  # HASH customer id -> last applied change version
+REDIS_CHANGES = "changes"  # STREAM of applied changes, capped
+REDIS_HISTORY = "history:"  # + segment: LIST of "epoch-ms size" samples, newest first
+REDIS_HISTORY_LOCK = "history-lock"  # one sampler per interval across workers

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from config import names
 from segstream.errors import ConfigError
 
 ENV_PREFIX = "SEGSTREAM_"
@@ -26,6 +27,15 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL of the serving store"
+    )
+    redis_stream_maxlen: int = Field(
+        100_000, ge=100, description="Length cap of the Redis Stream of segment changes"
+    )
+    size_sample_seconds: int = Field(
+        10, ge=1, le=3600, description="How often segment sizes are sampled for the dashboard"
+    )
+    size_samples_kept: int = Field(
+        8640, ge=10, le=1_000_000, description="Size samples kept per segment (bounded history)"
     )
     app_id: str = Field(
         "segstream", description="Faust application id (consumer group, changelog names)"
@@ -107,6 +117,11 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The full name of a topic on the broker."""
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def redis_prefix(self) -> str:
+        """Prefix of every Redis key of this deployment."""
+        return f"{self.topic_prefix}{names.REDIS_ROOT}"
 
     @property
     def group_id(self) -> str:

@@ -247,6 +247,62 @@ def segments_list(as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--yes", is_flag=True, help="Do not ask before flushing the store.")
+@friendly_errors
+def rebuild(yes: bool) -> None:
+    """Rebuild the Redis membership store from the segment-changes topic (not from Redis)."""
+    from serving.rebuild import rebuild as run_rebuild
+
+    settings = _settings()
+    if not yes:
+        click.confirm(
+            f"Flush every '{settings.redis_prefix}*' key in Redis and rebuild it from Kafka?",
+            abort=True,
+        )
+
+    def show(done: int, total: int) -> None:
+        click.echo(f"\rRebuilding from Kafka: {done}/{total} changes", nl=False, err=True)
+
+    read, applied = _run(run_rebuild(settings, show))
+    click.echo("", err=True)
+    click.echo(f"read {read} changes, applied {applied}")
+
+
+@main.group()
+def customer() -> None:
+    """One customer, as the serving store sees them."""
+
+
+@customer.command("show")
+@click.argument("customer_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def customer_show(customer_id: str, as_json: bool) -> None:
+    """The customer's segments and the version of their last change."""
+    from serving.redis_store import RedisStore
+    from streams import codec
+
+    async def look() -> dict[str, Any]:
+        store = RedisStore.connect(_settings())
+        try:
+            return {
+                "customer_id": customer_id,
+                "segments": await store.segments_of(customer_id),
+                "version": await store.version_of(customer_id),
+            }
+        finally:
+            await store.close()
+
+    found = _run(look())
+    if as_json:
+        click.echo(codec.dumps(found).decode())
+    else:
+        click.echo(f"{customer_id}  version {found['version']}")
+        for segment in found["segments"]:
+            click.echo(f"  {segment}")
+
+
+@main.command()
 @click.option("--customers", default=20_000, show_default=True, help="Customers to build.")
 @click.option("--events-per-customer", default=10, show_default=True, help="Events each.")
 @friendly_errors

@@ -10,15 +10,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from config import Settings
-from segstream.errors import StackError
 from segstream.simulator import Record
 from streams import codec
-
-
-def _unreachable(settings: Settings, exc: Exception) -> StackError:
-    return StackError(
-        f"Cannot reach Kafka at {settings.kafka_bootstrap} (SEGSTREAM_KAFKA_BOOTSTRAP): {exc}."
-    )
+from streams.layout import unreachable
 
 
 async def send_records(
@@ -29,7 +23,7 @@ async def send_records(
     try:
         await producer.start()
     except KafkaError as exc:
-        raise _unreachable(settings, exc) from None
+        raise unreachable(settings, exc) from None
     sent = 0
     try:
         for record in records:
@@ -61,7 +55,7 @@ async def follow(
     try:
         await consumer.start()
     except KafkaError as exc:
-        raise _unreachable(settings, exc) from None
+        raise unreachable(settings, exc) from None
     try:
         async for message in consumer:
             if message.value is not None:

@@ -43,6 +43,7 @@ def run_worker() -> None:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
     import agents.customers
+    import agents.projection
     import agents.timers  # noqa: F401 - registers the deadline timer
 
     worker = SegmentWorker(app, loglevel=settings.log_level, loop=loop)

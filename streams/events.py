@@ -101,6 +101,10 @@ class SupportContact:
     reason: str
 
 
+# The cause_event_id of the exits an erasure publishes starts with this.
+ERASURE_CAUSE = "erasure:"
+
+
 @dataclass(frozen=True, slots=True)
 class Erasure:
     """A right-to-be-forgotten request: exit every segment, then delete the customer's state."""
@@ -110,7 +114,7 @@ class Erasure:
 
     @property
     def event_id(self) -> str:
-        return f"erasure:{self.customer_id}:{self.ts}"
+        return f"{ERASURE_CAUSE}{self.customer_id}:{self.ts}"
 
 
 Event = Purchase | EmailOpen | EmailClick | CartEvent | ProfileUpdate | SupportContact

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -17,6 +18,12 @@ TOPIC_ALREADY_EXISTS = 36
 COMPACTED = {"cleanup.policy": "compact"}
 # Ticks matter only until processed; a day covers any restart.
 SHORT_LIVED = {"retention.ms": str(24 * 3600 * 1000)}
+
+
+def unreachable(settings: Settings, exc: Exception) -> StackError:
+    return StackError(
+        f"Cannot reach Kafka at {settings.kafka_bootstrap} (SEGSTREAM_KAFKA_BOOTSTRAP): {exc}."
+    )
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
@@ -43,9 +50,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
     try:
         await admin.start()
     except KafkaError as exc:
-        raise StackError(
-            f"Cannot reach Kafka at {settings.kafka_bootstrap} (SEGSTREAM_KAFKA_BOOTSTRAP): {exc}."
-        ) from None
+        raise unreachable(settings, exc) from None
     try:
         wanted = wanted_topics(settings)
         existing = set(await admin.list_topics())
@@ -97,3 +102,19 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> No
             return
         await asyncio.sleep(0.1)
     raise StackError(f"Kafka created {', '.join(topics)} but elected no leaders within 10s.")
+
+
+async def partition_ids(settings: Settings, topic: str) -> list[int]:
+    """The partitions of a (full-named) topic, from a fresh metadata request."""
+    client = AIOKafkaClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        await client.bootstrap()
+        metadata = await client.fetch_all_metadata()
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from None
+    finally:
+        await client.close()
+    ids = metadata.partitions_for_topic(topic)
+    if not ids:
+        raise StackError(f"Topic {topic!r} does not exist.")
+    return sorted(ids)

@@ -46,6 +46,9 @@ def test_defaults() -> None:
     assert (settings.kafka_port, settings.redis_port) == (9092, 6379)
     assert settings.segments_file == ""
     assert settings.cart_quiet_minutes == 60
+    assert settings.redis_stream_maxlen == 100_000
+    assert settings.size_sample_seconds == 10
+    assert settings.size_samples_kept == 8640
 
 
 def test_other_variables_are_ignored() -> None:
@@ -69,6 +72,9 @@ READ_FROM_ENVIRONMENT = [
     ("stack_dir", "/opt/stack", Path("/opt/stack")),
     ("segments_file", "/etc/segstream/segments.yaml", "/etc/segstream/segments.yaml"),
     ("cart_quiet_minutes", "15", 15),
+    ("redis_stream_maxlen", "5000", 5000),
+    ("size_sample_seconds", "30", 30),
+    ("size_samples_kept", "100", 100),
 ]
 
 

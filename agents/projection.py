@@ -1,0 +1,55 @@
+"""The projection agent: keeps the Redis membership store in step with segment-changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+from redis.exceptions import RedisError
+
+from segstream.app import app, catalog, settings
+from serving.redis_store import RedisStore
+from streams import codec, topics
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+BATCH_WITHIN_S = 0.05
+MAX_BACKOFF_S = 5.0
+
+store = RedisStore.connect(settings)
+
+
+async def apply_until_done(changes: list[dict[str, Any]]) -> None:
+    """Apply a batch, waiting out a Redis outage: the store catches up when Redis is back."""
+    backoff = 0.2
+    while True:
+        try:
+            await store.apply(changes)
+            if backoff > 0.2:
+                log.warning("Redis is reachable again; the membership store is catching up")
+            return
+        except (RedisError, OSError) as exc:
+            if backoff == 0.2:
+                log.warning("Redis unreachable (%s); retrying, segment changes wait", exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+@app.agent(topics.segment_changes)
+async def project(stream: faust.StreamT[bytes]) -> None:
+    async for values in stream.take(BATCH, within=BATCH_WITHIN_S):
+        await apply_until_done([codec.loads(value) for value in values])
+
+
+@app.timer(interval=settings.size_sample_seconds)
+async def sample_segment_sizes() -> None:
+    try:
+        await store.sample_sizes(
+            catalog.names(), int(time.time() * 1000), settings.size_sample_seconds
+        )
+    except (RedisError, OSError) as exc:
+        log.warning("Could not sample segment sizes: %s", exc)

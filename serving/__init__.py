@@ -1,0 +1,1 @@
+"""Serving: the Redis membership store and the worker's HTTP front door."""

@@ -1,0 +1,187 @@
+"""The Redis membership store: who is in each segment now, each customer's segments, sizes over
+time, and a capped stream of changes for senders that do not speak Kafka.
+
+Changes are applied by one Lua script per batch (one round trip), idempotently and in order per
+customer: a change is applied only if its version is newer than the one Redis holds for that
+customer, so a replay or a duplicate changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from config import Settings, names
+from streams.events import ERASURE_CAUSE
+
+# ARGV: prefix, stream cap, then 6 values per change:
+#   customer, segment, change, version, erasing (1 when an erasure caused it), the change's JSON.
+# An erased customer's version is dropped with their last segment: if they come back, their new
+# state counts versions from 1 again.
+APPLY_CHANGES = """
+local prefix, cap = ARGV[1], tonumber(ARGV[2])
+local versions = prefix .. 'versions'
+local applied = 0
+for i = 3, #ARGV, 6 do
+  local customer, segment, change = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local version = tonumber(ARGV[i + 3])
+  local own = prefix .. 'customer:' .. customer
+  local current = tonumber(redis.call('HGET', versions, customer) or '0')
+  if version > current then
+    if change == 'enter' then
+      redis.call('SADD', prefix .. 'members:' .. segment, customer)
+      redis.call('SADD', own, segment)
+    else
+      redis.call('SREM', prefix .. 'members:' .. segment, customer)
+      redis.call('SREM', own, segment)
+    end
+    redis.call('HSET', versions, customer, version)
+    redis.call('XADD', prefix .. 'changes', 'MAXLEN', '~', cap, '*', 'change', ARGV[i + 5])
+    applied = applied + 1
+    if ARGV[i + 4] == '1' and redis.call('SCARD', own) == 0 then
+      redis.call('HDEL', versions, customer)
+    end
+  end
+end
+return applied
+"""
+
+
+@dataclass(frozen=True)
+class MembersPage:
+    members: list[str]
+    cursor: int  # 0 when there is nothing more
+
+
+class RedisStore:
+    """Reads and writes of the serving store for one deployment (its key prefix)."""
+
+    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.prefix = settings.redis_prefix
+        self.stream_cap = settings.redis_stream_maxlen
+        self.samples_kept = settings.size_samples_kept
+        self._apply = client.register_script(APPLY_CHANGES)
+
+    @classmethod
+    def connect(cls, settings: Settings) -> RedisStore:
+        client = aioredis.Redis.from_url(
+            settings.redis_url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5
+        )
+        return cls(client, settings)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + "".join(parts)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def apply(self, changes: Sequence[dict[str, Any]]) -> int:
+        """Apply segment-changes values in order; return how many were new."""
+        if not changes:
+            return 0
+        args: list[Any] = [self.prefix, self.stream_cap]
+        for change in changes:
+            cause = change.get("cause_event_id") or ""
+            args += [
+                change["customer_id"],
+                change["segment"],
+                change["change"],
+                change["version"],
+                1 if cause.startswith(ERASURE_CAUSE) else 0,
+                orjson.dumps(change),
+            ]
+        return int(await self._apply(args=args))
+
+    async def sample_sizes(self, segments: Iterable[str], now_ms: int, interval_s: int) -> bool:
+        """Append each segment's size to its history, once per interval across all workers."""
+        bucket = now_ms // (interval_s * 1000)
+        taken = await self.client.set(
+            self.key(names.REDIS_HISTORY_LOCK), bucket, nx=True, ex=max(interval_s - 1, 1)
+        )
+        if not taken:
+            return False
+        sizes = await self.sizes(segments)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for segment, size in sizes.items():
+                history = self.key(names.REDIS_HISTORY, segment)
+                pipe.lpush(history, f"{now_ms} {size}")
+                pipe.ltrim(history, 0, self.samples_kept - 1)
+            await pipe.execute()
+        return True
+
+    async def flush(self) -> int:
+        """Delete every key of this deployment's store; return how many."""
+        deleted = 0
+        async for key in self.client.scan_iter(match=f"{self.prefix}*", count=1000):
+            deleted += int(await self.client.delete(key))
+        return deleted
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def sizes(self, segments: Iterable[str]) -> dict[str, int]:
+        names_ = list(segments)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for segment in names_:
+                pipe.scard(self.key(names.REDIS_MEMBERS, segment))
+            counts = await pipe.execute()
+        return dict(zip(names_, map(int, counts), strict=True))
+
+    async def members(self, segment: str, cursor: int = 0, count: int = 100) -> MembersPage:
+        next_cursor, found = await self.client.sscan(
+            self.key(names.REDIS_MEMBERS, segment), cursor=cursor, count=count
+        )
+        return MembersPage(sorted(_text(m) for m in found), int(next_cursor))
+
+    async def is_member(self, segment: str, customer_id: str) -> bool:
+        return bool(
+            await self.client.sismember(self.key(names.REDIS_MEMBERS, segment), customer_id)
+        )
+
+    async def segments_of(self, customer_id: str) -> list[str]:
+        found = await self.client.smembers(self.key(names.REDIS_CUSTOMER, customer_id))
+        return sorted(_text(m) for m in found if m)
+
+    async def version_of(self, customer_id: str) -> int:
+        value = await self.client.hget(self.key(names.REDIS_VERSIONS), customer_id)
+        return int(value) if value is not None else 0
+
+    async def history(self, segment: str, limit: int = 360) -> list[tuple[int, int]]:
+        """(epoch ms, size) samples, oldest first."""
+        raw = await self.client.lrange(self.key(names.REDIS_HISTORY, segment), 0, limit - 1)
+        samples = [tuple(map(int, item.split())) for item in raw]
+        return [(at, size) for at, size in reversed(samples)]
+
+    async def recent_changes(self, count: int = 50) -> list[dict[str, Any]]:
+        entries = await self.client.xrevrange(self.key(names.REDIS_CHANGES), count=count)
+        return [orjson.loads(fields[b"change"]) for _, fields in entries or () if fields]
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Everything the store holds (for tests and rebuild checks), history excluded."""
+        members: dict[str, list[str]] = {}
+        customers: dict[str, list[str]] = {}
+        async for key in self.client.scan_iter(match=f"{self.prefix}*", count=1000):
+            name = _text(key)[len(self.prefix) :]
+            if name.startswith(names.REDIS_MEMBERS):
+                found = await self.client.smembers(key)
+                members[name[len(names.REDIS_MEMBERS) :]] = sorted(_text(m) for m in found)
+            elif name.startswith(names.REDIS_CUSTOMER):
+                found = await self.client.smembers(key)
+                customers[name[len(names.REDIS_CUSTOMER) :]] = sorted(_text(m) for m in found)
+        raw_versions = await self.client.hgetall(self.key(names.REDIS_VERSIONS))
+        versions = {_text(k): int(v) for k, v in raw_versions.items()}
+        return {
+            "members": dict(sorted(members.items())),
+            "customers": dict(sorted(customers.items())),
+            "versions": dict(sorted(versions.items())),
+        }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
