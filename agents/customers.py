@@ -86,7 +86,7 @@ async def on_tick(partition: int, raw: bytes) -> None:
 
 
 async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes) -> None:
-    decoded = decode(topic, key, raw)
+    decoded = decode(topic, key, raw, settings.max_event_bytes)
     customer_id = decoded.customer_id
     if erasures.predates_erasure(customer_id, decoded.ts):
         raise InvalidEvent(ERASED)

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from config import names
 from segstream.errors import ConfigError
 
 ENV_PREFIX = "SEGSTREAM_"
-SECRET_FIELDS = frozenset({"redis_url"})
+SECRET_FIELDS = frozenset({"redis_url", "api_token"})
+LOOPBACK = ("127.", "localhost", "::1")
 
 
 class Settings(BaseSettings):
@@ -64,6 +65,15 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Address the worker's web server binds")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's web server")
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token for every HTTP route but /health (a secret)"
+    )
+    max_event_bytes: int = Field(
+        32 * 1024, ge=1024, le=1024 * 1024, description="Largest accepted event (bytes)"
+    )
+    max_batch_bytes: int = Field(
+        500 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest accepted HTTP batch (bytes)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Worker log level"
     )
@@ -114,6 +124,15 @@ class Settings(BaseSettings):
             raise ValueError(f"only letters, digits, '.', '_' and '-' are allowed, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _open_only_with_a_token(self) -> Settings:
+        if self.api_token is None and not self.web_host.startswith(LOOPBACK):
+            raise ValueError(
+                f"SEGSTREAM_WEB_HOST={self.web_host!r} opens the HTTP API beyond loopback, "
+                "which needs SEGSTREAM_API_TOKEN"
+            )
+        return self
+
     def topic(self, name: str) -> str:
         """The full name of a topic on the broker."""
         return f"{self.topic_prefix}{name}"
@@ -152,7 +171,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         return Settings.model_validate(values)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else "?"
+        if not error["loc"]:  # a rule across fields names them itself
+            message = str(error["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"Bad settings in the environment: {message}.") from None
+        field = str(error["loc"][0])
         message = str(error["msg"]).removeprefix("Value error, ")
         if field in SECRET_FIELDS:  # never echo a secret, not even a wrong one
             shown = env_name(field)

@@ -45,6 +45,7 @@ def run_worker() -> None:
     import agents.customers
     import agents.projection
     import agents.timers  # noqa: F401 - registers the deadline timer
+    import serving.api  # noqa: F401 - registers the HTTP routes
 
     worker = SegmentWorker(app, loglevel=settings.log_level, loop=loop)
     worker.settings = settings

@@ -21,6 +21,8 @@ def _declare(*topic_names: str) -> faust.TopicT:
 # records in partition order, co-partitioned with the customers table.
 customer_events = _declare(*names.INPUT_TOPICS, names.CUSTOMER_TICKS)
 customer_ticks = _declare(names.CUSTOMER_TICKS)
+# Each input topic on its own, for producing to it (the HTTP ingest endpoint).
+input_topics = {name: _declare(name) for name in names.INPUT_TOPICS}
 segment_changes = _declare(names.SEGMENT_CHANGES)
 triggers = _declare(names.TRIGGERS)
 dead_letters = _declare(names.DEAD_LETTERS)

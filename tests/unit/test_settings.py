@@ -66,7 +66,7 @@ READ_FROM_ENVIRONMENT = [
     ("processing_guarantee", "exactly_once", "exactly_once"),
     ("store", "memory://", "memory://"),  # the only store so far; see the bad values
     ("data_dir", "/srv/segstream", Path("/srv/segstream")),
-    ("web_host", "0.0.0.0", "0.0.0.0"),
+    ("web_host", "127.0.0.2", "127.0.0.2"),
     ("web_port", "8080", 8080),
     ("log_level", "debug", "debug"),
     ("stack_dir", "/opt/stack", Path("/opt/stack")),
@@ -75,11 +75,15 @@ READ_FROM_ENVIRONMENT = [
     ("redis_stream_maxlen", "5000", 5000),
     ("size_sample_seconds", "30", 30),
     ("size_samples_kept", "100", 100),
+    ("max_event_bytes", "4096", 4096),
+    ("max_batch_bytes", "65536", 65536),
 ]
 
 
 def test_the_table_covers_every_setting() -> None:
-    assert {field for field, _, _ in READ_FROM_ENVIRONMENT} == set(Settings.model_fields)
+    # api_token has tests of its own below (it is a secret, and opens the API beyond loopback).
+    covered = {field for field, _, _ in READ_FROM_ENVIRONMENT} | {"api_token"}
+    assert covered == set(Settings.model_fields)
 
 
 @pytest.mark.parametrize(
@@ -259,3 +263,21 @@ def test_settings_are_frozen() -> None:
 def test_only_the_given_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEGSTREAM_PARTITIONS", "9")
     assert load_settings({}).partitions == 4
+
+
+def test_api_token_is_read_and_hidden() -> None:
+    settings = load_settings({"SEGSTREAM_API_TOKEN": "s3cret-token"})
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == "s3cret-token"
+    assert "s3cret-token" not in repr(settings)
+
+
+def test_open_web_host_needs_a_token() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SEGSTREAM_WEB_HOST": "0.0.0.0"})
+    assert str(caught.value) == (
+        "Bad settings in the environment: SEGSTREAM_WEB_HOST='0.0.0.0' opens the HTTP API "
+        "beyond loopback, which needs SEGSTREAM_API_TOKEN."
+    )
+    opened = load_settings({"SEGSTREAM_WEB_HOST": "0.0.0.0", "SEGSTREAM_API_TOKEN": "t"})
+    assert opened.web_host == "0.0.0.0"

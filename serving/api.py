@@ -1,0 +1,230 @@
+"""The HTTP API, served by the Faust worker's web server. JSON in and out (orjson).
+
+Every route but /health needs `Authorization: Bearer <SEGSTREAM_API_TOKEN>` when a token is set;
+without one, the settings only let the server listen on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any
+
+import orjson
+from faust import web
+from faust.exceptions import SameNode
+
+from agents.customers import customers
+from agents.projection import store
+from config import names
+from engine.state import CustomerState
+from segstream.app import app, catalog, settings
+from segstream.errors import InvalidEvent
+from serving.openapi import document as openapi_document
+from streams import codec, topics
+from streams.events import decode
+
+ACCEPTED_TOPICS = (*names.EVENT_TOPICS, names.CUSTOMER_ERASURES)
+MAX_PAGE = 1000
+
+
+def authorized(request: web.Request) -> bool:
+    """Constant-time comparison of the bearer token (always true without a configured token)."""
+    if settings.api_token is None:
+        return True
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    expected = settings.api_token.get_secret_value()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class Protected(web.View):
+    """A view that answers 401 without the bearer token."""
+
+    async def dispatch(self, request: Any) -> Any:
+        if not authorized(request):
+            return self.json(
+                {"error": "missing or wrong bearer token"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="segstream"'},
+            )
+        return await super().dispatch(request)
+
+
+def _error(view: web.View, status: int, reason: str) -> web.Response:
+    return view.json({"error": reason}, status=status)
+
+
+@app.page("/health")
+class Health(web.View):
+    async def get(self, request: web.Request) -> web.Response:
+        try:
+            redis_ok = bool(await asyncio.wait_for(store.client.ping(), timeout=1))
+        except Exception:  # any failure means "not reachable" here
+            redis_ok = False
+        return self.json(
+            {
+                "status": "ok",
+                "redis": redis_ok,
+                "segments": len(catalog.segments),
+                "catalog_digest": catalog.digest,
+            }
+        )
+
+
+def check_event(item: Any, max_bytes: int) -> tuple[str, bytes, bytes]:
+    """(topic, key, raw value) of one posted event, or InvalidEvent with the reason."""
+    if not isinstance(item, dict):
+        raise InvalidEvent("expected an object {topic, value} (key optional)")
+    topic = item.get("topic")
+    if topic not in ACCEPTED_TOPICS:
+        raise InvalidEvent(f"topic: expected one of {', '.join(ACCEPTED_TOPICS)}")
+    value = item.get("value")
+    if not isinstance(value, dict):
+        raise InvalidEvent("value: expected a JSON object")
+    key = item.get("key", value.get("customer_id"))
+    if not isinstance(key, str):
+        raise InvalidEvent("key: expected the customer_id as a string")
+    raw = codec.dumps(value)
+    decode(topic, key.encode(), raw, max_bytes)
+    return topic, key.encode(), raw
+
+
+async def produce(accepted: list[tuple[int, str, bytes, bytes]]) -> None:
+    """Send the accepted events and wait until Kafka has them."""
+    pending = [
+        await topics.input_topics[topic].send(key=key, value=raw) for _, topic, key, raw in accepted
+    ]
+    await asyncio.gather(*pending)
+
+
+@app.page("/v1/events")
+class Events(Protected):
+    async def post(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if len(body) > settings.max_batch_bytes:
+            return _error(self, 413, f"body over the {settings.max_batch_bytes}-byte limit")
+        try:
+            posted = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
+        items = posted if isinstance(posted, list) else [posted]
+        results: list[dict[str, Any]] = []
+        accepted: list[tuple[int, str, bytes, bytes]] = []
+        for index, item in enumerate(items):
+            try:
+                topic, key, raw = check_event(item, settings.max_event_bytes)
+            except InvalidEvent as exc:
+                results.append({"index": index, "accepted": False, "reason": exc.reason})
+                continue
+            accepted.append((index, topic, key, raw))
+            results.append({"index": index, "accepted": True})
+        await produce(accepted)
+        status = 202 if accepted else 400
+        return self.json(
+            {"accepted": len(accepted), "rejected": len(items) - len(accepted), "results": results},
+            status=status,
+        )
+
+
+@app.page("/v1/segments")
+class Segments(Protected):
+    async def get(self, request: web.Request) -> web.Response:
+        sizes = await store.sizes(catalog.names())
+        return self.json(
+            {
+                "catalog_digest": catalog.digest,
+                "segments": [
+                    {**segment.describe(), "size": sizes[segment.name]}
+                    for segment in catalog.segments
+                ],
+            }
+        )
+
+
+@app.page("/v1/segments/{name}")
+class OneSegment(Protected):
+    async def get(self, request: web.Request, name: str) -> web.Response:
+        segment = catalog.get(name)
+        if segment is None:
+            return _error(self, 404, f"no segment named {name!r}")
+        size = (await store.sizes([name]))[name]
+        history = await store.history(name)
+        return self.json(
+            {**segment.describe(), "size": size, "history": [[at, n] for at, n in history]}
+        )
+
+
+@app.page("/v1/segments/{name}/members")
+class Members(Protected):
+    async def get(self, request: web.Request, name: str) -> web.Response:
+        if catalog.get(name) is None:
+            return _error(self, 404, f"no segment named {name!r}")
+        try:
+            cursor = int(request.query.get("cursor", "0"))
+            count = int(request.query.get("count", "100"))
+        except ValueError:
+            return _error(self, 400, "cursor and count must be whole numbers")
+        if cursor < 0 or not 1 <= count <= MAX_PAGE:
+            return _error(self, 400, f"cursor must be >= 0 and count within 1..{MAX_PAGE}")
+        page = await store.members(name, cursor, count)
+        return self.json({"segment": name, "members": page.members, "next_cursor": page.cursor})
+
+
+def summary(state: CustomerState) -> dict[str, Any]:
+    """What the API shows of a customer's state (no email or name is ever stored)."""
+    return {
+        "customer_id": state.customer_id,
+        "segments": sorted(state.segments),
+        "version": state.version,
+        "traits": state.traits,
+        "purchases": {
+            "count": state.purchase_count,
+            "total_spend": state.total_spend,
+            "first_at": state.first_purchase_at,
+            "last_at": state.last_purchase_at,
+        },
+        "email": {
+            "opens": state.open_count,
+            "clicks": state.click_count,
+            "last_open_at": state.last_open_at,
+            "last_click_at": state.last_click_at,
+        },
+        "cart": state.cart_items(),
+        "support_contacts": state.support_count,
+        "next_deadline": state.next_deadline,
+    }
+
+
+@app.page("/v1/customers/{customer_id}")
+class Customer(Protected):
+    async def get(self, request: web.Request, customer_id: str) -> web.Response:
+        """Answered by the worker that owns the customer's partition (the request is forwarded
+        there). Faust's table_route would partition by the table's JSON key, not by the
+        customer_id bytes the input topics are partitioned by, so route by a co-partitioned
+        topic instead."""
+        try:
+            return await app.router.route_topic_req(
+                topics.segment_changes, customer_id, self.web, request
+            )
+        except SameNode:
+            pass
+        except (KeyError, TypeError):
+            # The producer has no metadata for the topic yet (nothing published so far):
+            # answer from here, which is right whenever this worker owns the partition.
+            pass
+        return await self.local(customer_id)
+
+    async def local(self, customer_id: str) -> web.Response:
+        stored = customers.get(customer_id)
+        if not stored:
+            return _error(self, 404, "no such customer")
+        state = CustomerState.from_dict(codec.loads(stored))
+        served = await store.segments_of(customer_id)
+        return self.json({**summary(state), "served_segments": served})
+
+
+@app.page("/openapi.json")
+class OpenAPI(Protected):
+    async def get(self, request: web.Request) -> web.Response:
+        return self.json(openapi_document())

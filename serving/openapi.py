@@ -1,0 +1,183 @@
+"""The OpenAPI description of the HTTP API (served at /openapi.json, checked by a test)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "bad request",
+        401: "missing or wrong bearer token",
+        404: "not found",
+        413: "body too large",
+    }
+    return {str(code): _json(ERROR, reasons[code]) for code in codes}
+
+
+EVENT = {
+    "type": "object",
+    "required": ["topic", "value"],
+    "properties": {
+        "topic": {
+            "type": "string",
+            "enum": [
+                "purchases",
+                "email-opens",
+                "email-clicks",
+                "cart-events",
+                "profile-updates",
+                "support-contacts",
+                "customer-erasures",
+            ],
+        },
+        "key": {"type": "string", "description": "the customer_id (default: value.customer_id)"},
+        "value": {"type": "object", "description": "an event of the contract (see README)"},
+    },
+}
+RESULT = {
+    "type": "object",
+    "required": ["index", "accepted"],
+    "properties": {
+        "index": {"type": "integer"},
+        "accepted": {"type": "boolean"},
+        "reason": {"type": "string"},
+    },
+}
+SEGMENT = {
+    "type": "object",
+    "required": ["name", "description", "consent_required", "size"],
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "consent_required": {"type": "boolean"},
+        "cadence": {"type": ["string", "null"]},
+        "trigger": {"type": ["string", "null"]},
+        "size": {"type": "integer"},
+    },
+}
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "segstream", "version": "1"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/health": {
+                "get": {
+                    "summary": "Liveness and the Redis connection (no token needed)",
+                    "security": [],
+                    "responses": {"200": _json({"type": "object"}, "the worker is up")},
+                }
+            },
+            "/v1/events": {
+                "post": {
+                    "summary": "Send one event or a JSON array of events",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"oneOf": [EVENT, {"type": "array", "items": EVENT}]}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "accepted": {"type": "integer"},
+                                    "rejected": {"type": "integer"},
+                                    "results": {"type": "array", "items": RESULT},
+                                },
+                            },
+                            "each event accepted (produced) or rejected with its reason",
+                        ),
+                        **_errors(400, 401, 413),
+                    },
+                }
+            },
+            "/v1/segments": {
+                "get": {
+                    "summary": "Segment definitions with their live sizes",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "catalog_digest": {"type": "string"},
+                                    "segments": {"type": "array", "items": SEGMENT},
+                                },
+                            },
+                            "the catalog",
+                        ),
+                        **_errors(401),
+                    },
+                }
+            },
+            "/v1/segments/{name}": {
+                "get": {
+                    "summary": "One segment, its size and its size history",
+                    "parameters": [_path("name")],
+                    "responses": {
+                        "200": _json(SEGMENT, "the segment, with history [[epoch ms, size]]"),
+                        **_errors(401, 404),
+                    },
+                }
+            },
+            "/v1/segments/{name}/members": {
+                "get": {
+                    "summary": "A page of the segment's members (from Redis)",
+                    "parameters": [
+                        _path("name"),
+                        {"name": "cursor", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "count", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "segment": {"type": "string"},
+                                    "members": {"type": "array", "items": {"type": "string"}},
+                                    "next_cursor": {"type": "integer"},
+                                },
+                            },
+                            "a page; next_cursor 0 means the last one",
+                        ),
+                        **_errors(400, 401, 404),
+                    },
+                }
+            },
+            "/v1/customers/{customer_id}": {
+                "get": {
+                    "summary": "A customer's state summary and segments",
+                    "parameters": [_path("customer_id")],
+                    "responses": {
+                        "200": _json({"type": "object"}, "the customer"),
+                        **_errors(401, 404),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"), **_errors(401)},
+                }
+            },
+        },
+    }

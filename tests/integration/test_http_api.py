@@ -1,0 +1,192 @@
+"""The HTTP API of a real worker: token, ingest, segments, members, customers, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from config import names
+from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.test_segments_live import DAY, now_ms
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "test-token-3f9a"
+
+
+class Api:
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session, self.base = session, base
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = TOKEN,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        data = raw if raw is not None else (None if body is None else orjson.dumps(body))
+        async with self.session.request(method, self.base + path, data=data, headers=headers) as r:
+            text = await r.read()
+            return r.status, orjson.loads(text) if text else None
+
+
+@pytest.fixture
+async def api(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> AsyncIterator[Api]:
+    deployment = deployment_factory(api_token=TOKEN)
+    worker = worker_factory(deployment)
+    base = f"http://127.0.0.1:{deployment.settings.web_port}"
+    async with aiohttp.ClientSession() as session:
+        client = Api(session, base)
+        for _ in range(150):
+            try:
+                if (await client.call("GET", "/health", token=None))[0] == 200:
+                    break
+            except aiohttp.ClientError:
+                pass
+            worker.assert_running()
+            await asyncio.sleep(0.2)
+        yield client
+
+
+def purchase(customer: str, n: int, ts: int) -> dict[str, Any]:
+    return {
+        "topic": names.PURCHASES,
+        "value": {
+            "event_id": f"{customer}-{n}",
+            "customer_id": customer,
+            "ts": ts,
+            "order_id": f"o{n}",
+            "total": 30.0,
+            "currency": "EUR",
+            "items": [{"sku": "s1", "category": "shoes", "quantity": 1, "unit_price": 30.0}],
+        },
+    }
+
+
+def consent(customer: str, ts: int) -> dict[str, Any]:
+    return {
+        "topic": names.PROFILE_UPDATES,
+        "value": {
+            "event_id": f"{customer}-p",
+            "customer_id": customer,
+            "ts": ts,
+            "traits": {"email_consent": True, "gender": "female", "email": "x@example.test"},
+        },
+    }
+
+
+async def until(check: Callable[[], Any], tries: int = 100) -> Any:
+    result = None
+    for _ in range(tries):
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.2)
+    return result
+
+
+async def test_token_guards_every_route_but_health(api: Api) -> None:
+    assert (await api.call("GET", "/health", token=None))[0] == 200
+    for path in ("/v1/segments", "/v1/segments/repeat_buyers", "/openapi.json", "/v1/customers/x"):
+        assert (await api.call("GET", path, token=None))[0] == 401, path
+        assert (await api.call("GET", path, token="wrong"))[0] == 401, path
+    status, body = await api.call("POST", "/v1/events", [consent("z", now_ms())], token="wrong")
+    assert (status, body) == (401, {"error": "missing or wrong bearer token"})
+
+
+async def test_ingest_validates_each_event_and_feeds_the_engine(api: Api) -> None:
+    t = now_ms() - DAY
+    batch = [
+        consent("amy", t),
+        purchase("amy", 1, t + 1000),
+        {"topic": "purchases", "value": {"customer_id": "amy"}},
+        {"topic": "nope", "value": {}},
+        "not an object",
+        purchase("amy", 2, t + 2000),
+    ]
+    status, body = await api.call("POST", "/v1/events", batch)
+
+    assert status == 202
+    assert body["accepted"] == 3
+    assert [(r["index"], r["accepted"], r.get("reason")) for r in body["results"]] == [
+        (0, True, None),
+        (1, True, None),
+        (2, False, "event_id: missing"),
+        (
+            3,
+            False,
+            "topic: expected one of " + ", ".join((*names.EVENT_TOPICS, "customer-erasures")),
+        ),
+        (4, False, "expected an object {topic, value} (key optional)"),
+        (5, True, None),
+    ]
+
+    async def customer() -> Any:
+        status, found = await api.call("GET", "/v1/customers/amy")
+        return found if status == 200 and "repeat_buyers" in found["served_segments"] else None
+
+    found = await until(customer)
+    assert found["purchases"]["count"] == 2
+    assert "repeat_buyers" in found["segments"]
+    assert "email" not in found["traits"]
+    assert found["traits"]["gender"] == "female"
+
+    status, segments = await api.call("GET", "/v1/segments")
+    sizes = {s["name"]: s["size"] for s in segments["segments"]}
+    assert status == 200
+    assert sizes["repeat_buyers"] == 1
+    assert sizes["gender_female"] == 1
+    status, members = await api.call("GET", "/v1/segments/repeat_buyers/members?count=10")
+    assert (status, members["members"], members["next_cursor"]) == (200, ["amy"], 0)
+    status, one = await api.call("GET", "/v1/segments/repeat_buyers")
+    assert (status, one["size"], one["consent_required"]) == (200, 1, True)
+
+
+async def test_errors_are_clear(api: Api) -> None:
+    assert await api.call("GET", "/v1/segments/nope") == (404, {"error": "no segment named 'nope'"})
+    assert (await api.call("GET", "/v1/segments/nope/members"))[0] == 404
+    assert await api.call("GET", "/v1/segments/repeat_buyers/members?count=0") == (
+        400,
+        {"error": "cursor must be >= 0 and count within 1..1000"},
+    )
+    assert (await api.call("GET", "/v1/segments/repeat_buyers/members?cursor=x"))[0] == 400
+    assert await api.call("GET", "/v1/customers/nobody") == (404, {"error": "no such customer"})
+    status, body = await api.call("POST", "/v1/events", raw=b"{nope")
+    assert status == 400
+    assert body["error"].startswith("not valid UTF-8 JSON")
+    status, body = await api.call("POST", "/v1/events", raw=b"[" + b" " * 600_000 + b"]")
+    assert (status, body) == (413, {"error": "body over the 512000-byte limit"})
+    status, body = await api.call("POST", "/v1/events", [{"topic": "purchases", "value": {}}])
+    assert status == 400
+    assert body["accepted"] == 0
+
+
+async def test_openapi_documents_every_route(api: Api) -> None:
+    status, doc = await api.call("GET", "/openapi.json")
+    assert status == 200
+    assert doc["openapi"].startswith("3.")
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert documented == {
+        ("/health", "get"),
+        ("/v1/events", "post"),
+        ("/v1/segments", "get"),
+        ("/v1/segments/{name}", "get"),
+        ("/v1/segments/{name}/members", "get"),
+        ("/v1/customers/{customer_id}", "get"),
+        ("/openapi.json", "get"),
+    }
+    for path, method in documented:
+        probe = path.replace("{name}", "repeat_buyers").replace("{customer_id}", "nobody")
+        status, _ = await api.call(method.upper(), probe, body=[] if method == "post" else None)
+        assert status != 405 and status < 500, (path, status)
