@@ -6,6 +6,7 @@ import logging
 import time
 
 import faust
+from faust.types import TP
 
 from agents.timers import deadlines, on_customer_changelog, resync
 from config import names
@@ -15,6 +16,7 @@ from engine.evaluate import advance, apply_event, erase
 from engine.state import CustomerState
 from segstream.app import app, catalog, settings
 from segstream.errors import InvalidEvent
+from serving import metrics
 from streams import codec, topics
 from streams.deadletter import envelope
 from streams.events import Erasure, decode, decode_tick
@@ -58,11 +60,18 @@ async def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:
     )
 
 
-async def publish(key: bytes, outcome: Outcome) -> None:
+async def publish(key: bytes, outcome: Outcome, since: float) -> None:
+    """Send the changes and triggers; ``since`` (epoch seconds) is when their cause happened:
+    the causing record's Kafka timestamp, or the deadline for time-driven changes."""
     for change in outcome.changes:
         await topics.segment_changes.send(key=key, value=codec.dumps(change.to_dict()))
+        metrics.transitions.labels(change.segment, change.change).inc()
     for trigger in outcome.triggers:
         await topics.triggers.send(key=key, value=codec.dumps(trigger.to_dict()))
+        metrics.triggers.labels(trigger.trigger).inc()
+    if outcome.changes:
+        cause = "event" if outcome.changes[-1].cause_event_id else "time"
+        metrics.change_latency.labels(cause).observe(max(time.time() - since, 0.0))
 
 
 def load(customer_id: str) -> CustomerState | None:
@@ -70,22 +79,25 @@ def load(customer_id: str) -> CustomerState | None:
     return CustomerState.from_dict(codec.loads(stored)) if stored else None
 
 
-async def settle(partition: int, customer_id: str, state: CustomerState, outcome: Outcome) -> None:
+async def settle(
+    partition: int, customer_id: str, state: CustomerState, outcome: Outcome, since: float
+) -> None:
     """Store the new state, index its next deadline, publish what changed."""
     customers[customer_id] = codec.dumps_kept(state.to_dict())
     deadlines.set(partition, customer_id, state.next_deadline)
     resync.done(customer_id)
-    await publish(customer_id.encode(), outcome)
+    await publish(customer_id.encode(), outcome, since)
 
 
 async def on_tick(partition: int, raw: bytes) -> None:
     for customer_id, due in decode_tick(raw):
         state = load(customer_id)
         if state is not None:
-            await settle(partition, customer_id, state, advance(state, due, catalog))
+            outcome = advance(state, due, catalog)
+            await settle(partition, customer_id, state, outcome, due / 1000)
 
 
-async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes) -> None:
+async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes, since: float) -> None:
     decoded = decode(topic, key, raw, settings.max_event_bytes)
     customer_id = decoded.customer_id
     if erasures.predates_erasure(customer_id, decoded.ts):
@@ -94,13 +106,14 @@ async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes) ->
     if isinstance(decoded, Erasure):
         erasures.add(customer_id, decoded.ts)
         if state is not None:
-            await publish(customer_id.encode(), erase(state, decoded))
+            await publish(customer_id.encode(), erase(state, decoded), since)
             del customers[customer_id]
         deadlines.set(partition, customer_id, None)
         log.info("Erased a customer's state (partition %d)", partition)
         return
     state = state or CustomerState(customer_id)
-    await settle(partition, customer_id, state, apply_event(state, decoded, topic, catalog))
+    outcome = apply_event(state, decoded, topic, catalog)
+    await settle(partition, customer_id, state, outcome, since)
 
 
 @app.agent(topics.customer_events)
@@ -108,10 +121,30 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
         message = event.message
         topic = topics.base_name(message.topic)
+        offsets[message.tp] = message.offset
+        if topic != names.CUSTOMER_TICKS:
+            metrics.events_in.labels(topic).inc()
         try:
             if topic == names.CUSTOMER_TICKS:
                 await on_tick(message.partition, event.value)
             else:
-                await on_event(message.partition, topic, event.key, event.value)
+                await on_event(message.partition, topic, event.key, event.value, message.timestamp)
+                metrics.events_applied.labels(topic).inc()
         except InvalidEvent as exc:
+            metrics.events_dead_lettered.labels(topic).inc()
             await dead_letter(event, topic, exc.reason)
+
+
+# The last offset processed per input partition, for the lag gauge.
+offsets: dict[TP, int] = {}
+
+
+@app.timer(interval=5.0)
+async def measure_lag() -> None:
+    lag: dict[str, int] = {}
+    for tp, offset in list(offsets.items()):
+        name = topics.base_name(tp.topic)
+        highwater = app.consumer.highwater(tp)
+        lag[name] = lag.get(name, 0) + max(highwater - offset - 1, 0)
+    for name, behind in lag.items():
+        metrics.consumer_lag.labels(name).set(behind)

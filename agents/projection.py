@@ -11,6 +11,7 @@ import faust
 from redis.exceptions import RedisError
 
 from segstream.app import app, catalog, settings
+from serving import metrics
 from serving.redis_store import RedisStore
 from streams import codec, topics
 
@@ -28,11 +29,12 @@ async def apply_until_done(changes: list[dict[str, Any]]) -> None:
     backoff = 0.2
     while True:
         try:
-            await store.apply(changes)
+            metrics.redis_writes.inc(await store.apply(changes))
             if backoff > 0.2:
                 log.warning("Redis is reachable again; the membership store is catching up")
             return
         except (RedisError, OSError) as exc:
+            metrics.redis_errors.inc()
             if backoff == 0.2:
                 log.warning("Redis unreachable (%s); retrying, segment changes wait", exc)
             await asyncio.sleep(backoff)

@@ -18,6 +18,7 @@ import faust
 from config import names
 from engine.deadlines import DeadlineIndex
 from segstream.app import app, catalog, settings
+from serving import metrics
 from streams import codec, topics
 from streams.events import TICK_BATCH
 
@@ -84,7 +85,8 @@ def active_partitions() -> set[int]:
 @app.timer(interval=TICK_INTERVAL_S)
 async def fire_due_deadlines() -> None:
     """One tick per partition (per TICK_BATCH customers) names everyone who fell due."""
-    due = deadlines.pop_due(int(time.time() * 1000), active_partitions())
+    now = int(time.time() * 1000)
+    due = deadlines.pop_due(now, active_partitions())
     by_partition: dict[int, list[list[Any]]] = {}
     for partition, customer_id, at in due:
         by_partition.setdefault(partition, []).append([customer_id, at])
@@ -96,3 +98,9 @@ async def fire_due_deadlines() -> None:
             )
     if len(due) >= 1000:
         log.info("Fired %d due deadlines (%d scheduled)", len(due), len(deadlines))
+
+
+@app.timer(interval=5.0)
+async def measure_deadlines() -> None:
+    metrics.deadlines_scheduled.set(len(deadlines))
+    metrics.deadlines_overdue.set(deadlines.count_due(int(time.time() * 1000)))

@@ -38,6 +38,10 @@ class DeadlineIndex:
         fired.sort(key=lambda item: item[2])
         return fired
 
+    def count_due(self, now: int) -> int:
+        """How many deadlines are at or before ``now`` (the backlog the timer has to fire)."""
+        return sum(1 for due in self._due.values() if due <= now)
+
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the deadlines of partitions this worker no longer owns."""
         for partition in partitions:

@@ -20,12 +20,14 @@ from config import names
 from engine.state import CustomerState
 from segstream.app import app, catalog, settings
 from segstream.errors import InvalidEvent
+from serving import metrics
 from serving.openapi import document as openapi_document
 from streams import codec, topics
 from streams.events import decode
 
 ACCEPTED_TOPICS = (*names.EVENT_TOPICS, names.CUSTOMER_ERASURES)
 MAX_PAGE = 1000
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
 def authorized(request: web.Request) -> bool:
@@ -222,6 +224,12 @@ class Customer(Protected):
         state = CustomerState.from_dict(codec.loads(stored))
         served = await store.segments_of(customer_id)
         return self.json({**summary(state), "served_segments": served})
+
+
+@app.page("/metrics")
+class Metrics(Protected):
+    async def get(self, request: web.Request) -> web.Response:
+        return self.text(metrics.render().decode(), content_type=PROMETHEUS_TEXT)
 
 
 @app.page("/openapi.json")

@@ -173,6 +173,18 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of this worker",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(401),
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -12,6 +12,7 @@ import pytest
 
 from config import names
 from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.kafka_io import produce
 from tests.integration.test_segments_live import DAY, now_ms
 
 pytestmark = pytest.mark.integration
@@ -20,8 +21,8 @@ TOKEN = "test-token-3f9a"
 
 
 class Api:
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session, self.base = session, base
+    def __init__(self, session: aiohttp.ClientSession, base: str, deployment: Deployment) -> None:
+        self.session, self.base, self.deployment = session, base, deployment
 
     async def call(
         self,
@@ -35,6 +36,8 @@ class Api:
         data = raw if raw is not None else (None if body is None else orjson.dumps(body))
         async with self.session.request(method, self.base + path, data=data, headers=headers) as r:
             text = await r.read()
+            if r.content_type != "application/json":
+                return r.status, text.decode()
             return r.status, orjson.loads(text) if text else None
 
 
@@ -47,7 +50,7 @@ async def api(
     worker = worker_factory(deployment)
     base = f"http://127.0.0.1:{deployment.settings.web_port}"
     async with aiohttp.ClientSession() as session:
-        client = Api(session, base)
+        client = Api(session, base, deployment)
         for _ in range(150):
             try:
                 if (await client.call("GET", "/health", token=None))[0] == 200:
@@ -98,7 +101,14 @@ async def until(check: Callable[[], Any], tries: int = 100) -> Any:
 
 async def test_token_guards_every_route_but_health(api: Api) -> None:
     assert (await api.call("GET", "/health", token=None))[0] == 200
-    for path in ("/v1/segments", "/v1/segments/repeat_buyers", "/openapi.json", "/v1/customers/x"):
+    guarded = (
+        "/v1/segments",
+        "/v1/segments/repeat_buyers",
+        "/openapi.json",
+        "/v1/customers/x",
+        "/metrics",
+    )
+    for path in guarded:
         assert (await api.call("GET", path, token=None))[0] == 401, path
         assert (await api.call("GET", path, token="wrong"))[0] == 401, path
     status, body = await api.call("POST", "/v1/events", [consent("z", now_ms())], token="wrong")
@@ -184,9 +194,46 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         ("/v1/segments/{name}", "get"),
         ("/v1/segments/{name}/members", "get"),
         ("/v1/customers/{customer_id}", "get"),
+        ("/metrics", "get"),
         ("/openapi.json", "get"),
     }
     for path, method in documented:
         probe = path.replace("{name}", "repeat_buyers").replace("{customer_id}", "nobody")
         status, _ = await api.call(method.upper(), probe, body=[] if method == "post" else None)
         assert status != 405 and status < 500, (path, status)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    wanted = name + (
+        "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
+    )
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_account_for_every_event(api: Api) -> None:
+    t = now_ms() - DAY
+    await api.call("POST", "/v1/events", [consent("kim", t), purchase("kim", 1, t + 1000)])
+    await produce(api.deployment.settings, [(names.PURCHASES, b"kim", b"{broken")])
+
+    async def counted() -> Any:
+        status, text = await api.call("GET", "/metrics")
+        done = metric(text, "segstream_events_dead_lettered_total", topic="purchases") == 1
+        return text if status == 200 and done else None
+
+    text = await until(counted)
+    assert text, "the dead letter was never counted"
+    for topic, applied, dead in (("purchases", 1, 1), ("profile-updates", 1, 0)):
+        events_in = metric(text, "segstream_events_in_total", topic=topic)
+        assert metric(text, "segstream_events_applied_total", topic=topic) == applied
+        assert metric(text, "segstream_events_dead_lettered_total", topic=topic) == dead
+        assert events_in == applied + dead
+    assert (
+        metric(text, "segstream_transitions_total", segment="first_time_buyers", change="enter")
+        == 1
+    )
+    assert metric(text, "segstream_change_latency_seconds_count", cause="event") >= 1
+    assert "segstream_consumer_lag" in text
+    assert "segstream_deadlines_scheduled" in text

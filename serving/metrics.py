@@ -1,0 +1,70 @@
+"""Prometheus metrics of a worker (served at /metrics). Counters are cheap per event: a label
+lookup and an add."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+disable_created_metrics()  # the *_created series only add noise here
+
+registry = CollectorRegistry(auto_describe=True)
+
+events_in = Counter(
+    "segstream_events_in", "Input records read, per topic", ["topic"], registry=registry
+)
+events_applied = Counter(
+    "segstream_events_applied",
+    "Input records applied to a customer's state",
+    ["topic"],
+    registry=registry,
+)
+events_dead_lettered = Counter(
+    "segstream_events_dead_lettered",
+    "Input records refused and sent to dead-letters",
+    ["topic"],
+    registry=registry,
+)
+transitions = Counter(
+    "segstream_transitions", "Segment changes published", ["segment", "change"], registry=registry
+)
+triggers = Counter("segstream_triggers", "Triggers published", ["trigger"], registry=registry)
+change_latency = Histogram(
+    "segstream_change_latency_seconds",
+    "From the causing record's Kafka timestamp (or the deadline) to the change being published",
+    ["cause"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=registry,
+)
+consumer_lag = Gauge(
+    "segstream_consumer_lag",
+    "Records not yet processed, per input topic",
+    ["topic"],
+    registry=registry,
+)
+deadlines_scheduled = Gauge(
+    "segstream_deadlines_scheduled",
+    "Customers with a pending time-driven deadline",
+    registry=registry,
+)
+deadlines_overdue = Gauge(
+    "segstream_deadlines_overdue",
+    "Deadlines past due and not yet fired (the timer backlog)",
+    registry=registry,
+)
+redis_writes = Counter(
+    "segstream_redis_changes_applied",
+    "Segment changes applied to the Redis store",
+    registry=registry,
+)
+redis_errors = Counter("segstream_redis_errors", "Failed Redis writes (retried)", registry=registry)
+
+
+def render() -> bytes:
+    return generate_latest(registry)
