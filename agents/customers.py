@@ -8,6 +8,7 @@ import time
 import faust
 from faust.types import TP
 
+from agents.projection import pending_spend
 from agents.timers import deadlines, on_customer_changelog, resync
 from config import names
 from engine.changes import Outcome
@@ -109,10 +110,13 @@ async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes, si
             await publish(customer_id.encode(), erase(state, decoded), since)
             del customers[customer_id]
         deadlines.set(partition, customer_id, None)
+        pending_spend[customer_id] = None
         log.info("Erased a customer's state (partition %d)", partition)
         return
     state = state or CustomerState(customer_id)
     outcome = apply_event(state, decoded, topic, catalog)
+    if topic == names.PURCHASES:
+        pending_spend[customer_id] = state.total_spend
     await settle(partition, customer_id, state, outcome, since)
 
 

@@ -23,6 +23,9 @@ MAX_BACKOFF_S = 5.0
 
 store = RedisStore.connect(settings)
 
+# Lifetime spend per customer, written to Redis every second (None: the customer was erased).
+pending_spend: dict[str, float | None] = {}
+
 
 async def apply_until_done(changes: list[dict[str, Any]]) -> None:
     """Apply a batch, waiting out a Redis outage: the store catches up when Redis is back."""
@@ -55,3 +58,18 @@ async def sample_segment_sizes() -> None:
         )
     except (RedisError, OSError) as exc:
         log.warning("Could not sample segment sizes: %s", exc)
+
+
+@app.timer(interval=1.0)
+async def flush_spend() -> None:
+    if not pending_spend:
+        return
+    batch = dict(pending_spend)
+    pending_spend.clear()
+    try:
+        await store.set_spend(batch)
+    except (RedisError, OSError) as exc:
+        metrics.redis_errors.inc()
+        for customer_id, total in batch.items():  # keep them for the next try
+            pending_spend.setdefault(customer_id, total)
+        log.warning("Could not record spend: %s", exc)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,14 +32,18 @@ MAX_PAGE = 1000
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
+def token_matches(given: str) -> bool:
+    """Constant-time comparison with the configured token."""
+    assert settings.api_token is not None
+    return hmac.compare_digest(given.encode(), settings.api_token.get_secret_value().encode())
+
+
 def authorized(request: web.Request) -> bool:
-    """Constant-time comparison of the bearer token (always true without a configured token)."""
+    """The request carries the bearer token (always true without a configured token)."""
     if settings.api_token is None:
         return True
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    expected = settings.api_token.get_secret_value()
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), expected.encode())
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and token_matches(given)
 
 
 class Protected(web.View):
@@ -224,6 +230,49 @@ class Customer(Protected):
         state = CustomerState.from_dict(codec.loads(stored))
         served = await store.segments_of(customer_id)
         return self.json({**summary(state), "served_segments": served})
+
+
+@app.page("/v1/dashboard")
+class DashboardData(Protected):
+    async def get(self, request: web.Request) -> web.Response:
+        now = int(time.time() * 1000)
+        names_ = catalog.names()
+        sizes = await store.sizes(names_)
+        activity = await store.activity(now - 60_000)
+        revenue = {name: await store.revenue(name) for name in names_}
+        quiet = {"enter": 0, "exit": 0}
+        return self.json(
+            {
+                "generated_at": now,
+                "segments": [
+                    {
+                        "name": segment.name,
+                        "description": segment.description,
+                        "size": sizes[segment.name],
+                        "enters_per_minute": activity.get(segment.name, quiet)["enter"],
+                        "exits_per_minute": activity.get(segment.name, quiet)["exit"],
+                        "revenue": revenue[segment.name],
+                    }
+                    for segment in catalog.segments
+                ],
+                "recent": await store.recent_changes(30),
+            }
+        )
+
+
+DASHBOARD_HTML = (Path(__file__).parent / "dashboard.html").read_text()
+
+
+@app.page("/dashboard")
+class Dashboard(web.View):
+    """The marketers' page. Browsers cannot send a bearer header on a page load, so the token
+    may come as ?token=...; the page then sends it as a header on every API call."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        given = request.query.get("token", "")
+        if not (authorized(request) or (settings.api_token and token_matches(given))):
+            return _error(self, 401, "missing or wrong token (add ?token=...)")
+        return self.html(DASHBOARD_HTML)
 
 
 @app.page("/metrics")

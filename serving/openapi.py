@@ -173,6 +173,23 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/dashboard": {
+                "get": {
+                    "summary": "What the dashboard shows: sizes, enters and exits in the last "
+                    "minute, revenue of current members, the latest changes",
+                    "responses": {"200": _json({"type": "object"}, "the figures"), **_errors(401)},
+                }
+            },
+            "/dashboard": {
+                "get": {
+                    "summary": "The dashboard page (the token may also come as ?token=)",
+                    "parameters": [{"name": "token", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {"description": "HTML", "content": {"text/html": {}}},
+                        **_errors(401),
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics of this worker",

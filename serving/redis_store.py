@@ -99,6 +99,37 @@ class RedisStore:
             ]
         return int(await self._apply(args=args))
 
+    async def set_spend(self, spend: dict[str, float | None]) -> None:
+        """Record customers' lifetime spend (None: forget the customer)."""
+        key = self.key(names.REDIS_SPEND)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for customer_id, total in spend.items():
+                if total is None:
+                    pipe.hdel(key, customer_id)
+                else:
+                    pipe.hset(key, customer_id, total)
+            await pipe.execute()
+
+    async def revenue(self, segment: str) -> float:
+        """What the segment's current members have spent, together."""
+        members = await self.client.smembers(self.key(names.REDIS_MEMBERS, segment))
+        if not members:
+            return 0.0
+        spent = await self.client.hmget(self.key(names.REDIS_SPEND), list(members))
+        return round(sum(float(value) for value in spent if value is not None), 2)
+
+    async def activity(self, since_ms: int) -> dict[str, dict[str, int]]:
+        """Enters and exits per segment since ``since_ms`` (from the change stream)."""
+        counts: dict[str, dict[str, int]] = {}
+        entries = await self.client.xrange(self.key(names.REDIS_CHANGES), min=f"{since_ms}-0")
+        for _, fields in entries or ():
+            if not fields:
+                continue
+            change = orjson.loads(fields[b"change"])
+            per = counts.setdefault(change["segment"], {"enter": 0, "exit": 0})
+            per[change["change"]] += 1
+        return counts
+
     async def sample_sizes(self, segments: Iterable[str], now_ms: int, interval_s: int) -> bool:
         """Append each segment's size to its history, once per interval across all workers."""
         bucket = now_ms // (interval_s * 1000)

@@ -195,6 +195,8 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         ("/v1/segments/{name}/members", "get"),
         ("/v1/customers/{customer_id}", "get"),
         ("/metrics", "get"),
+        ("/v1/dashboard", "get"),
+        ("/dashboard", "get"),
         ("/openapi.json", "get"),
     }
     for path, method in documented:

@@ -1,0 +1,95 @@
+"""The dashboard in a real headless Chromium: it loads, its numbers match the API, and it
+updates when new events arrive."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.integration.test_http_api import TOKEN, Api, api, consent, purchase, until
+from tests.integration.test_segments_live import DAY, now_ms
+
+pytestmark = pytest.mark.integration
+__all__ = ["api"]  # the fixture, imported for this module's tests
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "chromium is missing: ./dev test installs Debian's chromium"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield launched
+        await launched.close()
+
+
+async def cell(page: Page, segment: str, field: str) -> str:
+    return await page.inner_text(f'tr[data-segment="{segment}"] td[data-field="{field}"]')
+
+
+async def dashboard(api: Api) -> dict[str, Any]:
+    status, data = await api.call("GET", "/v1/dashboard")
+    assert status == 200
+    return {s["name"]: s for s in data["segments"]}
+
+
+async def test_dashboard_shows_the_api_numbers_and_follows_new_events(
+    api: Api, browser: Browser
+) -> None:
+    t = now_ms() - DAY
+    first = [consent("ada", t), purchase("ada", 1, t + 1000), purchase("ada", 2, t + 2000)]
+    await api.call("POST", "/v1/events", first)
+
+    async def settled() -> Any:
+        found = await dashboard(api)
+        return (
+            found
+            if found["repeat_buyers"]["size"] == 1 and found["repeat_buyers"]["revenue"]
+            else None
+        )
+
+    before = await until(settled)
+    assert before, "the first events never reached the store"
+    page = await browser.new_page()
+    await page.goto(f"{api.base}/dashboard?token={TOKEN}")
+    await page.wait_for_selector('tr[data-segment="repeat_buyers"]')
+
+    assert await cell(page, "repeat_buyers", "size") == "1"
+    assert (
+        await cell(page, "repeat_buyers", "revenue") == f"{before['repeat_buyers']['revenue']:.2f}"
+    )
+    assert await cell(page, "first_time_buyers", "size") == str(before["first_time_buyers"]["size"])
+    assert "repeat_buyers" in await page.inner_text("#recent")
+
+    more = [consent("bo", t), purchase("bo", 1, t + 1000), purchase("bo", 2, t + 3000)]
+    await api.call("POST", "/v1/events", more)
+    await page.wait_for_function(
+        """() => document.querySelector('tr[data-segment="repeat_buyers"] td[data-field="size"]')
+                 .textContent === "2" """,
+        timeout=30_000,
+    )
+    after = await dashboard(api)
+    assert await cell(page, "repeat_buyers", "size") == str(after["repeat_buyers"]["size"]) == "2"
+
+    await page.fill("#customer-id", "bo")
+    await page.click("#lookup button")
+    await page.wait_for_function(
+        "() => document.querySelector('#customer').textContent.includes('repeat_buyers')",
+        timeout=15_000,
+    )
+    assert '"customer_id": "bo"' in await page.inner_text("#customer")
