@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from config import names
 from engine.state import CustomerState
 from segstream.app import app, catalog, settings
 from segstream.errors import InvalidEvent
-from serving import metrics
+from serving import metrics, segment_spec
 from serving.openapi import document as openapi_document
 from streams import codec, topics
 from streams.events import decode
@@ -106,33 +107,57 @@ async def produce(accepted: list[tuple[int, str, bytes, bytes]]) -> None:
     await asyncio.gather(*pending)
 
 
+async def ingest(
+    view: web.View,
+    request: web.Request,
+    unpack: Callable[[Any], list[Any]],
+    to_event: Callable[[Any], Any],
+) -> web.Response:
+    """Validate each posted item, produce the good ones, answer per item."""
+    body = await request.read()
+    if len(body) > settings.max_batch_bytes:
+        return _error(view, 413, f"body over the {settings.max_batch_bytes}-byte limit")
+    try:
+        posted = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return _error(view, 400, f"not valid UTF-8 JSON ({exc.msg})")
+    items = unpack(posted)
+    results: list[dict[str, Any]] = []
+    accepted: list[tuple[int, str, bytes, bytes]] = []
+    for index, item in enumerate(items):
+        try:
+            topic, key, raw = check_event(to_event(item), settings.max_event_bytes)
+        except InvalidEvent as exc:
+            results.append({"index": index, "accepted": False, "reason": exc.reason})
+            continue
+        accepted.append((index, topic, key, raw))
+        results.append({"index": index, "accepted": True, "topic": topic})
+    await produce(accepted)
+    return view.json(
+        {"accepted": len(accepted), "rejected": len(items) - len(accepted), "results": results},
+        status=202 if accepted else 400,
+    )
+
+
 @app.page("/v1/events")
 class Events(Protected):
     async def post(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if len(body) > settings.max_batch_bytes:
-            return _error(self, 413, f"body over the {settings.max_batch_bytes}-byte limit")
-        try:
-            posted = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
-        items = posted if isinstance(posted, list) else [posted]
-        results: list[dict[str, Any]] = []
-        accepted: list[tuple[int, str, bytes, bytes]] = []
-        for index, item in enumerate(items):
-            try:
-                topic, key, raw = check_event(item, settings.max_event_bytes)
-            except InvalidEvent as exc:
-                results.append({"index": index, "accepted": False, "reason": exc.reason})
-                continue
-            accepted.append((index, topic, key, raw))
-            results.append({"index": index, "accepted": True})
-        await produce(accepted)
-        status = 202 if accepted else 400
-        return self.json(
-            {"accepted": len(accepted), "rejected": len(items) - len(accepted), "results": results},
-            status=status,
+        return await ingest(
+            self, request, lambda body: body if isinstance(body, list) else [body], lambda x: x
         )
+
+
+def _segment_event(message: Any) -> dict[str, Any]:
+    topic, value = segment_spec.to_contract(message)
+    return {"topic": topic, "value": value}
+
+
+@app.page("/v1/segment")
+class SegmentSpec(Protected):
+    """Segment's track and identify calls (one message, or {"batch": [...]})."""
+
+    async def post(self, request: web.Request) -> web.Response:
+        return await ingest(self, request, segment_spec.messages, _segment_event)
 
 
 @app.page("/v1/segments")

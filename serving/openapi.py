@@ -111,6 +111,21 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/segment": {
+                "post": {
+                    "summary": "Segment tracking-spec messages: identify, and track for Order "
+                    "Completed, Product Added/Removed, Checkout Started, Email Opened, Email Link "
+                    'Clicked (one message or {"batch": [...]})',
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "responses": {
+                        "202": _json({"type": "object"}, "each message accepted or rejected"),
+                        **_errors(400, 401, 413),
+                    },
+                }
+            },
             "/v1/segments": {
                 "get": {
                     "summary": "Segment definitions with their live sizes",

@@ -190,6 +190,7 @@ async def test_openapi_documents_every_route(api: Api) -> None:
     assert documented == {
         ("/health", "get"),
         ("/v1/events", "post"),
+        ("/v1/segment", "post"),
         ("/v1/segments", "get"),
         ("/v1/segments/{name}", "get"),
         ("/v1/segments/{name}/members", "get"),
@@ -239,3 +240,45 @@ async def test_metrics_account_for_every_event(api: Api) -> None:
     assert metric(text, "segstream_change_latency_seconds_count", cause="event") >= 1
     assert "segstream_consumer_lag" in text
     assert "segstream_deadlines_scheduled" in text
+
+
+async def test_segment_spec_calls_feed_the_engine(api: Api) -> None:
+    when = "2026-11-01T10:00:00Z"
+    batch = {
+        "batch": [
+            {
+                "type": "identify",
+                "userId": "seg1",
+                "messageId": "m1",
+                "timestamp": when,
+                "traits": {"emailConsent": True, "gender": "male"},
+            },
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "userId": "seg1",
+                "messageId": "m2",
+                "timestamp": when,
+                "properties": {
+                    "order_id": "o1",
+                    "total": 20,
+                    "products": [{"sku": "s", "category": "shoes", "quantity": 1, "price": 20}],
+                },
+            },
+            {"type": "page", "userId": "seg1", "messageId": "m3", "timestamp": when},
+        ]
+    }
+    status, body = await api.call("POST", "/v1/segment", batch)
+    assert status == 202
+    assert [(r["accepted"], r.get("topic")) for r in body["results"]] == [
+        (True, names.PROFILE_UPDATES),
+        (True, names.PURCHASES),
+        (False, None),
+    ]
+
+    async def served() -> Any:
+        status, found = await api.call("GET", "/v1/customers/seg1")
+        return found if status == 200 and "first_time_buyers" in found["served_segments"] else None
+
+    found = await until(served)
+    assert found and found["traits"]["gender"] == "male"
