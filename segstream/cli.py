@@ -324,6 +324,35 @@ def footprint(customers: int, events_per_customer: int) -> None:
     )
 
 
+@segments.command("preview")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def segments_preview(file: str, as_json: bool) -> None:
+    """How many stored customers each segment of a draft catalog would hold right now."""
+    from engine.catalog import catalog_for
+    from serving.preview import preview
+    from streams import codec
+
+    settings = _settings()
+    draft = catalog_for(file, settings.cart_quiet_minutes)
+
+    def show(done: int, total: int) -> None:
+        if not as_json:
+            click.echo(f"\rReading stored customers: {done}/{total}", nl=False, err=True)
+
+    result = _run(preview(settings, draft, show))
+    if as_json:
+        counts = {name: len(result.members.get(name, [])) for name in draft.names()}
+        click.echo(codec.dumps({"customers": result.customers, "segments": counts}).decode())
+        return
+    click.echo(f"\n{result.customers} stored customers; with {draft.source}:", err=True)
+    for name in draft.names():
+        members = sorted(result.members.get(name, []))
+        sample = ", ".join(members[:3]) + (", ..." if len(members) > 3 else "")
+        click.echo(f"  {name:<28} {len(members):>7}  {sample}")
+
+
 @main.command()
 @click.argument("customer_id")
 @friendly_errors

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from config import Settings
 from segstream.simulator import Record
 from streams import codec
-from streams.layout import unreachable
+from streams.layout import partition_ids, unreachable
 
 
 async def send_records(
@@ -60,5 +60,44 @@ async def follow(
         async for message in consumer:
             if message.value is not None:
                 yield codec.loads(message.value)
+    finally:
+        await consumer.stop()
+
+
+Progress = Callable[[int, int], None]  # (records read so far, records to read)
+
+
+async def read_to_end(
+    settings: Settings,
+    topic: str,
+    on_batch: Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]],
+    progress: Progress | None = None,
+) -> int:
+    """Read a (full-named) topic from its beginning to the end it had when reading started,
+    in order per partition; return how many records were read."""
+    partitions = [TopicPartition(topic, p) for p in await partition_ids(settings, topic)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        total, read = sum(ends[tp] - starts[tp] for tp in partitions), 0
+        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
+            for messages in batches.values():
+                await on_batch(messages)
+                read += len(messages)
+            for tp in list(remaining):
+                # Position, not the last offset seen: transaction markers take offsets too.
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            if progress:
+                progress(read, total)
+        return read
     finally:
         await consumer.stop()

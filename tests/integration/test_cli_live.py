@@ -1,0 +1,97 @@
+"""CLI commands against a running worker, as a user runs them: tail, preview, customer show."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.kafka_io import produce
+from tests.integration.test_redis_store import expected_snapshot, wait_for
+from tests.integration.test_segments_live import DAY, Shop, now_ms, read_settled
+
+pytestmark = pytest.mark.integration
+
+DRAFT = """
+segments:
+  spent_100:
+    description: Spent 100 or more, ever
+    consent_required: false
+    when: {count: {of: spend, min: 100}}
+  anyone_with_consent:
+    description: Everyone who consented
+    when: {always: true}
+"""
+
+
+def segstream(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "segstream", *args],
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_tail_preview_and_customer_show(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    deployment = deployment_factory()
+    worker = worker_factory(deployment)
+    shop, t = Shop(), now_ms() - DAY
+    shop.profile("p1", t, email_consent=True)
+    shop.profile("p2", t, email_consent=False)
+    shop.purchase("p1", t + 1000, total=150.0)
+    shop.purchase("p2", t + 1000, total=120.0)
+    shop.purchase("p3", t + 1000, total=20.0)
+    await produce(deployment.settings, shop.kafka_records())
+    changes, _ = await read_settled(deployment, shop, minimum=3)
+
+    command = [sys.executable, "-m", "segstream", "tail", "--from-beginning", "--json"]
+    tail_out = tmp_path / "tail.jsonl"
+    with tail_out.open("w") as out:
+        tail = subprocess.Popen([*command, "--customer", "p1"], env=deployment.env, stdout=out)
+        for _ in range(300):
+            if len(tail_out.read_text().splitlines()) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        tail.terminate()
+        tail.wait(timeout=30)
+    tailed = [orjson.loads(line) for line in tail_out.read_text().splitlines()[:3]]
+
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(DRAFT)
+    previewed = segstream(deployment, "segments", "preview", str(draft), "--json")
+
+    from serving.redis_store import RedisStore
+
+    store = RedisStore.connect(deployment.settings)
+    try:
+        await wait_for(store, expected_snapshot(changes))
+    finally:
+        await store.close()
+    shown = segstream(deployment, "customer", "show", "p1", "--json")
+
+    worker.assert_running()
+    assert tailed == [c for c in changes if c["customer_id"] == "p1"][:3]
+    assert previewed.returncode == 0, previewed.stderr
+    assert orjson.loads(previewed.stdout) == {
+        "customers": 3,
+        "segments": {"spent_100": 2, "anyone_with_consent": 1},
+    }
+    p1 = [c for c in changes if c["customer_id"] == "p1"]
+    assert orjson.loads(shown.stdout) == {
+        "customer_id": "p1",
+        "segments": sorted(expected_snapshot(changes)["customers"]["p1"]),
+        "version": p1[-1]["version"],
+    }
