@@ -107,6 +107,8 @@ async def test_token_guards_every_route_but_health(api: Api) -> None:
         "/openapi.json",
         "/v1/customers/x",
         "/metrics",
+        "/v1/dashboard",
+        "/dashboard",
     )
     for path in guarded:
         assert (await api.call("GET", path, token=None))[0] == 401, path

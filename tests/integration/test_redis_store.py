@@ -51,7 +51,8 @@ async def test_store_follows_changes_and_survives_replay_and_rebuild(
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[[Deployment], WorkerProcess],
 ) -> None:
-    deployment = deployment_factory()
+    # The worker samples sizes once an hour here, so that the test's own samples are not raced.
+    deployment = deployment_factory(size_sample_seconds="3600")
     worker = worker_factory(deployment)
     shop, t = Shop(), now_ms() - 10 * DAY
     for n in range(12):
@@ -67,6 +68,10 @@ async def test_store_follows_changes_and_survives_replay_and_rebuild(
     try:
         live = await wait_for(store, expected_snapshot(changes))
         sizes = await store.sizes(["gender_female", "gender_male"])
+        await store.client.delete(store.key(names.REDIS_HISTORY_LOCK))
+        sampled = await store.sample_sizes(["gender_female"], 1_000_000, 10)
+        sampled_again = await store.sample_sizes(["gender_female"], 1_000_500, 10)
+        history = await store.history("gender_female")
         stream = await store.recent_changes(count=len(changes) + 10)
 
         replayed = await store.apply(changes) + await store.apply(changes)
@@ -89,6 +94,8 @@ async def test_store_follows_changes_and_survives_replay_and_rebuild(
     worker.assert_running()
     assert live == expected_snapshot(changes)
     assert sizes == {"gender_female": 6, "gender_male": 6}
+    assert (sampled, sampled_again) == (True, False)  # one sample per interval, across workers
+    assert history[-1] == (1_000_000, 6)
     assert sorted(stream, key=lambda c: (c["customer_id"], c["version"])) == sorted(
         changes, key=lambda c: (c["customer_id"], c["version"])
     )
