@@ -28,9 +28,30 @@ class Record:
     value: dict[str, Any]
 
 
+# Behaviour profiles: how likely a customer of each kind is to be the one behind an event of
+# each kind (open, click, cart add, purchase, profile update, support contact). The overall mix
+# stays the shop's (MIX); the profile decides who does what.
+PERSONAS: dict[str, tuple[tuple[float, ...], float]] = {
+    # name: (propensity per event kind, share of customers)
+    "browser": ((1.0, 0.5, 2.0, 0.1, 1.0, 0.5), 0.20),
+    "one_time_buyer": ((1.0, 0.5, 0.5, 0.3, 1.0, 1.0), 0.15),
+    "loyal": ((1.5, 2.0, 1.0, 3.0, 1.0, 1.0), 0.15),
+    "bulk_buyer": ((0.5, 0.5, 1.0, 2.0, 1.0, 1.0), 0.05),
+    "cart_abandoner": ((1.0, 0.5, 3.0, 0.05, 1.0, 1.0), 0.15),
+    "reader_never_clicks": ((3.0, 0.0, 0.2, 0.1, 1.0, 0.2), 0.15),
+    "lapsing": ((1.0, 1.0, 1.0, 1.5, 1.0, 1.0), 0.15),
+}
+MIX = (45, 15, 20, 10, 5, 5)  # opens, clicks, cart, purchases, profiles, support (percent)
+# Lapsing customers go quiet after this share of an endless stream's first 100 events per
+# customer (or of a counted stream).
+LAPSE_AFTER = 0.3
+
+
 @dataclass
 class SyntheticShop:
-    """Draws events for ``customers`` customers from behaviour profiles, one per customer."""
+    """Draws a shop's event mix; behaviour profiles decide which customer is behind each event:
+    browsers, one-time, loyal and bulk buyers, cart abandoners, readers who never click, and
+    lapsing customers who go quiet."""
 
     customers: int = 50
     seed: int = 7
@@ -46,6 +67,26 @@ class SyntheticShop:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._now = self.start_ms
+        names_, shares = zip(*((n, share) for n, (_, share) in PERSONAS.items()), strict=True)
+        self.personas = [self._rng.choices(names_, shares)[0] for _ in range(self.customers)]
+        self._weights = self._cumulative(lapsed=False)
+
+    def _cumulative(self, lapsed: bool) -> list[list[float]]:
+        """Per event kind, cumulative weights over the customers (for random.choices)."""
+        table = []
+        for kind in range(len(MIX)):
+            total, running = 0.0, []
+            for persona in self.personas:
+                weight = PERSONAS[persona][0][kind]
+                if lapsed and persona == "lapsing":
+                    weight = 0.0
+                total += weight + 1e-9
+                running.append(total)
+            table.append(running)
+        return table
+
+    def _persona(self, customer: str) -> str:
+        return self.personas[int(customer[1:])]
 
     def customer_id(self, index: int) -> str:
         return f"c{index:06d}"
@@ -60,7 +101,7 @@ class SyntheticShop:
 
     def _purchase(self, customer: str) -> Record:
         cart = self._carts.pop(customer, None) or [self._pick_item()]
-        bulk = self._rng.random() < 0.05
+        bulk = self._persona(customer) == "bulk_buyer" or self._rng.random() < 0.02
         quantity = 12 if bulk else 1
         items = [
             {"sku": sku, "category": category, "quantity": quantity, "unit_price": price}
@@ -138,11 +179,14 @@ class SyntheticShop:
             self._profile,
             self._support,
         )
-        weights = (45, 15, 20, 10, 5, 5)
+        lapse_at = int((count or self.customers * 100) * LAPSE_AFTER)
+        indices = range(self.customers)
         produced = 0
         while count is None or produced < count:
-            customer = self.customer_id(self._rng.randrange(self.customers))
-            kind = self._rng.choices(kinds, weights)[0]
+            if produced == lapse_at:
+                self._weights = self._cumulative(lapsed=True)
+            kind = self._rng.choices(range(len(kinds)), MIX)[0]
+            index = self._rng.choices(indices, cum_weights=self._weights[kind])[0]
             self._now = self.clock() if self.clock else self._now + self.step_ms
             produced += 1
-            yield kind(customer)
+            yield kinds[kind](self.customer_id(index))
