@@ -12,13 +12,15 @@ from aiokafka.errors import KafkaError
 from config import Settings
 from segstream.simulator import Record
 from streams import codec
-from streams.layout import partition_ids, unreachable
+from streams.layout import ensure_topics, partition_ids, unreachable
 
 
 async def send_records(
     settings: Settings, records: Iterable[Record], rate: float | None = None
 ) -> int:
-    """Produce ``records`` to their (prefixed) topics, paced at ``rate`` per second if given."""
+    """Produce ``records`` to their (prefixed) topics, paced at ``rate`` per second if given.
+    The topics are created first if no worker has created them yet."""
+    await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     try:
         await producer.start()

@@ -128,6 +128,8 @@ async def ingest(
         try:
             topic, key, raw = check_event(to_event(item), settings.max_event_bytes)
         except InvalidEvent as exc:
+            named = item.get("topic") if isinstance(item, dict) else None
+            metrics.events_rejected.labels(named if named in ACCEPTED_TOPICS else "unknown").inc()
             results.append({"index": index, "accepted": False, "reason": exc.reason})
             continue
         accepted.append((index, topic, key, raw))

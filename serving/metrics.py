@@ -31,6 +31,12 @@ events_dead_lettered = Counter(
     ["topic"],
     registry=registry,
 )
+events_rejected = Counter(
+    "segstream_events_rejected",
+    "Events refused at the HTTP door (never produced), per topic",
+    ["topic"],
+    registry=registry,
+)
 transitions = Counter(
     "segstream_transitions", "Segment changes published", ["segment", "change"], registry=registry
 )

@@ -220,7 +220,11 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 async def test_metrics_account_for_every_event(api: Api) -> None:
     t = now_ms() - DAY
-    await api.call("POST", "/v1/events", [consent("kim", t), purchase("kim", 1, t + 1000)])
+    await api.call(
+        "POST",
+        "/v1/events",
+        [consent("kim", t), purchase("kim", 1, t + 1000), {"topic": "purchases", "value": {}}],
+    )
     await produce(api.deployment.settings, [(names.PURCHASES, b"kim", b"{broken")])
 
     async def counted() -> Any:
@@ -240,6 +244,7 @@ async def test_metrics_account_for_every_event(api: Api) -> None:
         == 1
     )
     assert metric(text, "segstream_change_latency_seconds_count", cause="event") >= 1
+    assert metric(text, "segstream_events_rejected_total", topic="purchases") == 1
     assert "segstream_consumer_lag" in text
     assert "segstream_deadlines_scheduled" in text
 

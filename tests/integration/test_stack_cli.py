@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -132,3 +133,50 @@ def test_demo_shows_segment_changes_and_stops_what_it_started(tmp_path: Path) ->
     assert "→ enter  first_time_buyers" in result.stdout
     assert result.stdout.rstrip().endswith("Stopped: redis, kafka")
     assert not list((tmp_path / "stack").rglob("*.pid"))
+
+
+def test_simulate_sends_the_shop_mix(stack: LocalStack, tmp_path: Path) -> None:
+    env = stack_env(tmp_path, stack.kafka.port, stack.redis.port) | {
+        "SEGSTREAM_TOPIC_PREFIX": "sim."
+    }
+
+    result = segstream(env, "simulate", "--count", "200", "--rate", "0", "--customers", "20")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sent 200 events"
+    counts = asyncio.run(count_records(env, "sim."))
+    assert sum(counts.values()) == 200
+    assert set(counts) == {
+        "purchases",
+        "email-opens",
+        "email-clicks",
+        "cart-events",
+        "profile-updates",
+        "support-contacts",
+    }
+
+
+async def count_records(env: dict[str, str], prefix: str) -> dict[str, int]:
+    from aiokafka import AIOKafkaConsumer
+
+    from config import names
+
+    consumer = AIOKafkaConsumer(
+        *(prefix + name for name in names.EVENT_TOPICS),
+        bootstrap_servers=env["SEGSTREAM_KAFKA_BOOTSTRAP"],
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    counts: dict[str, int] = {}
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=3000)
+            if not batches:
+                break
+            for tp, messages in batches.items():
+                name = tp.topic.removeprefix(prefix)
+                counts[name] = counts.get(name, 0) + len(messages)
+    finally:
+        await consumer.stop()
+    return counts
