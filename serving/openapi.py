@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from config import names
+
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
 
@@ -25,18 +27,7 @@ EVENT = {
     "type": "object",
     "required": ["topic", "value"],
     "properties": {
-        "topic": {
-            "type": "string",
-            "enum": [
-                "purchases",
-                "email-opens",
-                "email-clicks",
-                "cart-events",
-                "profile-updates",
-                "support-contacts",
-                "customer-erasures",
-            ],
-        },
+        "topic": {"type": "string", "enum": [*names.EVENT_TOPICS, names.CUSTOMER_ERASURES]},
         "key": {"type": "string", "description": "the customer_id (default: value.customer_id)"},
         "value": {"type": "object", "description": "an event of the contract (see README)"},
     },

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from config import names
 from segstream.stack import LocalStack
 from tests.integration.conftest import free_port
 
@@ -158,8 +159,6 @@ def test_simulate_sends_the_shop_mix(stack: LocalStack, tmp_path: Path) -> None:
 
 async def count_records(env: dict[str, str], prefix: str) -> dict[str, int]:
     from aiokafka import AIOKafkaConsumer
-
-    from config import names
 
     consumer = AIOKafkaConsumer(
         *(prefix + name for name in names.EVENT_TOPICS),
