@@ -41,6 +41,8 @@ class Segment:
     digest: str = ""
     # Input topics whose events can change membership (references and consent included).
     topics: frozenset[str] = frozenset()
+    # Whether time alone can change membership (itself or through a referenced segment).
+    timed: bool = False
 
     def holds(self, state: CustomerState, now: int) -> bool:
         if self.consent_required and not state.email_consent:
@@ -68,6 +70,8 @@ class Catalog:
     source: str = "<memory>"
     digest: str = ""
     _by_topic: dict[str, tuple[Segment, ...]] = field(default_factory=dict, repr=False)
+    #: The segments time alone can move, in dependency order.
+    timed: tuple[Segment, ...] = ()
 
     @classmethod
     def of(cls, segments: Iterable[Segment], source: str = "<memory>") -> Catalog:
@@ -76,7 +80,7 @@ class Catalog:
         by_topic = {
             topic: tuple(s for s in ordered if topic in s.topics) for topic in names.EVENT_TOPICS
         }
-        return cls(ordered, source, digest, by_topic)
+        return cls(ordered, source, digest, by_topic, tuple(s for s in ordered if s.timed))
 
     def names(self) -> list[str]:
         return [segment.name for segment in self.segments]
@@ -406,14 +410,17 @@ def _in_dependency_order(segments: dict[str, Segment], source: str) -> list[Segm
         visiting.append(name)
         segment = segments[name]
         topics = set(segment.when.topics)
+        timed = segment.when.timed
         if segment.consent_required:
             topics.add(names.PROFILE_UPDATES)
         for ref in sorted(segment.when.refs()):
             if ref not in segments:
                 raise _Where(source, name, "when").error(f"refers to unknown segment {ref!r}")
-            topics |= visit(ref).topics
+            referenced = visit(ref)
+            topics |= referenced.topics
+            timed = timed or referenced.timed
         visiting.pop()
-        resolved = Segment(**{**segment.__dict__, "topics": frozenset(topics)})
+        resolved = Segment(**{**segment.__dict__, "topics": frozenset(topics), "timed": timed})
         done[name] = resolved
         ordered.append(resolved)
         return resolved

@@ -31,6 +31,8 @@ class Condition:
 
     #: Input topics whose events can change the answer.
     topics: frozenset[str] = frozenset()
+    #: Whether the passage of time alone can change the answer (it has deadlines).
+    timed: bool = False
 
     def holds(self, state: CustomerState, now: int) -> bool:
         raise NotImplementedError
@@ -62,6 +64,10 @@ class All(Condition):
         return frozenset().union(*(child.refs() for child in self.children))
 
     @property
+    def timed(self) -> bool:  # type: ignore[override]
+        return any(child.timed for child in self.children)
+
+    @property
     def topics(self) -> frozenset[str]:  # type: ignore[override]
         return frozenset().union(*(child.topics for child in self.children))
 
@@ -84,6 +90,10 @@ class Not(Condition):
 
     def refs(self) -> frozenset[str]:
         return self.child.refs()
+
+    @property
+    def timed(self) -> bool:  # type: ignore[override]
+        return self.child.timed
 
     @property
     def topics(self) -> frozenset[str]:  # type: ignore[override]
@@ -167,6 +177,8 @@ def _new_year_after(ts: int) -> int:
 class Age(Condition):
     """Age in whole years from the birth year, as of the current calendar year (UTC)."""
 
+    timed = True
+
     minimum: int | None = None
     maximum: int | None = None
     topics: frozenset[str] = PROFILE
@@ -219,6 +231,10 @@ class Count(Condition):
     def topics(self) -> frozenset[str]:  # type: ignore[override]
         return METRICS[self.metric][1]
 
+    @property
+    def timed(self) -> bool:  # type: ignore[override]
+        return self.within_days is not None
+
     def value(self, state: CustomerState, now: int) -> float:
         return sum(
             state.window_total(now, self.within_days, index) for index in METRICS[self.metric][0]
@@ -239,6 +255,8 @@ class Count(Condition):
 @dataclass(frozen=True)
 class LargestOrder(Condition):
     """Some order inside the window reached a quantity or a total."""
+
+    timed = True
 
     within_days: int
     min_quantity: int | None = None
@@ -279,6 +297,8 @@ class Recency(Condition):
     """The last X happened less than ``within`` ago, or more than ``more_than`` ago (at exactly
     ``more_than`` it counts as more). Never having done X satisfies neither."""
 
+    timed = True
+
     of: str
     within_ms: int | None = None
     more_than_ms: int | None = None
@@ -312,6 +332,8 @@ class Quiet(Condition):
     """No X for ``for_ms``: the customer has been known that long, and the last X (if any) is
     at least that old."""
 
+    timed = True
+
     of: str
     for_ms: int
 
@@ -338,6 +360,8 @@ class Quiet(Condition):
 class Abandoned(Condition):
     """Did X, then no Y since, for a quiet period (the cart-abandon shape). For a cart, the cart
     must still hold something."""
+
+    timed = True
 
     did: str
     then_not: str
@@ -397,6 +421,10 @@ class ClicksPerOpen(Condition):
     maximum: float | None = None
     min_opens: int = 1
     topics: frozenset[str] = frozenset({names.EMAIL_OPENS, names.EMAIL_CLICKS})
+
+    @property
+    def timed(self) -> bool:  # type: ignore[override]
+        return self.within_days is not None
 
     def holds(self, state: CustomerState, now: int) -> bool:
         opens = state.window_total(now, self.within_days, OPENS)

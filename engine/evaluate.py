@@ -75,7 +75,7 @@ def _change(
 def next_deadline(state: CustomerState, now: int, catalog: Catalog) -> int | None:
     due = [
         t
-        for t in (segment.deadline(state, now) for segment in catalog.segments)
+        for t in (segment.deadline(state, now) for segment in catalog.timed)
         if t is not None and t > now
     ]
     return min(due) if due else None
@@ -103,7 +103,7 @@ def advance(state: CustomerState, now: int, catalog: Catalog) -> Outcome:
             break
         state.clock = max(state.clock, due)
         state.prune(due)
-        outcome.extend(reconcile(state, catalog.segments, due, None))
+        outcome.extend(reconcile(state, catalog.timed, due, None))
         state.next_deadline = next_deadline(state, due, catalog)
     state.clock = max(state.clock, now)
     return outcome
