@@ -99,7 +99,7 @@ async def on_tick(partition: int, raw: bytes) -> None:
 
 
 async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes, since: float) -> None:
-    decoded = decode(topic, key, raw, settings.max_event_bytes)
+    decoded = decode(topic, key, raw, settings.max_event_bytes, wall_clock_ms())
     customer_id = decoded.customer_id
     if erasures.predates_erasure(customer_id, decoded.ts):
         raise InvalidEvent(ERASED)
@@ -137,6 +137,10 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
         except InvalidEvent as exc:
             metrics.events_dead_lettered.labels(topic).inc()
             await dead_letter(event, topic, exc.reason)
+        except Exception as exc:  # a bug must not stop the worker or the events around it
+            log.exception("Failed on %s[%d]@%d", message.topic, message.partition, message.offset)
+            metrics.events_dead_lettered.labels(topic).inc()
+            await dead_letter(event, topic, f"internal error: {type(exc).__name__}")
 
 
 # The last offset processed per input partition, for the lag gauge.

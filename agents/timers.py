@@ -64,8 +64,8 @@ resync = CatalogResync()
 async def on_customer_changelog(event: faust.EventT) -> None:
     """Called by Faust for each changelog record it restores: index the customer's deadline."""
     message = event.message
-    if message.key is None:
-        return
+    if message.key is None or message.tp in app.assignor.assigned_standbys():
+        return  # a standby copy: another worker fires those deadlines
     customer_id = codec.loads(message.key)
     if message.value is None:
         resync.mark(customer_id, stale=False)
@@ -92,10 +92,16 @@ async def fire_due_deadlines() -> None:
         by_partition.setdefault(partition, []).append([customer_id, at])
     for partition, customers in by_partition.items():
         for start in range(0, len(customers), TICK_BATCH):
-            await topics.customer_ticks.send(
-                value=codec.dumps({"due": customers[start : start + TICK_BATCH]}),
-                partition=partition,
-            )
+            chunk = customers[start : start + TICK_BATCH]
+            try:
+                await topics.customer_ticks.send(
+                    value=codec.dumps({"due": chunk}), partition=partition
+                )
+            except Exception:
+                # Not sent: keep the deadlines, so the next run tries again.
+                for customer_id, at in chunk:
+                    deadlines.set(partition, customer_id, at)
+                raise
     if len(due) >= 1000:
         log.info("Fired %d due deadlines (%d scheduled)", len(due), len(deadlines))
 

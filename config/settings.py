@@ -16,6 +16,7 @@ from segstream.errors import ConfigError
 ENV_PREFIX = "SEGSTREAM_"
 SECRET_FIELDS = frozenset({"redis_url", "api_token"})
 LOOPBACK = ("127.", "localhost", "::1")
+MIN_TOKEN = 16
 
 
 class Settings(BaseSettings):
@@ -122,6 +123,15 @@ class Settings(BaseSettings):
     def _legal_topic_chars(cls, value: str) -> str:
         if any(not (ch.isalnum() or ch in "._-") for ch in value):
             raise ValueError(f"only letters, digits, '.', '_' and '-' are allowed, got {value!r}")
+        return value
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _token_long_enough(cls, value: object) -> object:
+        if value in ("", None):
+            return None  # an empty token is no token
+        if isinstance(value, str) and len(value) < MIN_TOKEN:
+            raise ValueError(f"use at least {MIN_TOKEN} characters")
         return value
 
     @model_validator(mode="after")

@@ -7,13 +7,13 @@ field, before a worker consumes anything.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
 from config import names
@@ -237,8 +237,11 @@ class _Parser:
             raise where.error("give exactly one of equals, in, contains, exists, or min/max")
         one_of = None
         if "in" in node:
-            if not isinstance(node["in"], list) or not node["in"]:
+            values = node["in"]
+            if not isinstance(values, list) or not values:
                 raise where.at("in").error("expected a non-empty list")
+            if not all(isinstance(v, str | int | float | bool) for v in values):
+                raise where.at("in").error("expected a list of strings or numbers")
             one_of = frozenset(v.casefold() if isinstance(v, str) else v for v in node["in"])
         if "exists" in node and not isinstance(node["exists"], bool):
             raise where.at("exists").error("expected true or false")
@@ -341,8 +344,9 @@ class _Parser:
 
 
 def _digest(name: str, node: dict[str, Any], quiet_ms: int) -> str:
-    canonical = orjson.dumps([name, node, quiet_ms], option=orjson.OPT_SORT_KEYS, default=str)
-    return hashlib.sha256(canonical).hexdigest()[:12]
+    # The standard library's json: it takes any integer a YAML file may hold.
+    canonical = json.dumps([name, node, quiet_ms], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) -> Catalog:

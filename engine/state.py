@@ -26,6 +26,8 @@ HORIZON_DAYS = 365
 RECENT_EVENT_IDS = 16
 # Per-SKU and per-category memory is capped; the least recently bought are forgotten first.
 MAX_PRODUCTS = 100
+# A cart holds at most this many lines; adds beyond it are ignored (the state stays small).
+MAX_CART_LINES = 100
 
 # Fields of a day bucket.
 ORDERS, SPEND, OPENS, CLICKS, SUPPORT, MAX_ORDER_TOTAL, MAX_ORDER_QUANTITY = range(7)
@@ -194,7 +196,8 @@ class CustomerState:
         line = self.cart.get(event.sku)
         if event.action == "add":
             if line is None:
-                self.cart[event.sku] = [event.category, event.quantity, event.unit_price]
+                if len(self.cart) < MAX_CART_LINES:
+                    self.cart[event.sku] = [event.category, event.quantity, event.unit_price]
             else:
                 line[1] += event.quantity
                 line[2] = event.unit_price

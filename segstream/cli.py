@@ -250,22 +250,22 @@ def segments_list(as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask before flushing the store.")
 @friendly_errors
 def rebuild(yes: bool) -> None:
-    """Rebuild the Redis membership store from the segment-changes topic (not from Redis)."""
+    """Rebuild the Redis membership store from Kafka (the customers table's changelog)."""
     from serving.rebuild import rebuild as run_rebuild
 
     settings = _settings()
     if not yes:
         click.confirm(
-            f"Flush every '{settings.redis_prefix}*' key in Redis and rebuild it from Kafka?",
+            f"Replace the memberships under '{settings.redis_prefix}' in Redis with Kafka's?",
             abort=True,
         )
 
     def show(done: int, total: int) -> None:
-        click.echo(f"\rRebuilding from Kafka: {done}/{total} changes", nl=False, err=True)
+        click.echo(f"\rReading stored customers: {done}/{total}", nl=False, err=True)
 
-    read, applied = _run(run_rebuild(settings, show))
+    customers = _run(run_rebuild(settings, show))
     click.echo("", err=True)
-    click.echo(f"read {read} changes, applied {applied}")
+    click.echo(f"rebuilt the store from {customers} stored customers")
 
 
 @main.group()

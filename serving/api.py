@@ -95,7 +95,7 @@ def check_event(item: Any, max_bytes: int) -> tuple[str, bytes, bytes]:
     if not isinstance(key, str):
         raise InvalidEvent("key: expected the customer_id as a string")
     raw = codec.dumps(value)
-    decode(topic, key.encode(), raw, max_bytes)
+    decode(topic, key.encode(), raw, max_bytes, int(time.time() * 1000))
     return topic, key.encode(), raw
 
 

@@ -1,28 +1,27 @@
-"""Rebuild the Redis store from Kafka: flush this deployment's keys, then apply every change
-still on the segment-changes topic, in order."""
+"""Rebuild the Redis store from Kafka: every stored customer's memberships, version and spend,
+read from the customers table's changelog (compacted, so it keeps each customer's latest state
+for as long as the customer exists, unlike segment-changes, which ages out)."""
 
 from __future__ import annotations
 
-from aiokafka import ConsumerRecord
-
-from config import Settings, names
-from segstream.kafka_clients import Progress, read_to_end
+from config import Settings
+from engine.state import CustomerState
+from segstream.kafka_clients import Progress
+from serving.preview import latest_states
 from serving.redis_store import RedisStore
 from streams import codec
 
 
-async def rebuild(settings: Settings, progress: Progress | None = None) -> tuple[int, int]:
-    """Return (changes read, changes applied)."""
+async def rebuild(settings: Settings, progress: Progress | None = None) -> int:
+    """Return how many stored customers the store now reflects."""
+    states = [
+        CustomerState.from_dict(codec.loads(raw))
+        for raw in (await latest_states(settings, progress)).values()
+    ]
     store = RedisStore.connect(settings)
-    applied = 0
-
-    async def apply(messages: list[ConsumerRecord[bytes, bytes]]) -> None:
-        nonlocal applied
-        applied += await store.apply([codec.loads(m.value) for m in messages if m.value])
-
     try:
-        await store.flush()
-        read = await read_to_end(settings, settings.topic(names.SEGMENT_CHANGES), apply, progress)
+        await store.reset_memberships()
+        await store.load(states)
     finally:
         await store.close()
-    return read, applied
+    return len(states)

@@ -16,6 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from config import Settings, names
+from engine.state import CustomerState
 from streams.events import ERASURE_CAUSE
 
 # ARGV: prefix, stream cap, then 6 values per change:
@@ -100,12 +101,15 @@ class RedisStore:
         return int(await self._apply(args=args))
 
     async def set_spend(self, spend: dict[str, float | None]) -> None:
-        """Record customers' lifetime spend (None: forget the customer)."""
+        """Record customers' lifetime spend; None forgets an erased customer entirely (spend,
+        version and segment set), so a customer who comes back counts versions from 1."""
         key = self.key(names.REDIS_SPEND)
         async with self.client.pipeline(transaction=False) as pipe:
             for customer_id, total in spend.items():
                 if total is None:
                     pipe.hdel(key, customer_id)
+                    pipe.hdel(self.key(names.REDIS_VERSIONS), customer_id)
+                    pipe.delete(self.key(names.REDIS_CUSTOMER, customer_id))
                 else:
                     pipe.hset(key, customer_id, total)
             await pipe.execute()
@@ -149,10 +153,36 @@ class RedisStore:
 
     async def flush(self) -> int:
         """Delete every key of this deployment's store; return how many."""
+        return await self._delete_matching(f"{self.prefix}*")
+
+    async def _delete_matching(self, pattern: str) -> int:
         deleted = 0
-        async for key in self.client.scan_iter(match=f"{self.prefix}*", count=1000):
+        async for key in self.client.scan_iter(match=pattern, count=1000):
             deleted += int(await self.client.delete(key))
         return deleted
+
+    async def reset_memberships(self) -> None:
+        """Forget memberships, versions and spend; keep the size history and change stream."""
+        await self._delete_matching(self.key(names.REDIS_MEMBERS, "*"))
+        await self._delete_matching(self.key(names.REDIS_CUSTOMER, "*"))
+        await self.client.delete(self.key(names.REDIS_VERSIONS), self.key(names.REDIS_SPEND))
+
+    async def load(self, states: Iterable[CustomerState], batch: int = 1000) -> None:
+        """Write customers' memberships, versions and spend as their states hold them."""
+        pending = 0
+        pipe = self.client.pipeline(transaction=False)
+        for state in states:
+            for segment in state.segments:
+                pipe.sadd(self.key(names.REDIS_MEMBERS, segment), state.customer_id)
+                pipe.sadd(self.key(names.REDIS_CUSTOMER, state.customer_id), segment)
+            pipe.hset(self.key(names.REDIS_VERSIONS), state.customer_id, state.version)
+            if state.total_spend:
+                pipe.hset(self.key(names.REDIS_SPEND), state.customer_id, state.total_spend)
+            pending += 1
+            if pending >= batch:
+                await pipe.execute()
+                pending = 0
+        await pipe.execute()
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ segments known customers, not anonymous visitors) and a messageId.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from segstream.errors import InvalidEvent
 from streams.timestamps import parse_ts
 
 Mapped = tuple[str, dict[str, Any]]
+BIRTHDAY = re.compile(r"[0-9]{4}-")
 
 
 def _head(message: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +130,7 @@ def _identify(message: dict[str, Any]) -> Mapped:
             if address.get(field) is not None:
                 traits[field] = address[field]
     birthday = raw.get("birthday")
-    if isinstance(birthday, str) and len(birthday) >= 4 and birthday[:4].isdigit():
+    if isinstance(birthday, str) and BIRTHDAY.match(birthday):
         traits["birth_year"] = int(birthday[:4])
     consent = raw.get("email_consent", raw.get("emailConsent"))
     if consent is not None:

@@ -277,19 +277,35 @@ _DECODERS: dict[str, Callable[[_Fields, dict[str, Any], tuple[str, str, int]], E
 
 
 def decode(
-    topic: str, key: bytes | None, raw: bytes, max_bytes: int = MAX_EVENT_BYTES
+    topic: str,
+    key: bytes | None,
+    raw: bytes,
+    max_bytes: int = MAX_EVENT_BYTES,
+    now: int | None = None,
 ) -> Event | Erasure:
-    """Decode and validate one record of an input topic (named without prefix)."""
+    """Decode and validate one record of an input topic (named without prefix). With ``now``
+    (live input), an event more than an hour in the future is refused."""
     obj = _object(raw, max_bytes)
     f = _Fields(obj)
     if topic == names.CUSTOMER_ERASURES:
         customer_id = f.text("customer_id")
         _check_key(key, customer_id)
-        return Erasure(customer_id, f.ts())
+        return Erasure(customer_id, _not_future(f.ts(), now))
     event_id = f.text("event_id")
+    if event_id.startswith(ERASURE_CAUSE):
+        raise InvalidEvent(f"event_id: {ERASURE_CAUSE!r} is reserved for erasures")
     customer_id = f.text("customer_id")
     _check_key(key, customer_id)
-    return _DECODERS[topic](f, obj, (event_id, customer_id, f.ts()))
+    return _DECODERS[topic](f, obj, (event_id, customer_id, _not_future(f.ts(), now)))
+
+
+MAX_FUTURE_MS = 3_600_000
+
+
+def _not_future(ts: int, now: int | None) -> int:
+    if now is not None and ts > now + MAX_FUTURE_MS:
+        raise InvalidEvent("ts: more than an hour in the future")
+    return ts
 
 
 def _check_key(key: bytes | None, customer_id: str) -> None:

@@ -12,8 +12,10 @@ RFC3339 = re.compile(
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
-# Earlier than this is no e-commerce event (2000-01-01T00:00:00Z).
+# Earlier than this is no e-commerce event (2000-01-01T00:00:00Z); later than this is a
+# mistake such as epoch microseconds (2200-01-01T00:00:00Z).
 EARLIEST_MS = 946_684_800_000
+LATEST_MS = 7_258_118_400_000
 
 
 def parse_ts(value: object, field: str = "ts") -> int:
@@ -36,6 +38,8 @@ def parse_ts(value: object, field: str = "ts") -> int:
         raise InvalidEvent(f"{field}: expected an RFC 3339 string or epoch milliseconds")
     if ms < EARLIEST_MS:
         raise InvalidEvent(f"{field}: {value!r} is before the year 2000")
+    if ms >= LATEST_MS:
+        raise InvalidEvent(f"{field}: {value!r} is after the year 2199 (epoch microseconds?)")
     return ms
 
 

@@ -17,7 +17,7 @@ from tests.integration.test_segments_live import DAY, now_ms
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "test-token-3f9a"
+TOKEN = "test-token-3f9a-5d1e-77c0"
 
 
 class Api:

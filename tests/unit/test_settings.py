@@ -266,10 +266,21 @@ def test_only_the_given_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_api_token_is_read_and_hidden() -> None:
-    settings = load_settings({"SEGSTREAM_API_TOKEN": "s3cret-token"})
+    settings = load_settings({"SEGSTREAM_API_TOKEN": "s3cret-token-0123456"})
     assert settings.api_token is not None
-    assert settings.api_token.get_secret_value() == "s3cret-token"
+    assert settings.api_token.get_secret_value() == "s3cret-token-0123456"
     assert "s3cret-token" not in repr(settings)
+
+
+def test_an_empty_token_is_no_token_and_a_short_one_is_refused() -> None:
+    assert load_settings({"SEGSTREAM_API_TOKEN": ""}).api_token is None
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SEGSTREAM_API_TOKEN": "short"})
+    assert str(caught.value) == (
+        "Bad setting in the environment: SEGSTREAM_API_TOKEN: use at least 16 characters."
+    )
+    with pytest.raises(ConfigError):
+        load_settings({"SEGSTREAM_WEB_HOST": "0.0.0.0", "SEGSTREAM_API_TOKEN": ""})
 
 
 def test_open_web_host_needs_a_token() -> None:
@@ -279,5 +290,5 @@ def test_open_web_host_needs_a_token() -> None:
         "Bad settings in the environment: SEGSTREAM_WEB_HOST='0.0.0.0' opens the HTTP API "
         "beyond loopback, which needs SEGSTREAM_API_TOKEN."
     )
-    opened = load_settings({"SEGSTREAM_WEB_HOST": "0.0.0.0", "SEGSTREAM_API_TOKEN": "t"})
+    opened = load_settings({"SEGSTREAM_WEB_HOST": "0.0.0.0", "SEGSTREAM_API_TOKEN": "t" * 16})
     assert opened.web_host == "0.0.0.0"
