@@ -20,6 +20,20 @@ from segstream.errors import StackError
 from segstream.stack import LocalStack
 
 
+def run_segstream(
+    env: dict[str, str], *args: str, timeout: float = 150
+) -> subprocess.CompletedProcess[str]:
+    """Run the `segstream` command as a user would, with the given environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "segstream", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce
 from tests.integration.test_redis_store import expected_snapshot, wait_for
 from tests.integration.test_segments_live import DAY, Shop, now_ms, read_settled
@@ -31,14 +31,7 @@ segments:
 
 
 def segstream(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "segstream", *args],
-        env=deployment.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_segstream(deployment.env, *args)
 
 
 async def test_tail_preview_and_customer_show(

@@ -4,8 +4,6 @@ change nothing, and `segstream rebuild` restores it from Kafka after a flush."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 
 from config import names
 from serving.redis_store import RedisStore
-from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce, read
 from tests.integration.test_segments_live import DAY, Shop, folded, now_ms
 
@@ -79,14 +77,7 @@ async def test_store_follows_changes_and_survives_replay_and_rebuild(
 
         await store.flush()
         assert await store.snapshot() == {"members": {}, "customers": {}, "versions": {}}
-        result = subprocess.run(
-            [sys.executable, "-m", "segstream", "rebuild", "--yes"],
-            env=deployment.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_segstream(deployment.env, "rebuild", "--yes")
         rebuilt = await store.snapshot()
     finally:
         await store.close()

@@ -9,8 +9,6 @@ no exit without enter)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +21,7 @@ from config import names
 from engine.catalog import catalog_for, load_catalog
 from segstream.replay import replay
 from streams.layout import changelog_topic
-from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import event, produce, read
 
 pytestmark = pytest.mark.integration
@@ -312,14 +310,7 @@ async def test_consent_withdrawal_and_erasure_exit_every_segment(
     withdrawal = shop.profile("gus", t + 2 * HOUR, email_consent=False)
     await produce(deployment.settings, shop.kafka_records(sent))
     shop.erase("liz", now_ms())  # what the command below sends, for replay
-    erased = subprocess.run(
-        [sys.executable, "-m", "segstream", "erase", "liz"],
-        env=deployment.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    erased = run_segstream(deployment.env, "erase", "liz")
     assert erased.returncode == 0, erased.stderr
 
     changes, expected = await read_settled(deployment, shop, minimum=10)

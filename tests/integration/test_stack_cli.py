@@ -6,29 +6,18 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from config import names
 from segstream.stack import LocalStack
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, run_segstream
 
 pytestmark = pytest.mark.integration
 
 
-def segstream(
-    env: dict[str, str], *args: str, timeout: float = 150
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "segstream", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+segstream = run_segstream
 
 
 def stack_env(home: Path, kafka_port: int, redis_port: int) -> dict[str, str]:
