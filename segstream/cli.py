@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -387,6 +388,8 @@ async def _demo(settings: Settings, customers: int, rate: float, duration: float
     from segstream.stack import LocalStack
     from streams.layout import ensure_topics
 
+    # Fresh topics make aiokafka log retried, harmless leader errors; keep the screen for changes.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     local = LocalStack.from_settings(settings)
     click.echo("Starting Kafka and Redis (the first run fetches the Kafka jars)...")
     started = await local.start()
@@ -401,9 +404,8 @@ async def _demo(settings: Settings, customers: int, rate: float, duration: float
                 stderr=subprocess.STDOUT,
                 env=os.environ.copy(),
             )
-        click.echo(
-            f"Worker started (log: {worker_log}); web on {settings.web_host}:{settings.web_port}."
-        )
+        click.echo(f"Worker started (log: {worker_log}).")
+        click.echo(f"Dashboard: http://{settings.web_host}:{settings.web_port}/dashboard")
         click.echo("Feeding the synthetic shop; segment changes follow. Ctrl-C stops everything.\n")
         shop = SyntheticShop(customers=customers, clock=wall_clock_ms)
 
