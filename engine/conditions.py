@@ -327,6 +327,16 @@ class Recency(Condition):
         )
 
 
+def _has_lasted(start: int | None, span: int, now: int) -> bool:
+    """A period that began at ``start`` has lasted ``span`` by ``now``."""
+    return start is not None and now - start >= span
+
+
+def _lasts_until(start: int | None, span: int, now: int) -> int | None:
+    """When that period completes, if it still lies ahead."""
+    return start + span if start is not None and start + span > now else None
+
+
 @dataclass(frozen=True)
 class Quiet(Condition):
     """No X for ``for_ms``: the customer has been known that long, and the last X (if any) is
@@ -348,12 +358,10 @@ class Quiet(Condition):
         return state.first_seen_at if last is None else max(last, state.first_seen_at)
 
     def holds(self, state: CustomerState, now: int) -> bool:
-        since = self._since(state)
-        return since is not None and now - since >= self.for_ms
+        return _has_lasted(self._since(state), self.for_ms, now)
 
     def deadline(self, state: CustomerState, now: int) -> int | None:
-        since = self._since(state)
-        return since + self.for_ms if since is not None and since + self.for_ms > now else None
+        return _lasts_until(self._since(state), self.for_ms, now)
 
 
 @dataclass(frozen=True)
@@ -379,13 +387,10 @@ class Abandoned(Condition):
         return did if then is None or then < did else None
 
     def holds(self, state: CustomerState, now: int) -> bool:
-        armed = self._armed_at(state)
-        return armed is not None and now - armed >= self.quiet_ms
+        return _has_lasted(self._armed_at(state), self.quiet_ms, now)
 
     def deadline(self, state: CustomerState, now: int) -> int | None:
-        armed = self._armed_at(state)
-        due = None if armed is None else armed + self.quiet_ms
-        return due if due is not None and due > now else None
+        return _lasts_until(self._armed_at(state), self.quiet_ms, now)
 
 
 PURCHASES = frozenset({names.PURCHASES})
