@@ -64,6 +64,7 @@ resync = CatalogResync()
 async def on_customer_changelog(event: faust.EventT) -> None:
     """Called by Faust for each changelog record it restores: index the customer's deadline."""
     message = event.message
+    metrics.changelog_restored.inc()
     if message.key is None or message.tp in app.assignor.assigned_standbys():
         return  # a standby copy: another worker fires those deadlines
     customer_id = codec.loads(message.key)

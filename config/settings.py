@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Literal
@@ -60,7 +61,10 @@ class Settings(BaseSettings):
     cart_quiet_minutes: int = Field(
         60, ge=1, le=10_080, description="Quiet period after cart activity before cart_abandoners"
     )
-    store: str = Field("memory://", description="Faust table store (memory:// for now)")
+    store: str = Field(
+        "memory://",
+        description="Faust table store: memory:// or rocksdb:// (needs the rocksdb extra)",
+    )
     data_dir: Path = Field(
         Path("var/worker"), description="Directory for the worker's local table state"
     )
@@ -113,9 +117,10 @@ class Settings(BaseSettings):
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:
-        # rocksdb:// (faust-streaming[rocksdict]) arrives with the performance work.
-        if value != "memory://":
-            raise ValueError(f"only memory:// is supported so far, got {value!r}")
+        if value not in ("memory://", "rocksdb://"):
+            raise ValueError(f"expected memory:// or rocksdb://, got {value!r}")
+        if value == "rocksdb://" and importlib.util.find_spec("rocksdict") is None:
+            raise ValueError("rocksdb:// needs rocksdict: pip install 'segstream[rocksdb]'")
         return value
 
     @field_validator("topic_prefix", "app_id")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import faust
-
 from config import load_settings
 from engine.catalog import catalog_for
+from segstream.tuning import TunedApp, faust_options
 
 settings = load_settings()
 # A bad catalog stops the worker here, before it consumes anything.
 catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
 
-app = faust.App(
+
+app = TunedApp(
     settings.group_id,
     broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
     store=settings.store,
@@ -19,14 +19,10 @@ app = faust.App(
     processing_guarantee=settings.processing_guarantee,
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,
-    topic_disable_leader=True,
     key_serializer="raw",
     value_serializer="raw",
     web_bind=settings.web_host,
     web_host=settings.web_host,
     web_port=settings.web_port,
-    consumer_auto_offset_reset="earliest",
-    # Batch what the agent publishes: one produce request per few ms, not one per record.
-    producer_linger_ms=5,
-    autodiscover=False,
+    **faust_options(),
 )

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -438,3 +439,69 @@ async def _demo(settings: Settings, customers: int, rate: float, duration: float
                 worker.wait()
         stopped = local.stop(kafka=started["kafka"], redis=started["redis"])
         click.echo("Stopped: " + (", ".join(n for n, s in stopped.items() if s) or "worker only"))
+
+
+@main.command()
+@click.option("--customers", default=100_000, show_default=True, help="Customers in the workload.")
+@click.option("--events", default=300_000, show_default=True, help="Events in the workload.")
+@click.option("--seed", default=42, show_default=True, help="Workload seed.")
+@click.option(
+    "--only",
+    help="Comma-separated contenders to run (raw, faust_bare, faust_tuned, naive, segstream).",
+)
+@click.option("--latency-seconds", default=30.0, show_default=True, help="Per load level.")
+@click.option(
+    "--memory-customers",
+    default="100000,1000000",
+    show_default=True,
+    help="Changelog sizes to restore for recovery and memory ('' skips).",
+)
+@click.option(
+    "--stores", default="memory://,rocksdb://", show_default=True, help="Table stores to measure."
+)
+@click.option("--smoke", is_flag=True, help="A tiny run that proves the harness works.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report here.")
+@friendly_errors
+def bench(
+    customers: int,
+    events: int,
+    seed: int,
+    only: str | None,
+    latency_seconds: float,
+    memory_customers: str,
+    stores: str,
+    smoke: bool,
+    json_path: str | None,
+) -> None:
+    """Measure segstream against the raw-Kafka floor and Faust peers, in one run."""
+    from pathlib import Path
+
+    from segstream.bench.harness import BenchConfig, run_bench
+    from segstream.bench.report import table
+    from streams import codec
+
+    def split(text: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in text.split(",") if item.strip())
+
+    workdir = Path("var/bench")
+    config = (
+        BenchConfig.smoke(workdir)
+        if smoke
+        else BenchConfig(
+            customers=customers,
+            events=events,
+            seed=seed,
+            latency_seconds=latency_seconds,
+            memory_customers=tuple(int(n) for n in split(memory_customers)),
+            stores=split(stores),
+            workdir=workdir,
+        )
+    )
+    if only:
+        config = replace(config, contenders=split(only))
+    report = _run(run_bench(_settings(), config, lambda line: click.echo(line, err=True)))
+    path = Path(json_path) if json_path else workdir / report["setup"]["run_id"] / "report.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(codec.dumps(report, option=codec.INDENT))
+    click.echo(table(report))
+    click.echo(f"\nReport: {path}")

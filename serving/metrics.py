@@ -64,6 +64,11 @@ deadlines_overdue = Gauge(
     "Deadlines past due and not yet fired (the timer backlog)",
     registry=registry,
 )
+changelog_restored = Counter(
+    "segstream_changelog_restored",
+    "Customers table changelog records restored at start-up or on rebalance",
+    registry=registry,
+)
 redis_writes = Counter(
     "segstream_redis_changes_applied",
     "Segment changes applied to the Redis store",

@@ -9,6 +9,7 @@ import orjson
 
 dumps = orjson.dumps
 loads = orjson.loads
+INDENT = orjson.OPT_INDENT_2
 
 
 def dumps_kept(value: object) -> bytes:

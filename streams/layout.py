@@ -42,8 +42,9 @@ def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
     return topics
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the missing topics; return their names. Existing ones must match in partitions."""
+async def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
+    """Create the missing topics (segstream's and the ``extra`` ones, named without prefix);
+    return their names. Existing ones must match in partitions."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.group_id}-admin"
     )
@@ -52,7 +53,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
     except KafkaError as exc:
         raise unreachable(settings, exc) from None
     try:
-        wanted = wanted_topics(settings)
+        wanted = wanted_topics(settings) | {settings.topic(name): {} for name in extra}
         existing = set(await admin.list_topics())
         for described in await admin.describe_topics(sorted(existing & set(wanted))):
             count = len(described["partitions"])

@@ -64,7 +64,7 @@ READ_FROM_ENVIRONMENT = [
     ("partitions", "12", 12),
     ("replication_factor", "3", 3),
     ("processing_guarantee", "exactly_once", "exactly_once"),
-    ("store", "memory://", "memory://"),  # the only store so far; see the bad values
+    ("store", "rocksdb://", "rocksdb://"),
     ("data_dir", "/srv/segstream", Path("/srv/segstream")),
     ("web_host", "127.0.0.2", "127.0.0.2"),
     ("web_port", "8080", 8080),
@@ -120,7 +120,7 @@ BAD_VALUES = [
         "SEGSTREAM_CART_QUIET_MINUTES", "10081", "less than or equal to 10080", id="quiet-week"
     ),
     pytest.param(
-        "SEGSTREAM_STORE", "foo://", "only memory:// is supported so far, got 'foo://'", id="store"
+        "SEGSTREAM_STORE", "foo://", "expected memory:// or rocksdb://, got 'foo://'", id="store"
     ),
     pytest.param(
         "SEGSTREAM_KAFKA_BOOTSTRAP",
@@ -188,7 +188,7 @@ def test_bad_value_is_one_sentence_naming_the_variable(
             "SEGSTREAM_STORE",
             "foo://",
             "Bad setting in the environment: SEGSTREAM_STORE='foo://': "
-            "only memory:// is supported so far, got 'foo://'.",
+            "expected memory:// or rocksdb://, got 'foo://'.",
             id="store",
         ),
         pytest.param(

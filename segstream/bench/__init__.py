@@ -1,0 +1,1 @@
+"""`segstream bench`: segstream against the raw-Kafka floor and Faust peers, in one run."""

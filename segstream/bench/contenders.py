@@ -1,0 +1,253 @@
+"""The contenders other than segstream itself, each run in its own process by the harness:
+
+- ``raw``: plain aiokafka: consume, orjson-decode, update a dict, produce one record per event
+  (sends batched per fetch). The floor.
+- ``faust_bare``: a Faust agent (Faust's defaults) that only iterates the same events.
+- ``faust_tuned``: the same agent on segstream's tuned Faust (``segstream.tuning``): what the
+  framework costs segstream before any segment logic.
+- ``naive``: the default catalog the way Faust's documentation teaches it: Record values, one
+  agent per topic, a table write and an awaited send per event.
+
+Each prints one JSON line when it has seen every event: how many, over how many seconds
+(first event seen to last), and its resident memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from typing import Any
+
+import faust
+import uvloop
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from config import Settings, load_settings, names
+from engine.catalog import catalog_for
+from engine.evaluate import apply_event
+from engine.state import CustomerState
+from segstream.tuning import TunedApp, faust_options
+from streams import codec
+from streams.events import Erasure, decode
+
+
+def resident_kb() -> int:
+    with open(f"/proc/{os.getpid()}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Finish:
+    """Counts events; at the last one, reports and (for Faust) leaves the worker to be stopped."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.seen = 0
+        self.first = self.cpu = 0.0
+
+    def begin(self) -> None:
+        """The first event is here (called again later, it changes nothing)."""
+        if not self.first:
+            self.first, self.cpu = time.perf_counter(), time.process_time()
+
+    def add(self, count: int = 1) -> bool:
+        self.begin()
+        self.seen += count
+        if self.seen < self.expected:
+            return False
+        report = {
+            "events": self.seen,
+            "seconds": time.perf_counter() - self.first,
+            "rss_kb": resident_kb(),
+            "cpu_seconds": time.process_time() - self.cpu,
+        }
+        print(codec.dumps(report).decode(), flush=True)
+        return True
+
+
+def input_topics(settings: Settings) -> list[str]:
+    return [settings.topic(name) for name in names.EVENT_TOPICS]
+
+
+async def run_raw(settings: Settings, group: str, expected: int) -> None:
+    consumer = AIOKafkaConsumer(
+        *input_topics(settings),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    out = settings.topic("bench-raw-out")
+    counts: dict[str, int] = {}
+    finish = Finish(expected)
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            if batches:
+                finish.begin()
+            sent = []
+            for messages in batches.values():
+                for message in messages:
+                    customer_id = codec.loads(message.value)["customer_id"]
+                    counts[customer_id] = counts.get(customer_id, 0) + 1
+                    value = codec.dumps({"customer_id": customer_id, "n": counts[customer_id]})
+                    sent.append(await producer.send(out, key=message.key, value=value))
+            for future in sent:
+                await future
+            if batches:
+                await consumer.commit()
+                if finish.add(len(sent)):
+                    return
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def faust_app(settings: Settings, group: str, web_port: int, tuned: bool = False) -> faust.App:
+    common: dict[str, Any] = {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "topic_partitions": settings.partitions,
+        "web_port": web_port,
+    }
+    if tuned:
+        return TunedApp(group, **common, **faust_options())
+    return faust.App(group, consumer_auto_offset_reset="earliest", autodiscover=False, **common)
+
+
+def bare_app(
+    settings: Settings, group: str, web_port: int, expected: int, tuned: bool = False
+) -> faust.App:
+    app = faust_app(settings, group, web_port, tuned)
+    source = app.topic(*input_topics(settings), key_serializer="raw", value_serializer="raw")
+    finish = Finish(expected)
+
+    @app.agent(source)
+    async def count(stream: faust.StreamT[bytes]) -> None:
+        async for _ in stream:
+            finish.add()
+
+    return app
+
+
+class Purchase(faust.Record, serializer="json"):
+    event_id: str
+    customer_id: str
+    ts: int
+    order_id: str
+    total: float
+    currency: str
+    items: list[dict[str, Any]]
+
+
+class EmailOpen(faust.Record, serializer="json"):
+    event_id: str
+    customer_id: str
+    ts: int
+    campaign_id: str
+
+
+class EmailClick(faust.Record, serializer="json"):
+    event_id: str
+    customer_id: str
+    ts: int
+    campaign_id: str
+    url: str
+
+
+class CartEvent(faust.Record, serializer="json"):
+    event_id: str
+    customer_id: str
+    ts: int
+    action: str
+    sku: str
+    category: str
+    quantity: int
+    unit_price: float
+
+
+class ProfileUpdate(faust.Record, serializer="json"):
+    event_id: str
+    customer_id: str
+    ts: int
+    traits: dict[str, Any]
+
+
+class SupportContact(faust.Record, serializer="json"):
+    event_id: str
+    customer_id: str
+    ts: int
+    channel: str
+    reason: str
+
+
+RECORDS: dict[str, type[faust.Record]] = {
+    names.PURCHASES: Purchase,
+    names.EMAIL_OPENS: EmailOpen,
+    names.EMAIL_CLICKS: EmailClick,
+    names.CART_EVENTS: CartEvent,
+    names.PROFILE_UPDATES: ProfileUpdate,
+    names.SUPPORT_CONTACTS: SupportContact,
+}
+
+
+def naive_app(settings: Settings, group: str, web_port: int, expected: int) -> faust.App:
+    """What a Faust user writes from the documentation: typed records, a table of dicts, one
+    agent per topic, each event read, evaluated, written back and its changes sent."""
+    app = faust_app(settings, group, web_port)
+    catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
+    table = app.Table("customers", default=dict, partitions=settings.partitions)
+    changes = app.topic(settings.topic("bench-naive-changes"), value_serializer="json")
+    finish = Finish(expected)
+
+    def agent_for(topic: str, record: type[faust.Record]) -> None:
+        source = app.topic(settings.topic(topic), key_type=str, value_type=record)
+
+        async def evaluate(stream: faust.StreamT[Any]) -> None:
+            async for event in stream:
+                decoded = decode(topic, event.customer_id.encode(), codec.dumps(event.asdict()))
+                assert not isinstance(decoded, Erasure)
+                stored = table[event.customer_id]
+                state = (
+                    CustomerState.from_dict(stored) if stored else CustomerState(event.customer_id)
+                )
+                outcome = apply_event(state, decoded, topic, catalog)
+                table[event.customer_id] = state.to_dict()
+                for change in outcome.changes:
+                    await changes.send(key=event.customer_id, value=change.to_dict())
+                finish.add()
+
+        evaluate.__name__ = f"evaluate_{topic.replace('-', '_')}"
+        app.agent(source, name=evaluate.__name__)(evaluate)
+
+    for topic, record in RECORDS.items():
+        agent_for(topic, record)
+    return app
+
+
+def main() -> None:
+    """``python -m segstream.bench.contenders MODE GROUP EXPECTED WEB_PORT``; Kafka and the
+    topic prefix come from the SEGSTREAM_ settings."""
+    mode, group, expected, web_port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    settings = load_settings()
+    if mode == "raw":
+        asyncio.run(run_raw(settings, group, expected))
+        return
+    if mode == "naive":
+        app = naive_app(settings, group, web_port, expected)
+    else:
+        app = bare_app(settings, group, web_port, expected, tuned=mode == "faust_tuned")
+    loop = uvloop.new_event_loop() if mode == "faust_tuned" else asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = faust.Worker(app, loglevel="info", loop=loop)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""`segstream bench`: one run, one broker, one pre-loaded workload, every contender in turn.
+
+1. Throughput: raw, faust_bare, faust_tuned, naive and segstream each read the same topics
+   from the beginning in their own process and consumer group.
+2. Latency: the segstream worker, caught up, gets a paced load at shares of its throughput.
+3. Recovery and memory: fresh workers start on changelogs holding N customers' state, per
+   table store; resident memory is compared with a worker that holds none.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config import Settings, load_settings
+from engine.catalog import catalog_for
+from segstream.bench import latency, report, restore
+from segstream.bench.processes import (
+    Run,
+    WorkerMetrics,
+    clean_env,
+    contender,
+    segstream_worker,
+)
+from segstream.bench.workload import Workload, produce
+from segstream.stack import LocalStack
+from streams.layout import ensure_topics
+
+PEERS = ("raw", "faust_bare", "faust_tuned", "naive")
+OUTPUTS = ("bench-raw-out", "bench-naive-changes")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    customers: int = 100_000
+    events: int = 300_000
+    seed: int = 42
+    partitions: int = 4
+    contenders: tuple[str, ...] = (*PEERS, "segstream")
+    loads: tuple[float, ...] = (0.25, 0.5, 0.8)
+    latency_seconds: float = 30.0
+    memory_customers: tuple[int, ...] = (100_000, 1_000_000)
+    stores: tuple[str, ...] = ("memory://", "rocksdb://")
+    timeout: float = 1800.0
+    workdir: Path = field(default_factory=lambda: Path("var/bench"))
+
+    @classmethod
+    def smoke(cls, workdir: Path) -> BenchConfig:
+        """Small enough for the test suite: proves every step works, measures nothing."""
+        return cls(
+            customers=300,
+            events=1_500,
+            loads=(0.5,),
+            latency_seconds=2.0,
+            memory_customers=(1_000,),
+            timeout=180.0,
+            workdir=workdir,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Bench:
+    def __init__(self, base: Settings, config: BenchConfig, say: Callable[[str], None]) -> None:
+        self.base = base
+        self.config = config
+        self.say = say
+        self.run_id = f"bench{uuid.uuid4().hex[:6]}"
+        self.home = config.workdir / self.run_id
+        self.home.mkdir(parents=True, exist_ok=True)
+
+    def values(self, prefix: str, app_id: str, **extra: str) -> dict[str, str]:
+        """The SEGSTREAM_ settings of one contender or worker."""
+        return {
+            "SEGSTREAM_KAFKA_BOOTSTRAP": self.base.kafka_bootstrap,
+            "SEGSTREAM_REDIS_URL": self.base.redis_url.get_secret_value(),
+            "SEGSTREAM_TOPIC_PREFIX": prefix,
+            "SEGSTREAM_APP_ID": app_id,
+            "SEGSTREAM_PARTITIONS": str(self.config.partitions),
+            "SEGSTREAM_DATA_DIR": str(self.home / f"data-{prefix}{app_id}"),
+            "SEGSTREAM_LOG_LEVEL": "info",
+        } | {f"SEGSTREAM_{k.upper()}": v for k, v in extra.items()}
+
+    async def run(self) -> dict[str, Any]:
+        config = self.config
+        prefix = f"{self.run_id}-"
+        settings = load_settings(self.values(prefix, "seg"))
+        workload = Workload(config.customers, config.events, config.seed)
+        self.say(f"Loading {config.events:,} events for {config.customers:,} customers")
+        await ensure_topics(settings, OUTPUTS)
+        await produce(settings, workload.records())
+
+        runs: dict[str, Run] = {}
+        for name in config.contenders:
+            if name != "segstream":
+                runs[name] = await self.peer(name, prefix)
+                self.say(f"{name}: {runs[name].rate:,.0f} events/s")
+        latencies: list[latency.Latency] = []
+        if "segstream" in config.contenders:
+            runs["segstream"], latencies = await self.segstream(prefix, settings)
+        restores, baselines = await self.recovery(workload)
+        setup = {
+            "customers": config.customers,
+            "events": config.events,
+            "seed": config.seed,
+            "partitions": config.partitions,
+            "run_id": self.run_id,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        return report.build(setup, runs, latencies, restores, baselines)
+
+    async def peer(self, name: str, prefix: str) -> Run:
+        group = f"{prefix}{name}"
+        env = clean_env(self.values(prefix, name))
+        process = contender(
+            name, group, self.config.events, free_port(), env, self.home / f"{name}.log"
+        )
+        try:
+            return await process.reported(self.config.timeout)
+        finally:
+            process.stop()
+
+    async def segstream(self, prefix: str, settings: Settings) -> tuple[Run, list[latency.Latency]]:
+        port = free_port()
+        worker = segstream_worker(
+            clean_env(self.values(prefix, "seg", web_port=str(port))), self.home / "segstream.log"
+        )
+        metrics = WorkerMetrics(port)
+        try:
+            run = await metrics.until_processed(worker, self.config.events, self.config.timeout)
+            self.say(f"segstream: {run.rate:,.0f} events/s")
+            latencies = []
+            for share in self.config.loads:
+                measured = await latency.paced(
+                    settings,
+                    worker,
+                    metrics,
+                    share,
+                    share * run.rate,
+                    self.config.latency_seconds,
+                    self.config.customers,
+                    self.config.seed + 1,
+                )
+                self.say(f"latency at {share:.0%}: p99 {measured.p99_ms:.0f} ms")
+                latencies.append(measured)
+            return run, latencies
+        finally:
+            await metrics.close()
+            worker.stop()
+
+    async def recovery(self, workload: Workload) -> tuple[list[restore.Restore], dict[str, int]]:
+        if not self.config.stores:
+            return [], {}
+        catalog = catalog_for(self.base.segments_file, self.base.cart_quiet_minutes)
+        states = restore.fold(workload.records(), catalog)
+        results, baselines = [], {}
+        for store in self.config.stores:
+            for customers in (0, *self.config.memory_customers):
+                measured = await self.restore_one(store, customers, states)
+                if customers:
+                    results.append(measured)
+                    self.say(
+                        f"{store} {customers:,} customers: ready in "
+                        f"{measured.seconds_to_ready:.1f} s, rss {measured.rss_kb // 1024} MiB"
+                    )
+                else:
+                    baselines[store] = measured.rss_kb
+        return results, baselines
+
+    async def restore_one(
+        self, store: str, customers: int, states: list[dict[str, Any]]
+    ) -> restore.Restore:
+        tag = f"{store.split(':')[0]}{customers}"
+        prefix = f"{self.run_id}-{tag}-"
+        values = self.values(prefix, "seg", store=store, web_port=str(free_port()))
+        settings = load_settings(values)
+        await restore.write_changelog(settings, states, customers)
+        worker = segstream_worker(clean_env(values), self.home / f"restore-{tag}.log")
+        metrics = WorkerMetrics(settings.web_port)
+        try:
+            return await restore.measure(worker, metrics, store, customers, self.config.timeout)
+        finally:
+            await metrics.close()
+            worker.stop()
+
+
+async def run_bench(
+    base: Settings, config: BenchConfig, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Start the local stack if it is not running (and stop it after), then run the bench."""
+    local = LocalStack.from_settings(base)
+    started = await local.start()
+    try:
+        return await Bench(base, config, say).run()
+    finally:
+        local.stop(kafka=started["kafka"], redis=started["redis"])

@@ -1,0 +1,169 @@
+"""Contender processes for the harness: start one, learn when it has processed everything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from segstream.errors import SegstreamError
+from streams import codec
+
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class Run:
+    """One contender's pass over the workload."""
+
+    events: int
+    seconds: float
+    rss_kb: int
+    cpu_seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+class Contender:
+    """A process the harness started; its output goes to a log file in the run's directory."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.started = time.perf_counter()
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
+            raise SegstreamError(
+                f"{self.log.stem} exited early ({self.process.returncode}):\n{tail}"
+            )
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def resident_kb(self) -> int:
+        try:
+            with open(f"/proc/{self.process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    async def reported(self, timeout: float) -> Run:
+        """The JSON line a contender of `segstream.bench.contenders` prints when done."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log.read_text(errors="replace").splitlines():
+                start = line.find('{"events"')
+                if start >= 0:
+                    found = codec.loads(line[start:])
+                    return Run(**found)
+            self.check_alive()
+            await asyncio.sleep(POLL_S)
+        raise SegstreamError(f"{self.log.stem} did not finish within {timeout:.0f}s")
+
+
+def contender(
+    mode: str, group: str, expected: int, web_port: int, env: dict[str, str], log: Path
+) -> Contender:
+    argv = [
+        sys.executable,
+        "-m",
+        "segstream.bench.contenders",
+        mode,
+        group,
+        str(expected),
+        str(web_port),
+    ]
+    return Contender(argv, env, log)
+
+
+def segstream_worker(env: dict[str, str], log: Path) -> Contender:
+    return Contender([sys.executable, "-m", "segstream", "worker"], env, log)
+
+
+class WorkerMetrics:
+    """Reads a worker's /metrics: its counters tell what it has processed."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def read(self) -> dict[str, float]:
+        """Every sample summed over its labels, by metric name; empty while unreachable."""
+        try:
+            async with self.session.get(self.url) as response:
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return {}
+        totals: dict[str, float] = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            name = name.split("{", 1)[0]
+            totals[name] = totals.get(name, 0.0) + float(value)
+        return totals
+
+    async def processed(self) -> float:
+        """Input records applied or dead-lettered so far (-1 while unreachable)."""
+        totals = await self.read()
+        if not totals:
+            return -1
+        return totals.get("segstream_events_applied_total", 0.0) + totals.get(
+            "segstream_events_dead_lettered_total", 0.0
+        )
+
+    async def until_processed(self, worker: Contender, expected: int, timeout: float) -> Run:
+        """Poll until ``expected`` records are processed; time from the first one seen."""
+        deadline = time.monotonic() + timeout
+        first: float | None = None
+        cpu_first = 0.0
+        while time.monotonic() < deadline:
+            done = await self.processed()
+            now = time.perf_counter()
+            if done > 0 and first is None:
+                first, cpu_first = now, cpu_seconds(worker.process.pid)
+            if done >= expected and first is not None:
+                cpu = cpu_seconds(worker.process.pid) - cpu_first
+                return Run(int(done), now - first, worker.resident_kb(), cpu)
+            worker.check_alive()
+            await asyncio.sleep(POLL_S)
+        raise SegstreamError(f"the worker did not process {expected} events within {timeout:.0f}s")
+
+
+def clean_env(values: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any SEGSTREAM_ setting, plus ``values``."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SEGSTREAM_")} | values
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,124 @@
+"""The benchmark's report: every figure, and the ratios the targets are stated in."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from segstream.bench.latency import Latency
+from segstream.bench.processes import Run
+from segstream.bench.restore import Restore
+
+# (numerator, denominator, target): throughput ratios, all from the same run.
+RATIOS = (
+    ("segstream", "raw", 0.3),
+    ("segstream", "naive", 2.0),
+    ("segstream", "faust_bare", 0.8),
+    ("segstream", "faust_tuned", None),
+    ("faust_bare", "raw", None),
+)
+TARGET_P99_MS = 50.0
+TARGET_KEYS_PER_S = 50_000
+TARGET_BYTES_PER_CUSTOMER = 2048
+
+
+def build(
+    setup: dict[str, Any],
+    runs: dict[str, Run],
+    latencies: list[Latency],
+    restores: list[Restore],
+    baselines: dict[str, int],
+) -> dict[str, Any]:
+    ratios = []
+    for top, bottom, target in RATIOS:
+        if top in runs and bottom in runs and runs[bottom].rate:
+            value = runs[top].rate / runs[bottom].rate
+            met = None if target is None else value >= target
+            ratios.append(
+                {"ratio": f"{top}/{bottom}", "value": value, "target": target, "met": met}
+            )
+    memory = []
+    for restore in restores:
+        base = baselines.get(restore.store)
+        if restore.customers and base is not None:
+            per = (restore.rss_kb - base) * 1024 / restore.customers
+            memory.append(
+                {
+                    "store": restore.store,
+                    "customers": restore.customers,
+                    "bytes_per_customer": per,
+                    "met": per <= TARGET_BYTES_PER_CUSTOMER
+                    if restore.store == "memory://"
+                    else None,
+                }
+            )
+    return {
+        "setup": setup,
+        "ratios": ratios,
+        "throughput": {
+            name: asdict(run) | {"events_per_second": run.rate} for name, run in runs.items()
+        },
+        "latency": [asdict(item) | {"met": _latency_met(item)} for item in latencies],
+        "recovery": [
+            asdict(item) | {"met": item.keys_per_second >= TARGET_KEYS_PER_S}
+            for item in restores
+            if item.customers
+        ],
+        "memory": memory,
+        "baseline_rss_kb": baselines,
+    }
+
+
+def _latency_met(item: Latency) -> bool | None:
+    if item.load == 0.5:
+        return item.p99_ms <= TARGET_P99_MS
+    if item.load == 0.8:
+        return item.lag_end <= max(item.lag_start * 1.5, item.rate)  # no growth beyond noise
+    return None
+
+
+def _mark(met: bool | None) -> str:
+    return {True: "met", False: "NOT met", None: ""}[met]
+
+
+def table(report: dict[str, Any]) -> str:
+    setup = report["setup"]
+    lines = [
+        f"segstream bench: {setup['events']:,} events, {setup['customers']:,} customers, "
+        f"{setup['partitions']} partitions, seed {setup['seed']}",
+        "",
+        "Ratios (same run, same broker, same topics)",
+    ]
+    for item in report["ratios"]:
+        target = f">= {item['target']}" if item["target"] is not None else ""
+        lines.append(
+            f"  {item['ratio']:<24} {item['value']:6.2f}  {target:<8} {_mark(item['met'])}"
+        )
+    lines += ["", "Throughput (first event seen to last processed)"]
+    for name, run in report["throughput"].items():
+        lines.append(
+            f"  {name:<12} {run['events_per_second']:9,.0f} events/s  {run['seconds']:7.1f} s  "
+            f"cpu {run['cpu_seconds']:6.1f} s  rss {run['rss_kb'] / 1024:6.0f} MiB"
+        )
+    lines += ["", "Latency, event produced to segment change published (paced load)"]
+    for item in report["latency"]:
+        lines.append(
+            f"  {item['load']:4.0%} load {item['rate']:8,.0f}/s  p50 {item['p50_ms']:6.0f} ms  "
+            f"p99 {item['p99_ms']:6.0f} ms  p99.9 {item['p999_ms']:6.0f} ms  "
+            f"({item['changes']} changes)  lag {item['lag_start']:.0f} -> {item['lag_end']:.0f}  "
+            f"{_mark(item['met'])}"
+        )
+    lines += ["", "Recovery (start on a changelog of N customers)"]
+    for item in report["recovery"]:
+        lines.append(
+            f"  {item['store']:<11} {item['customers']:>9,}  "
+            f"ready in {item['seconds_to_ready']:5.1f} s  "
+            f"restore {item['keys_per_second']:9,.0f} keys/s  {_mark(item['met'])}"
+        )
+    lines += ["", "Resident memory per customer (over an empty worker)"]
+    for item in report["memory"]:
+        lines.append(
+            f"  {item['store']:<11} {item['customers']:>9,}  "
+            f"{item['bytes_per_customer']:7,.0f} bytes  {_mark(item['met'])}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""Recovery and memory: a worker starts on a changelog that already holds N customers' state.
+
+The states are the real engine's, folded from the benchmark's workload, and repeated under
+new customer ids up to N; each record goes to the partition Faust itself would write it to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+from config import Settings, names
+from engine.catalog import Catalog
+from engine.evaluate import apply_event
+from engine.state import CustomerState
+from segstream.bench.processes import Contender, WorkerMetrics
+from segstream.errors import SegstreamError
+from segstream.simulator import Record
+from streams import codec
+from streams.events import Erasure, decode
+from streams.layout import changelog_topic, ensure_topics
+
+PROBE = "bench-probe"
+
+
+@dataclass(frozen=True)
+class Restore:
+    store: str
+    customers: int
+    seconds_to_ready: float  # process start to the probe event processed
+    restore_seconds: float  # first to last changelog record restored
+    keys_per_second: float
+    rss_kb: int
+
+
+def fold(records: Iterator[Record], catalog: Catalog) -> list[dict[str, Any]]:
+    """Every customer's stored state after the workload (what the worker's table holds)."""
+    states: dict[str, CustomerState] = {}
+    for record in records:
+        event = decode(record.topic, record.key.encode(), codec.dumps(record.value))
+        assert not isinstance(event, Erasure)
+        state = states.setdefault(record.key, CustomerState(record.key))
+        apply_event(state, event, record.topic, catalog)
+    return [state.to_dict() for state in states.values()]
+
+
+async def write_changelog(settings: Settings, states: list[dict[str, Any]], count: int) -> None:
+    """``count`` customers' states on the deployment's changelog, ids ``r0000000``..."""
+    await ensure_topics(settings)
+    topic = changelog_topic(settings, names.CUSTOMERS_TABLE)
+    partitioner = DefaultPartitioner()
+    partitions = list(range(settings.partitions))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        pending = []
+        for index in range(count):
+            customer_id = f"r{index:07d}"
+            state = states[index % len(states)] | {"customer_id": customer_id}
+            partition = partitioner(customer_id.encode(), partitions, partitions)
+            pending.append(
+                await producer.send(
+                    topic,
+                    key=codec.dumps(customer_id),
+                    value=codec.dumps(state),
+                    partition=partition,
+                )
+            )
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        # The probe: one event for the restarted worker to process once it is ready.
+        await producer.send_and_wait(
+            settings.topic(names.EMAIL_OPENS),
+            key=PROBE.encode(),
+            value=codec.dumps(
+                {
+                    "event_id": f"{PROBE}-1",
+                    "customer_id": PROBE,
+                    "ts": int(time.time() * 1000),
+                    "campaign_id": "bench",
+                }
+            ),
+        )
+    finally:
+        await producer.stop()
+
+
+async def measure(
+    worker: Contender, metrics: WorkerMetrics, store: str, customers: int, timeout: float
+) -> Restore:
+    """Poll the started worker until it has restored ``customers`` and processed the probe."""
+    first = last = 0.0
+    restored = 0.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        totals = await metrics.read()
+        now = time.perf_counter()
+        count = totals.get("segstream_changelog_restored_total", 0.0)
+        if count > restored:
+            first = first or now
+            last, restored = now, count
+        processed = totals.get("segstream_events_applied_total", 0.0)
+        if processed >= 1 and restored >= customers:
+            await asyncio.sleep(1.0)  # settle before reading memory
+            seconds = last - first
+            return Restore(
+                store=store,
+                customers=customers,
+                seconds_to_ready=now - worker.started,
+                restore_seconds=seconds,
+                keys_per_second=restored / seconds if seconds else 0.0,
+                rss_kb=worker.resident_kb(),
+            )
+        worker.check_alive()
+        await asyncio.sleep(0.1)
+    raise SegstreamError(
+        f"the worker did not restore {customers} customers and process the probe in "
+        f"{timeout:.0f}s (restored {restored:.0f}; see {worker.log})"
+    )

@@ -1,0 +1,122 @@
+"""How segstream tunes Faust, inside Faust's own model: the same consumer, streams, tables,
+changelogs, offsets and rebalancing, with less framework work per event.
+
+Measured with `segstream bench` (see the README) and a profiler, the per-event costs removed:
+
+- Faust's fetch loop hands each record to the streams through ``Service.wait_first``: four
+  asyncio tasks and an ``asyncio.wait`` per record. ``BatchDrainConsumer`` makes that one
+  ``wait_first`` per fetched batch, with the same hand-over for every record in it.
+- Faust's Monitor sensor does bookkeeping for every message and every send that nothing
+  here reads (the worker's own counters are at /metrics).
+- The Cython stream iterator takes records already waiting in a stream's queue directly
+  (faust-streaming's ``cython_optimizations``, opt-in in 0.15).
+- uvloop runs the event loop (see ``segstream.worker``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import faust
+from faust.sensors import Monitor
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP, Message
+from mode import Service, ServiceT
+
+YIELD_EVERY = 100  # records handed over between yields to the event loop, as Faust does
+
+
+class BatchDrainConsumer(aiokafka_driver.Consumer):
+    """Faust's aiokafka consumer with one ``wait_first`` per fetched batch, not per record.
+
+    Faust waits for each hand-over or for flow to be suspended (a rebalance), whichever comes
+    first. Here a whole batch is handed over record by record inside one such wait: when flow
+    is suspended mid-batch, the rest of the batch is dropped, as Faust drops each record that
+    arrives while flow is suspended, and is fetched again from the committed offsets.
+    """
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                batch = [pair async for pair in self.getmany(timeout=1.0)]
+                # getmany can return at once again and again: give the loop a turn.
+                await self.sleep(0)
+                if batch and not self.should_stop:
+                    await self.wait_first(self._hand_over(batch), self.suspend_flow.wait())
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _hand_over(self, batch: list[tuple[TP, Message]]) -> None:
+        """Faust's per-record steps (gap tracking, commit cadence, the callback), in order."""
+        callback = self.callback
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        commit_every = self._commit_every
+        for index, (tp, message) in enumerate(batch, 1):
+            if not index % YIELD_EVERY:
+                await asyncio.sleep(0)
+            offset = message.offset
+            r_offset = read_offset[tp]
+            if r_offset is not None and offset < r_offset:
+                continue  # seen already (Faust drops these the same way)
+            gap = offset - (r_offset or 0)
+            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                await self._add_gap(tp, r_offset + 1, offset)
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            await callback(message)
+            read_offset[tp] = offset
+
+
+class TunedTransport(aiokafka_driver.Transport):
+    Consumer = BatchDrainConsumer
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+class QuietMonitor(Monitor):
+    """Faust's Monitor without its per-message and per-send bookkeeping (rebalances, commits
+    and assignments are still recorded)."""
+
+    on_message_in = on_stream_event_in = on_stream_event_out = on_message_out = _ignore
+    on_table_get = on_table_set = on_table_del = _ignore
+    on_send_initiated = on_send_completed = on_send_error = _ignore
+
+
+class TunedApp(faust.App):
+    """A faust.App with the tuning above; configure it with ``faust_options()``."""
+
+    def __init__(self, id: str, **options: Any) -> None:
+        super().__init__(id, monitor=QuietMonitor(), **options)
+
+    def _new_transport(self) -> Any:
+        return TunedTransport(self.conf.broker_consumer, self)
+
+
+def faust_options() -> dict[str, Any]:
+    """The Faust settings segstream runs with (the benchmark's tuned peer uses them too)."""
+    return {
+        "cython_optimizations": True,
+        # Batch what the agent publishes: one produce request per few ms, not one per record.
+        "producer_linger_ms": 5,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "autodiscover": False,
+    }
