@@ -40,12 +40,12 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:
+def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:
     message = event.message
     log.warning(
         "Dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
     )
-    await topics.dead_letters.send(
+    topics.dead_letters.send_soon(
         key=message.key,
         value=codec.dumps(
             envelope(
@@ -61,14 +61,17 @@ async def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:
     )
 
 
-async def publish(key: bytes, outcome: Outcome, since: float) -> None:
+def publish(key: bytes, outcome: Outcome, since: float) -> None:
     """Send the changes and triggers; ``since`` (epoch seconds) is when their cause happened:
-    the causing record's Kafka timestamp, or the deadline for time-driven changes."""
+    the causing record's Kafka timestamp, or the deadline for time-driven changes.
+
+    They go through Faust's producer buffer, as the table's changelog records do: in order,
+    without an await per record, and flushed before Faust commits the input offsets."""
     for change in outcome.changes:
-        await topics.segment_changes.send(key=key, value=codec.dumps(change.to_dict()))
+        topics.segment_changes.send_soon(key=key, value=codec.dumps(change.to_dict()))
         metrics.transitions.labels(change.segment, change.change).inc()
     for trigger in outcome.triggers:
-        await topics.triggers.send(key=key, value=codec.dumps(trigger.to_dict()))
+        topics.triggers.send_soon(key=key, value=codec.dumps(trigger.to_dict()))
         metrics.triggers.labels(trigger.trigger).inc()
     if outcome.changes:
         cause = "event" if outcome.changes[-1].cause_event_id else "time"
@@ -80,25 +83,25 @@ def load(customer_id: str) -> CustomerState | None:
     return CustomerState.from_dict(codec.loads(stored)) if stored else None
 
 
-async def settle(
+def settle(
     partition: int, customer_id: str, state: CustomerState, outcome: Outcome, since: float
 ) -> None:
     """Store the new state, index its next deadline, publish what changed."""
     customers[customer_id] = codec.dumps_kept(state.to_dict())
     deadlines.set(partition, customer_id, state.next_deadline)
     resync.done(customer_id)
-    await publish(customer_id.encode(), outcome, since)
+    publish(customer_id.encode(), outcome, since)
 
 
-async def on_tick(partition: int, raw: bytes) -> None:
+def on_tick(partition: int, raw: bytes) -> None:
     for customer_id, due in decode_tick(raw):
         state = load(customer_id)
         if state is not None:
             outcome = advance(state, due, catalog)
-            await settle(partition, customer_id, state, outcome, due / 1000)
+            settle(partition, customer_id, state, outcome, due / 1000)
 
 
-async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes, since: float) -> None:
+def on_event(partition: int, topic: str, key: bytes | None, raw: bytes, since: float) -> None:
     decoded = decode(topic, key, raw, settings.max_event_bytes, wall_clock_ms())
     customer_id = decoded.customer_id
     if erasures.predates_erasure(customer_id, decoded.ts):
@@ -107,7 +110,7 @@ async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes, si
     if isinstance(decoded, Erasure):
         erasures.add(customer_id, decoded.ts)
         if state is not None:
-            await publish(customer_id.encode(), erase(state, decoded), since)
+            publish(customer_id.encode(), erase(state, decoded), since)
             del customers[customer_id]
         deadlines.set(partition, customer_id, None)
         pending_spend[customer_id] = None
@@ -117,7 +120,7 @@ async def on_event(partition: int, topic: str, key: bytes | None, raw: bytes, si
     outcome = apply_event(state, decoded, topic, catalog)
     if topic == names.PURCHASES:
         pending_spend[customer_id] = state.total_spend
-    await settle(partition, customer_id, state, outcome, since)
+    settle(partition, customer_id, state, outcome, since)
 
 
 @app.agent(topics.customer_events)
@@ -130,17 +133,17 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
             metrics.events_in.labels(topic).inc()
         try:
             if topic == names.CUSTOMER_TICKS:
-                await on_tick(message.partition, event.value)
+                on_tick(message.partition, event.value)
             else:
-                await on_event(message.partition, topic, event.key, event.value, message.timestamp)
+                on_event(message.partition, topic, event.key, event.value, message.timestamp)
                 metrics.events_applied.labels(topic).inc()
         except InvalidEvent as exc:
             metrics.events_dead_lettered.labels(topic).inc()
-            await dead_letter(event, topic, exc.reason)
+            dead_letter(event, topic, exc.reason)
         except Exception as exc:  # a bug must not stop the worker or the events around it
             log.exception("Failed on %s[%d]@%d", message.topic, message.partition, message.offset)
             metrics.events_dead_lettered.labels(topic).inc()
-            await dead_letter(event, topic, f"internal error: {type(exc).__name__}")
+            dead_letter(event, topic, f"internal error: {type(exc).__name__}")
 
 
 # The last offset processed per input partition, for the lag gauge.

@@ -46,8 +46,11 @@ class Condition:
 
 
 def _earliest(times: Any) -> int | None:
-    due = [t for t in times if t is not None]
-    return min(due) if due else None
+    earliest = None
+    for t in times:
+        if t is not None and (earliest is None or t < earliest):
+            earliest = t
+    return earliest
 
 
 @dataclass(frozen=True)
@@ -211,11 +214,16 @@ def _window_expiry(
     state: CustomerState, now: int, days: int, fields: tuple[int, ...]
 ) -> int | None:
     """When the oldest in-window bucket that holds any of ``fields`` leaves the window."""
-    return _earliest(
-        (day + days) * DAY_MS
-        for day in state.window_days(now, days)
-        if any(state.days[day][index] for index in fields)
-    )
+    today = now // DAY_MS
+    first = today - days + 1
+    oldest = None
+    for day, bucket in state.days.items():
+        if first <= day <= today and (oldest is None or day < oldest):
+            for index in fields:
+                if bucket[index]:
+                    oldest = day
+                    break
+    return None if oldest is None else (oldest + days) * DAY_MS
 
 
 @dataclass(frozen=True)

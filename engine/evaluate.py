@@ -73,12 +73,12 @@ def _change(
 
 
 def next_deadline(state: CustomerState, now: int, catalog: Catalog) -> int | None:
-    due = [
-        t
-        for t in (segment.deadline(state, now) for segment in catalog.timed)
-        if t is not None and t > now
-    ]
-    return min(due) if due else None
+    earliest = None
+    for segment in catalog.timed:
+        t = segment.deadline(state, now)
+        if t is not None and t > now and (earliest is None or t < earliest):
+            earliest = t
+    return earliest
 
 
 def sync_catalog(state: CustomerState, now: int, catalog: Catalog) -> Outcome:

@@ -483,7 +483,8 @@ def bench(
     def split(text: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in text.split(",") if item.strip())
 
-    workdir = Path("var/bench")
+    settings = _settings()
+    workdir = settings.data_dir.parent / "bench"
     config = (
         BenchConfig.smoke(workdir)
         if smoke
@@ -499,7 +500,7 @@ def bench(
     )
     if only:
         config = replace(config, contenders=split(only))
-    report = _run(run_bench(_settings(), config, lambda line: click.echo(line, err=True)))
+    report = _run(run_bench(settings, config, lambda line: click.echo(line, err=True)))
     path = Path(json_path) if json_path else workdir / report["setup"]["run_id"] / "report.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(codec.dumps(report, option=codec.INDENT))

@@ -19,7 +19,7 @@ from typing import Any
 
 from config import Settings, load_settings
 from engine.catalog import catalog_for
-from segstream.bench import latency, report, restore
+from segstream.bench import burst, latency, report, restore
 from segstream.bench.processes import (
     Run,
     WorkerMetrics,
@@ -44,6 +44,7 @@ class BenchConfig:
     contenders: tuple[str, ...] = (*PEERS, "segstream")
     loads: tuple[float, ...] = (0.25, 0.5, 0.8)
     latency_seconds: float = 30.0
+    burst_customers: int = 20_000
     memory_customers: tuple[int, ...] = (100_000, 1_000_000)
     stores: tuple[str, ...] = ("memory://", "rocksdb://")
     timeout: float = 1800.0
@@ -57,6 +58,7 @@ class BenchConfig:
             events=1_500,
             loads=(0.5,),
             latency_seconds=2.0,
+            burst_customers=200,
             memory_customers=(1_000,),
             timeout=180.0,
             workdir=workdir,
@@ -105,8 +107,9 @@ class Bench:
                 runs[name] = await self.peer(name, prefix)
                 self.say(f"{name}: {runs[name].rate:,.0f} events/s")
         latencies: list[latency.Latency] = []
+        bursts: list[burst.Burst] = []
         if "segstream" in config.contenders:
-            runs["segstream"], latencies = await self.segstream(prefix, settings)
+            runs["segstream"], latencies, bursts = await self.segstream(prefix, settings)
         restores, baselines = await self.recovery(workload)
         setup = {
             "customers": config.customers,
@@ -116,7 +119,7 @@ class Bench:
             "run_id": self.run_id,
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        return report.build(setup, runs, latencies, restores, baselines)
+        return report.build(setup, runs, latencies, bursts, restores, baselines)
 
     async def peer(self, name: str, prefix: str) -> Run:
         group = f"{prefix}{name}"
@@ -129,7 +132,9 @@ class Bench:
         finally:
             process.stop()
 
-    async def segstream(self, prefix: str, settings: Settings) -> tuple[Run, list[latency.Latency]]:
+    async def segstream(
+        self, prefix: str, settings: Settings
+    ) -> tuple[Run, list[latency.Latency], list[burst.Burst]]:
         port = free_port()
         worker = segstream_worker(
             clean_env(self.values(prefix, "seg", web_port=str(port))), self.home / "segstream.log"
@@ -152,7 +157,19 @@ class Bench:
                 )
                 self.say(f"latency at {share:.0%}: p99 {measured.p99_ms:.0f} ms")
                 latencies.append(measured)
-            return run, latencies
+            bursts = []
+            if self.config.burst_customers:
+                due = await burst.measure(
+                    settings,
+                    worker,
+                    metrics,
+                    self.config.burst_customers,
+                    run.rate,
+                    self.config.timeout,
+                )
+                self.say(f"burst of {due.customers:,}: last trigger {due.last_s:.1f} s late")
+                bursts.append(due)
+            return run, latencies, bursts
         finally:
             await metrics.close()
             worker.stop()
@@ -196,8 +213,11 @@ class Bench:
 async def run_bench(
     base: Settings, config: BenchConfig, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Start the local stack if it is not running (and stop it after), then run the bench."""
+    """Run on the configured Kafka and Redis; when neither answers, start the local stack for
+    the run (and stop it after)."""
     local = LocalStack.from_settings(base)
+    if await local.kafka.ping() and await local.redis.ping():
+        return await Bench(base, config, say).run()
     started = await local.start()
     try:
         return await Bench(base, config, say).run()

@@ -55,7 +55,7 @@ async def paced(
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=1)
     await follower.start()
     await producer.start()
-    await _wait_assigned(follower)
+    await wait_assigned(follower)
     sent_at: dict[str, int] = {}
     seen: list[tuple[str, int]] = []  # (causing event, change timestamp)
     shop = SyntheticShop(customers=customers, seed=seed, clock=lambda: int(time.time() * 1000))
@@ -122,7 +122,7 @@ def _remember(
     return future
 
 
-async def _wait_assigned(consumer: AIOKafkaConsumer) -> None:
+async def wait_assigned(consumer: AIOKafkaConsumer) -> None:
     for _ in range(100):
         if consumer.assignment():
             # Resolve "latest" now, so no change made from here on is skipped.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from segstream.bench.burst import Burst
 from segstream.bench.latency import Latency
 from segstream.bench.processes import Run
 from segstream.bench.restore import Restore
@@ -26,6 +27,7 @@ def build(
     setup: dict[str, Any],
     runs: dict[str, Run],
     latencies: list[Latency],
+    bursts: list[Burst],
     restores: list[Restore],
     baselines: dict[str, int],
 ) -> dict[str, Any]:
@@ -59,6 +61,7 @@ def build(
             name: asdict(run) | {"events_per_second": run.rate} for name, run in runs.items()
         },
         "latency": [asdict(item) | {"met": _latency_met(item)} for item in latencies],
+        "burst": [asdict(item) for item in bursts],
         "recovery": [
             asdict(item) | {"met": item.keys_per_second >= TARGET_KEYS_PER_S}
             for item in restores
@@ -107,6 +110,13 @@ def table(report: dict[str, Any]) -> str:
             f"p99 {item['p99_ms']:6.0f} ms  p99.9 {item['p999_ms']:6.0f} ms  "
             f"({item['changes']} changes)  lag {item['lag_start']:.0f} -> {item['lag_end']:.0f}  "
             f"{_mark(item['met'])}"
+        )
+    lines += ["", "Time-driven burst (carts of N customers fall due in the same instant)"]
+    for item in report["burst"]:
+        lines.append(
+            f"  {item['customers']:>9,} customers  first trigger {item['first_s']:5.2f} s, "
+            f"last {item['last_s']:5.2f} s after the deadline  "
+            f"({item['per_second']:,.0f} customers/s)"
         )
     lines += ["", "Recovery (start on a changelog of N customers)"]
     for item in report["recovery"]:

@@ -1,0 +1,46 @@
+"""`segstream bench --smoke`: the harness runs every step on the real stack and reports figures
+that hang together. No timing is asserted: speed is what the full run measures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from segstream.bench.harness import BenchConfig
+from tests.integration.conftest import Deployment, run_segstream
+
+pytestmark = pytest.mark.integration
+
+
+def test_smoke_run_reports_every_contender_and_measure(
+    deployment_factory: Callable[..., Deployment], tmp_path: Path
+) -> None:
+    deployment = deployment_factory(partitions="4")
+    report_file = tmp_path / "report.json"
+
+    done = run_segstream(
+        deployment.env, "bench", "--smoke", "--json", str(report_file), timeout=600
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = orjson.loads(report_file.read_bytes())
+    smoke = BenchConfig.smoke(tmp_path)
+    runs = report["throughput"]
+    assert set(runs) == {"raw", "faust_bare", "faust_tuned", "naive", "segstream"}
+    for name, run in runs.items():
+        assert run["events"] >= smoke.events, name
+        assert run["seconds"] > 0 and run["events_per_second"] > 0, name
+    ratios = {item["ratio"]: item["value"] for item in report["ratios"]}
+    rate = {name: run["events_per_second"] for name, run in runs.items()}
+    assert ratios["segstream/raw"] == pytest.approx(rate["segstream"] / rate["raw"])
+    assert ratios["segstream/naive"] == pytest.approx(rate["segstream"] / rate["naive"])
+    [paced] = report["latency"]
+    assert paced["changes"] > 0
+    assert paced["p50_ms"] <= paced["p99_ms"] <= paced["p999_ms"]
+    restored = {(item["store"], item["customers"]) for item in report["recovery"]}
+    assert restored == {(store, n) for store in smoke.stores for n in smoke.memory_customers}
+    assert {item["store"] for item in report["memory"]} == set(smoke.stores)
+    assert "Ratios" in done.stdout and "segstream/raw" in done.stdout
