@@ -86,11 +86,15 @@ def load(customer_id: str) -> CustomerState | None:
 def settle(
     partition: int, customer_id: str, state: CustomerState, outcome: Outcome, since: float
 ) -> None:
-    """Store the new state, index its next deadline, publish what changed."""
+    """Publish what changed, then store the new state and index its next deadline.
+
+    Changes go to the producer before the state that records them: after a crash under
+    at-least-once, a restored state never holds a change that was not published (the event is
+    processed again and its changes are published again, with the same versions)."""
+    publish(customer_id.encode(), outcome, since)
     customers[customer_id] = codec.dumps_kept(state.to_dict())
     deadlines.set(partition, customer_id, state.next_deadline)
     resync.done(customer_id)
-    publish(customer_id.encode(), outcome, since)
 
 
 def on_tick(partition: int, raw: bytes) -> None:

@@ -15,7 +15,7 @@ from config import names
 from segstream.errors import ConfigError
 
 ENV_PREFIX = "SEGSTREAM_"
-SECRET_FIELDS = frozenset({"redis_url", "api_token"})
+SECRET_FIELDS = frozenset({"redis_url", "api_token", "kafka_sasl_password"})
 LOOPBACK = ("127.", "localhost", "::1")
 MIN_TOKEN = 16
 
@@ -27,6 +27,17 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)"
+    )
+    kafka_sasl_username: str = Field("", description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (a secret)")
+    kafka_ssl_cafile: str = Field(
+        "", description="CA bundle that signs the brokers' certificates (empty: the system's)"
     )
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL of the serving store"
@@ -138,6 +149,24 @@ class Settings(BaseSettings):
         if isinstance(value, str) and len(value) < MIN_TOKEN:
             raise ValueError(f"use at least {MIN_TOKEN} characters")
         return value
+
+    @field_validator("kafka_ssl_cafile")
+    @classmethod
+    def _cafile_exists(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"SEGSTREAM_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "SEGSTREAM_KAFKA_SASL_USERNAME and SEGSTREAM_KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     @model_validator(mode="after")
     def _open_only_with_a_token(self) -> Settings:

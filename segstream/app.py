@@ -5,6 +5,7 @@ from __future__ import annotations
 from config import load_settings
 from engine.catalog import catalog_for
 from segstream.tuning import TunedApp, faust_options
+from streams.connections import broker_credentials
 
 settings = load_settings()
 # A bad catalog stops the worker here, before it consumes anything.
@@ -14,6 +15,7 @@ catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
 app = TunedApp(
     settings.group_id,
     broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+    broker_credentials=broker_credentials(settings),
     store=settings.store,
     datadir=str(settings.data_dir),
     processing_guarantee=settings.processing_guarantee,

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 from config import Settings
 from segstream.simulator import Record
 from streams import codec
+from streams.connections import kafka_options
 from streams.layout import ensure_topics, partition_ids, unreachable
 
 
@@ -21,7 +22,7 @@ async def send_records(
     """Produce ``records`` to their (prefixed) topics, paced at ``rate`` per second if given.
     The topics are created first if no worker has created them yet."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(**kafka_options(settings), linger_ms=5)
     try:
         await producer.start()
     except KafkaError as exc:
@@ -49,7 +50,7 @@ async def follow(
     """Every JSON value on ``topic`` (all partitions, no consumer group), as it arrives."""
     consumer = AIOKafkaConsumer(
         settings.topic(topic),
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_options(settings),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
@@ -79,7 +80,11 @@ async def read_to_end(
     in order per partition; return how many records were read."""
     partitions = [TopicPartition(topic, p) for p in await partition_ids(settings, topic)]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        **kafka_options(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        # Under exactly-once, records of aborted transactions never happened.
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:

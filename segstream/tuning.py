@@ -10,6 +10,8 @@ Measured with `segstream bench` (see the README) and a profiler, the per-event c
   here reads (the worker's own counters are at /metrics).
 - The Cython stream iterator takes records already waiting in a stream's queue directly
   (faust-streaming's ``cython_optimizations``, opt-in in 0.15).
+- The producer buffer (the table's changelog records and the published changes) may hold a
+  timer tick's output without stalling the streams (``PRODUCER_BUFFER``).
 - uvloop runs the event loop (see ``segstream.worker``).
 """
 
@@ -26,6 +28,10 @@ from faust.types import TP, Message
 from mode import Service, ServiceT
 
 YIELD_EVERY = 100  # records handed over between yields to the event loop, as Faust does
+# Records the producer buffer may hold before the streams wait for it to drain. Faust's 100 is
+# less than one timer tick produces (500 customers, each a state record and its changes), so
+# every tick stalled the streams and logged a warning per record delivered meanwhile.
+PRODUCER_BUFFER = 5_000
 
 
 class BatchDrainConsumer(aiokafka_driver.Consumer):
@@ -108,6 +114,11 @@ class TunedApp(faust.App):
 
     def _new_transport(self) -> Any:
         return TunedTransport(self.conf.broker_consumer, self)
+
+    def _new_producer(self) -> Any:
+        producer = super()._new_producer()
+        producer.buffer.max_messages = PRODUCER_BUFFER
+        return producer
 
 
 def faust_options() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError
 
 from config import Settings, names
 from segstream.errors import StackError, TopicLayoutError
+from streams.connections import kafka_options
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,7 @@ def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
 async def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
     """Create the missing topics (segstream's and the ``extra`` ones, named without prefix);
     return their names. Existing ones must match in partitions."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.group_id}-admin"
-    )
+    admin = AIOKafkaAdminClient(**kafka_options(settings), client_id=f"{settings.group_id}-admin")
     try:
         await admin.start()
     except KafkaError as exc:
@@ -107,7 +106,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> No
 
 async def partition_ids(settings: Settings, topic: str) -> list[int]:
     """The partitions of a (full-named) topic, from a fresh metadata request."""
-    client = AIOKafkaClient(bootstrap_servers=settings.kafka_bootstrap)
+    client = AIOKafkaClient(**kafka_options(settings))
     try:
         await client.bootstrap()
         metadata = await client.fetch_all_metadata()

@@ -16,6 +16,7 @@ from segstream.bench.workload import produce
 from segstream.errors import SegstreamError
 from segstream.simulator import Record
 from streams import codec
+from streams.connections import kafka_options
 
 MINUTE_MS = 60_000
 
@@ -73,7 +74,7 @@ async def measure(
     due = int((time.time() + lead_s) * 1000)
     follower = AIOKafkaConsumer(
         settings.topic(names.TRIGGERS),
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_options(settings),
         auto_offset_reset="latest",
     )
     await follower.start()

@@ -30,6 +30,7 @@ from engine.evaluate import apply_event
 from engine.state import CustomerState
 from segstream.tuning import TunedApp, faust_options
 from streams import codec
+from streams.connections import broker_credentials, kafka_options
 from streams.events import Erasure, decode
 
 
@@ -76,12 +77,12 @@ def input_topics(settings: Settings) -> list[str]:
 async def run_raw(settings: Settings, group: str, expected: int) -> None:
     consumer = AIOKafkaConsumer(
         *input_topics(settings),
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_options(settings),
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(**kafka_options(settings), linger_ms=5)
     await consumer.start()
     await producer.start()
     out = settings.topic("bench-raw-out")
@@ -113,6 +114,7 @@ async def run_raw(settings: Settings, group: str, expected: int) -> None:
 def faust_app(settings: Settings, group: str, web_port: int, tuned: bool = False) -> faust.App:
     common: dict[str, Any] = {
         "broker": f"kafka://{settings.kafka_bootstrap}",
+        "broker_credentials": broker_credentials(settings),
         "topic_partitions": settings.partitions,
         "web_port": web_port,
     }

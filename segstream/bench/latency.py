@@ -13,6 +13,7 @@ from config import Settings, names
 from segstream.bench.processes import Contender, WorkerMetrics
 from segstream.simulator import SyntheticShop
 from streams import codec
+from streams.connections import kafka_options
 
 TICK_S = 0.01
 
@@ -50,9 +51,9 @@ async def paced(
     """Offer ``rate`` events/s for ``seconds``, then wait for the changes they cause."""
     changes_topic = settings.topic(names.SEGMENT_CHANGES)
     follower = AIOKafkaConsumer(
-        changes_topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="latest"
+        changes_topic, **kafka_options(settings), auto_offset_reset="latest"
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=1)
+    producer = AIOKafkaProducer(**kafka_options(settings), linger_ms=1)
     await follower.start()
     await producer.start()
     await wait_assigned(follower)

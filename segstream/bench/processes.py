@@ -111,20 +111,26 @@ class WorkerMetrics:
     async def close(self) -> None:
         await self.session.close()
 
-    async def read(self) -> dict[str, float]:
-        """Every sample summed over its labels, by metric name; empty while unreachable."""
+    async def samples(self) -> dict[str, float]:
+        """Every sample, named as exposed (with its labels); empty while unreachable."""
         try:
             async with self.session.get(self.url) as response:
                 text = await response.text()
         except (aiohttp.ClientError, TimeoutError, OSError):
             return {}
-        totals: dict[str, float] = {}
+        found: dict[str, float] = {}
         for line in text.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            name, _, value = line.rpartition(" ")
-            name = name.split("{", 1)[0]
-            totals[name] = totals.get(name, 0.0) + float(value)
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                found[name] = float(value)
+        return found
+
+    async def read(self) -> dict[str, float]:
+        """Every sample summed over its labels, by metric name; empty while unreachable."""
+        totals: dict[str, float] = {}
+        for name, value in (await self.samples()).items():
+            metric = name.split("{", 1)[0]
+            totals[metric] = totals.get(metric, 0.0) + value
         return totals
 
     async def processed(self) -> float:

@@ -23,6 +23,7 @@ from segstream.bench.processes import Contender, WorkerMetrics
 from segstream.errors import SegstreamError
 from segstream.simulator import Record
 from streams import codec
+from streams.connections import kafka_options
 from streams.events import Erasure, decode
 from streams.layout import changelog_topic, ensure_topics
 
@@ -56,9 +57,7 @@ async def write_changelog(settings: Settings, states: list[dict[str, Any]], coun
     topic = changelog_topic(settings, names.CUSTOMERS_TABLE)
     partitioner = DefaultPartitioner()
     partitions = list(range(settings.partitions))
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, linger_ms=20, max_batch_size=512 * 1024
-    )
+    producer = AIOKafkaProducer(**kafka_options(settings), linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     try:
         pending = []

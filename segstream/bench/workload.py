@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from config import Settings, names
 from segstream.simulator import Record, SyntheticShop
 from streams import codec
+from streams.connections import kafka_options
 from streams.layout import ensure_topics
 
 # Events are spaced this far apart in event time and end just before the run starts, so
@@ -40,7 +41,7 @@ async def produce(settings: Settings, records: Iterator[Record], linger_ms: int 
     """Send every record to its (prefixed) topic as fast as the broker takes them."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_options(settings),
         linger_ms=linger_ms,
         max_batch_size=256 * 1024,
         acks=1,

@@ -1,4 +1,4 @@
-"""A real Redis server on loopback, with nothing persisted."""
+"""A real Redis server on loopback (nothing persisted, unless asked: the fault tests restart it)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ REDIS_HINT = "install Debian's redis-server (apt-get install redis-server)"
 class LocalRedis:
     """One redis-server with its log under ``home``."""
 
-    def __init__(self, home: Path, port: int) -> None:
+    def __init__(self, home: Path, port: int, persist: bool = False) -> None:
         self.home = home
         self.port = port
+        self.persist = persist
         self.process = ServerProcess("redis", home)
 
     @property
@@ -50,7 +51,7 @@ class LocalRedis:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.persist else "no",
             "--daemonize",
             "no",
             "--dir",

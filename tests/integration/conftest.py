@@ -103,6 +103,11 @@ class WorkerProcess:
     def assert_running(self) -> None:
         assert self.process.poll() is None, f"worker exited:\n{self.log_tail()}"
 
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush, no commit."""
+        self.process.kill()
+        self.process.wait()
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -25,17 +25,37 @@ async def produce(settings: Settings, records: list[tuple[str, bytes | None, byt
         await producer.stop()
 
 
+async def produce_many(settings: Settings, records: list[tuple[str, bytes | None, bytes]]) -> None:
+    """Like ``produce``, batched: in order per partition, without a round trip per record."""
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(settings.topic(topic), key=key, value=value)
+            for topic, key, value in records
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
 def event(topic: str, value: dict[str, Any]) -> tuple[str, bytes, bytes]:
     return topic, str(value["customer_id"]).encode(), codec.dumps(value)
 
 
 async def read(
-    settings: Settings, topic: str, count: int, timeout: float = 90.0, linger: float = 2.0
+    settings: Settings,
+    topic: str,
+    count: int,
+    timeout: float = 90.0,
+    linger: float = 2.0,
+    committed: bool = False,
 ) -> list[dict[str, Any]]:
     """The first ``count`` JSON values of a topic, plus any that follow within ``linger`` seconds.
 
     Returning more than ``count`` (or fewer, on timeout) lets the test's equality assert show
-    exactly what was published.
+    exactly what was published. ``committed``: only records of committed transactions.
     """
     consumer = AIOKafkaConsumer(
         settings.topic(topic),
@@ -43,6 +63,7 @@ async def read(
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed" if committed else "read_uncommitted",
     )
     await consumer.start()
     values: list[dict[str, Any]] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.deadlines import DeadlineIndex
+from engine.deadlines import SLACK, DeadlineIndex
 
 
 def index_of(*entries: tuple[int, str, int | None]) -> DeadlineIndex:
@@ -105,3 +105,18 @@ def test_forget_then_reassigned_partition_starts_empty() -> None:
     assert index.pop_due(1_000, [1]) == []
     index.set(1, "b", 150)
     assert index.pop_due(1_000, [1]) == [(1, "b", 150)]
+
+
+def test_moved_deadlines_do_not_pile_up() -> None:
+    """A customer whose deadline moves with every event costs one live entry, not one per
+    event: stale entries are compacted away, and what is due still fires once."""
+    index = DeadlineIndex()
+    customers = 100
+    for step in range(1, 2_001):
+        for n in range(customers):
+            index.set(n % 3, f"c{n}", 1_000_000 + step * 10 + n)
+    assert len(index) == customers
+    assert index.entries <= 2 * customers + SLACK
+    fired = index.pop_due(2_000_000_000, range(3))
+    assert sorted(customer for _, customer, _ in fired) == sorted(f"c{n}" for n in range(customers))
+    assert [due for _, customer, due in fired if customer == "c7"] == [1_000_000 + 20_000 + 7]

@@ -59,6 +59,11 @@ def test_other_variables_are_ignored() -> None:
 READ_FROM_ENVIRONMENT = [
     ("kafka_bootstrap", "k1:19092,k2:19093", "k1:19092,k2:19093"),
     ("redis_url", "rediss://cache:6380/2", "rediss://cache:6380/2"),
+    ("kafka_security_protocol", "SSL", "SSL"),
+    ("kafka_sasl_mechanism", "SCRAM-SHA-256", "SCRAM-SHA-256"),
+    ("kafka_sasl_username", "segstream", "segstream"),
+    ("kafka_sasl_password", "pw-123", "pw-123"),
+    ("kafka_ssl_cafile", "/etc/passwd", "/etc/passwd"),
     ("app_id", "shop-seg", "shop-seg"),
     ("topic_prefix", "staging.", "staging."),
     ("partitions", "12", 12),
@@ -93,10 +98,10 @@ def test_the_table_covers_every_setting() -> None:
 def test_each_setting_is_read_from_its_variable(field: str, value: str, expected: object) -> None:
     settings = load_settings({f"SEGSTREAM_{field.upper()}": value})
     read = getattr(settings, field)
-    if field == "redis_url":
+    if field in ("redis_url", "kafka_sasl_password"):
         read = read.get_secret_value()
     assert read == expected
-    if field not in ("redis_url", "store"):
+    if field not in ("redis_url", "store", "kafka_sasl_password"):
         assert read != Settings.model_fields[field].default
 
 

@@ -1,0 +1,241 @@
+"""Faults injected for real, judged by offline replay: after each, the folded segment-changes
+equal replay's memberships and each customer's stored state counts every event once.
+
+Under at-least-once a change may be published again after a crash, with its original version
+(the store and subscribers drop it: ``deduplicated``); under exactly-once, read committed,
+every change is published once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import names
+from engine.catalog import load_catalog
+from segstream.bench.processes import WorkerMetrics
+from segstream.replay import replay
+from segstream.simulator import SyntheticShop
+from segstream.stack import LocalKafka, LocalRedis
+from serving.preview import latest_states
+from serving.redis_store import RedisStore
+from streams import codec
+from tests.integration.conftest import Deployment, WorkerProcess, free_port, run_segstream
+from tests.integration.kafka_io import produce_many, read
+from tests.integration.oracle import HOUR, Shop, deduplicated, folded, now_ms
+
+pytestmark = pytest.mark.integration
+
+GUARANTEES = ["at_least_once", "exactly_once"]
+# What must match between a stored state and replay's: everything an event adds to.
+COUNTED = ("purchase_count", "total_spend", "open_count", "click_count", "support_count", "days")
+
+
+def synthetic_shop(customers: int, count: int, seed: int) -> Shop:
+    """A synthetic shop's events, all old enough that every cart deadline is already due."""
+    shop = Shop()
+    simulated = SyntheticShop(customers=customers, seed=seed, start_ms=now_ms() - 5 * HOUR)
+    shop.records += [(record.topic, record.value) for record in simulated.events(count)]
+    return shop
+
+
+async def processed(metrics: WorkerMetrics, at_least: int, worker: WorkerProcess) -> None:
+    for _ in range(900):
+        if await metrics.processed() >= at_least:
+            return
+        worker.assert_running()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the worker did not process {at_least} events:\n{worker.log_tail()}")
+
+
+async def settled(
+    deployment: Deployment, shop: Shop, exactly_once: bool
+) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
+    """All changes, once their fold equals replay's memberships (or time is up)."""
+    expected = {
+        customer: set(state.segments)
+        for customer, state in replay(shop.jsonl(), load_catalog(), now_ms()).states.items()
+        if state.segments
+    }
+    changes: list[dict[str, Any]] = []
+    for _ in range(30):
+        changes = await read(
+            deployment.settings,
+            names.SEGMENT_CHANGES,
+            count=len(changes) + 1,
+            timeout=3,
+            committed=exactly_once,
+        )
+        if folded(deduplicated(changes)) == expected:
+            break
+    return changes, expected
+
+
+async def assert_accounted(metrics: WorkerMetrics) -> None:
+    """Per input topic: events in = events applied + events dead-lettered."""
+    samples = await metrics.samples()
+    for topic in names.INPUT_TOPICS:
+        label = f'{{topic="{topic}"}}'
+        read_in = samples.get(f"segstream_events_in_total{label}", 0.0)
+        out = samples.get(f"segstream_events_applied_total{label}", 0.0) + samples.get(
+            f"segstream_events_dead_lettered_total{label}", 0.0
+        )
+        assert read_in == out, topic
+
+
+async def assert_counted_once(deployment: Deployment, shop: Shop) -> None:
+    """Each customer's latest stored state holds exactly replay's counts."""
+    expected = replay(shop.jsonl(), load_catalog(), now_ms()).states
+    stored = await latest_states(deployment.settings)
+    assert set(stored) == set(expected)
+    for customer, raw in stored.items():
+        state = codec.loads(raw)
+        want = expected[customer].to_dict()
+        for name in COUNTED:
+            assert state.get(name) == want.get(name), (customer, name)
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+async def test_kill_9_mid_burst_then_restart(
+    guarantee: str,
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> None:
+    deployment = deployment_factory(processing_guarantee=guarantee)
+    metrics = WorkerMetrics(deployment.settings.web_port)
+    shop = synthetic_shop(customers=150, count=3000, seed=11)
+    first = worker_factory(deployment)
+    try:
+        await produce_many(deployment.settings, shop.kafka_records())
+        await processed(metrics, 700, first)
+        first.kill()
+        second = worker_factory(deployment)
+        changes, expected = await settled(deployment, shop, guarantee == "exactly_once")
+        second.assert_running()
+    finally:
+        await metrics.close()
+
+    unique = deduplicated(changes)
+    assert folded(unique) == expected
+    if guarantee == "exactly_once":
+        assert changes == unique, "exactly-once published a change twice"
+    await assert_counted_once(deployment, shop)
+
+
+async def test_a_second_worker_joins_then_the_first_leaves(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> None:
+    first_deployment = deployment_factory()
+    second_deployment = deployment_factory(
+        topic_prefix=first_deployment.settings.topic_prefix,
+        data_dir=str(first_deployment.home / "second"),
+    )
+    shop = synthetic_shop(customers=150, count=4000, seed=12)
+    records = shop.kafka_records()
+    # A cart that falls due after the first worker has left: its trigger must fire once.
+    cart = shop.cart_add("late-cart", now_ms() - HOUR + 45_000)
+    shop.profile("late-cart", cart["ts"] - 1000, email_consent=True)
+    first = worker_factory(first_deployment)
+    await produce_many(first_deployment.settings, records[:1500])
+    await produce_many(first_deployment.settings, shop.kafka_records(len(records)))
+    second = worker_factory(second_deployment)
+    await produce_many(first_deployment.settings, records[1500:3000])
+    assert first.stop() == 0
+    await produce_many(first_deployment.settings, records[3000:])
+
+    changes, expected = await settled(first_deployment, shop, exactly_once=False)
+    triggers = await read(first_deployment.settings, names.TRIGGERS, count=1, timeout=60)
+    replayed = replay(shop.jsonl(), load_catalog(), now_ms())
+
+    second.assert_running()
+    assert folded(deduplicated(changes)) == expected
+    late = [t for t in triggers if t["customer_id"] == "late-cart"]
+    assert len(late) == 1
+    assert sorted((t["customer_id"], t["version"]) for t in triggers) == sorted(
+        (t.customer_id, t.version) for t in replayed.triggers
+    )
+    await assert_counted_once(first_deployment, shop)
+
+
+async def test_the_broker_stops_for_ten_seconds_mid_stream(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    kafka = LocalKafka(tmp_path / "kafka", free_port(), free_port())
+    await kafka.start()
+    try:
+        deployment = deployment_factory(kafka_bootstrap=kafka.bootstrap)
+        metrics = WorkerMetrics(deployment.settings.web_port)
+        shop = synthetic_shop(customers=100, count=2000, seed=14)
+        records = shop.kafka_records()
+        worker = worker_factory(deployment)
+        try:
+            await produce_many(deployment.settings, records[:1000])
+            await processed(metrics, 1000, worker)
+            kafka.stop()
+            await asyncio.sleep(10)
+            await kafka.start()
+            await produce_many(deployment.settings, records[1000:])
+            changes, expected = await settled(deployment, shop, exactly_once=False)
+            await processed(metrics, 2000, worker)
+            await assert_accounted(metrics)
+        finally:
+            await metrics.close()
+        worker.assert_running()
+        assert folded(deduplicated(changes)) == expected
+        await assert_counted_once(deployment, shop)
+    finally:
+        kafka.stop()
+
+
+async def redis_memberships(store: RedisStore, customers: set[str]) -> dict[str, set[str]]:
+    found = {customer: set(await store.segments_of(customer)) for customer in customers}
+    return {customer: segments for customer, segments in found.items() if segments}
+
+
+async def test_redis_stops_mid_stream_and_the_store_catches_up(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    redis = LocalRedis(tmp_path / "redis", free_port(), persist=True)
+    await redis.start()
+    deployment = deployment_factory(redis_url=redis.url)
+    store = RedisStore.connect(deployment.settings)
+    metrics = WorkerMetrics(deployment.settings.web_port)
+    shop = synthetic_shop(customers=120, count=3000, seed=15)
+    records = shop.kafka_records()
+    customers = {value["customer_id"] for _, value in shop.records}
+    try:
+        worker = worker_factory(deployment)
+        await produce_many(deployment.settings, records[:1000])
+        await processed(metrics, 1000, worker)
+        redis.stop()
+        await produce_many(deployment.settings, records[1000:])
+        # Redis is down: the worker still processes every event.
+        await processed(metrics, 3000, worker)
+        await assert_accounted(metrics)
+        await redis.start()
+        _, expected = await settled(deployment, shop, exactly_once=False)
+        caught_up: dict[str, set[str]] = {}
+        for _ in range(60):
+            caught_up = await redis_memberships(store, customers)
+            if caught_up == expected:
+                break
+            await asyncio.sleep(0.5)
+        assert caught_up == expected
+
+        await store.flush()
+        rebuilt = run_segstream(deployment.env, "rebuild", "--yes")
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert await redis_memberships(store, customers) == expected
+        worker.assert_running()
+    finally:
+        await metrics.close()
+        await store.close()
+        redis.stop()
