@@ -156,10 +156,15 @@ offsets: dict[TP, int] = {}
 
 @app.timer(interval=5.0)
 async def measure_lag() -> None:
-    lag: dict[str, int] = {}
+    """Records behind per input topic, over the partitions this worker owns now (a rebalance
+    can take any of them away between two runs)."""
+    assigned = app.consumer.assignment()
+    for tp in [tp for tp in offsets if tp not in assigned]:
+        del offsets[tp]
+    lag = {topics.base_name(tp.topic): 0 for tp in offsets}
     for tp, offset in list(offsets.items()):
-        name = topics.base_name(tp.topic)
         highwater = app.consumer.highwater(tp)
-        lag[name] = lag.get(name, 0) + max(highwater - offset - 1, 0)
+        if highwater is not None:
+            lag[topics.base_name(tp.topic)] += max(highwater - offset - 1, 0)
     for name, behind in lag.items():
         metrics.consumer_lag.labels(name).set(behind)

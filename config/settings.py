@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     cart_quiet_minutes: int = Field(
         60, ge=1, le=10_080, description="Quiet period after cart activity before cart_abandoners"
     )
+    session_timeout_seconds: int = Field(
+        60,
+        ge=6,
+        le=1800,
+        description="How long a worker that died without leaving keeps its partitions",
+    )
     store: str = Field(
         "memory://",
         description="Faust table store: memory:// or rocksdb:// (needs the rocksdb extra)",

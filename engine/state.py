@@ -68,6 +68,7 @@ class CustomerState:
     last_open_at: int | None = None
     last_click_at: int | None = None
     # Cart: sku -> [category, quantity, unit_price]
+    # sku -> [category, quantity, unit price, time of the line's last add]
     cart: dict[str, list[Any]] = field(default_factory=dict)
     last_cart_at: int | None = None
     checkout_started_at: int | None = None
@@ -183,12 +184,19 @@ class CustomerState:
             bucket[SPEND] += event.total
             bucket[MAX_ORDER_TOTAL] = max(bucket[MAX_ORDER_TOTAL], event.total)
             bucket[MAX_ORDER_QUANTITY] = max(bucket[MAX_ORDER_QUANTITY], event.quantity)
-        if self.last_cart_at is None or ts >= self.last_cart_at:
-            self.cart.clear()
+        # The purchase empties the cart of what was put in it up to then, whatever order the
+        # two topics deliver in (a line without its time predates this rule: its time is the
+        # last cart activity).
+        for sku, line in list(self.cart.items()):
+            if (line[3] if len(line) > 3 else self.last_cart_at or 0) <= ts:
+                del self.cart[sku]
+        if self.checkout_started_at is not None and self.checkout_started_at <= ts:
             self.checkout_started_at = None
 
     def _fold_cart(self, event: CartEvent) -> None:
         self.last_cart_at = _later(self.last_cart_at, event.ts)
+        if self.last_purchase_at is not None and event.ts <= self.last_purchase_at:
+            return  # arrived after a later purchase (another topic), which emptied the cart
         if event.action == "checkout_started":
             self.checkout_started_at = _later(self.checkout_started_at, event.ts)
             return
@@ -197,10 +205,19 @@ class CustomerState:
         if event.action == "add":
             if line is None:
                 if len(self.cart) < MAX_CART_LINES:
-                    self.cart[event.sku] = [event.category, event.quantity, event.unit_price]
+                    self.cart[event.sku] = [
+                        event.category,
+                        event.quantity,
+                        event.unit_price,
+                        event.ts,
+                    ]
             else:
                 line[1] += event.quantity
                 line[2] = event.unit_price
+                if len(line) > 3:
+                    line[3] = max(line[3], event.ts)
+                else:
+                    line.append(event.ts)
         elif line is not None:
             line[1] -= event.quantity
             if line[1] <= 0:
@@ -209,7 +226,7 @@ class CustomerState:
     def cart_items(self) -> list[dict[str, Any]]:
         return [
             {"sku": sku, "category": category, "quantity": quantity, "unit_price": price}
-            for sku, (category, quantity, price) in self.cart.items()
+            for sku, (category, quantity, price, *_) in self.cart.items()
         ]
 
     # -- changelog form -----------------------------------------------------------------------

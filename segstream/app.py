@@ -19,6 +19,7 @@ app = TunedApp(
     store=settings.store,
     datadir=str(settings.data_dir),
     processing_guarantee=settings.processing_guarantee,
+    broker_session_timeout=settings.session_timeout_seconds,
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,
     key_serializer="raw",

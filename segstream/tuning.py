@@ -38,9 +38,10 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
     """Faust's aiokafka consumer with one ``wait_first`` per fetched batch, not per record.
 
     Faust waits for each hand-over or for flow to be suspended (a rebalance), whichever comes
-    first. Here a whole batch is handed over record by record inside one such wait: when flow
-    is suspended mid-batch, the rest of the batch is dropped, as Faust drops each record that
-    arrives while flow is suspended, and is fetched again from the committed offsets.
+    first, and stops yielding a fetched batch once flow stops or the consumer generation
+    changes. Here a whole batch is handed over record by record inside one such wait, with the
+    same checks before each record: the rest of a batch cut short by a rebalance is dropped, as
+    Faust drops it, and fetched again from the committed offsets.
     """
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
@@ -75,6 +76,10 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         for index, (tp, message) in enumerate(batch, 1):
             if not index % YIELD_EVERY:
                 await asyncio.sleep(0)
+            # Faust's getmany makes these checks between records as it yields them: once a
+            # rebalance begins, nothing more of the batch reaches the streams.
+            if not self.flow_active or message.generation_id != self.app.consumer_generation_id:
+                return
             offset = message.offset
             r_offset = read_offset[tp]
             if r_offset is not None and offset < r_offset:
@@ -127,6 +132,9 @@ def faust_options() -> dict[str, Any]:
         "cython_optimizations": True,
         # Batch what the agent publishes: one produce request per few ms, not one per record.
         "producer_linger_ms": 5,
+        # aiokafka keeps one batch per partition and waits when it is full: Faust's 16 KB
+        # holds a dozen customer states, so the producer, not the agent, set the pace.
+        "producer_max_batch_size": 1024 * 1024,
         "topic_disable_leader": True,
         "consumer_auto_offset_reset": "earliest",
         "autodiscover": False,

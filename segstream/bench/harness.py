@@ -145,6 +145,7 @@ class Bench:
             self.say(f"segstream: {run.rate:,.0f} events/s")
             latencies = []
             for share in self.config.loads:
+                await metrics.until_idle(worker, self.config.timeout)
                 measured = await latency.paced(
                     settings,
                     worker,
@@ -159,6 +160,7 @@ class Bench:
                 latencies.append(measured)
             bursts = []
             if self.config.burst_customers:
+                await metrics.until_idle(worker, self.config.timeout)
                 due = await burst.measure(
                     settings,
                     worker,

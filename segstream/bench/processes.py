@@ -142,6 +142,25 @@ class WorkerMetrics:
             "segstream_events_dead_lettered_total", 0.0
         )
 
+    async def until_idle(self, worker: Contender, timeout: float, quiet_s: float = 6.0) -> None:
+        """Wait until the worker has nothing left to do: no input lag, no overdue deadline,
+        nothing newly processed for ``quiet_s`` (its gauges refresh every few seconds)."""
+        deadline = time.monotonic() + timeout
+        last, since = -1.0, time.monotonic()
+        while time.monotonic() < deadline:
+            totals = await self.read()
+            done = totals.get("segstream_events_applied_total", 0.0)
+            busy = totals.get("segstream_consumer_lag", 0.0) + totals.get(
+                "segstream_deadlines_overdue", 0.0
+            )
+            if done != last or busy:
+                last, since = done, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            worker.check_alive()
+            await asyncio.sleep(0.5)
+        raise SegstreamError(f"the worker did not become idle within {timeout:.0f}s")
+
     async def until_processed(self, worker: Contender, expected: int, timeout: float) -> Run:
         """Poll until ``expected`` records are processed; time from the first one seen."""
         deadline = time.monotonic() + timeout

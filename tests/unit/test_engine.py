@@ -26,6 +26,7 @@ from tests.unit.engine_helpers import (
     purchase,
     rows,
     support,
+    topic_of,
 )
 
 FIRST = "first_time_buyers"
@@ -315,10 +316,11 @@ def test_round_trip_keeps_days_cart_and_skus() -> None:
     day = T0 // 86_400_000
     assert sorted(restored.days) == [day, day + 1, day + 2, day + 3, day + 4]
     assert restored.days[day + 1][:2] == [1, 13.5]
-    assert restored.cart == {
+    assert {sku: line[:3] for sku, line in restored.cart.items()} == {
         "sku-c": ["outdoor", 3, 7.25],
         "sku-d": ["shoes", 1, 140.0],
     }
+    assert restored.cart == state.cart
     assert restored.skus == {"sku-a": [1, at(days=1)], "sku-b": [1, at(days=1)]}
     assert restored.categories == {"shoes": [1, at(days=1)], "socks": [1, at(days=1)]}
     assert restored.segments == state.segments
@@ -443,3 +445,75 @@ def test_a_state_stored_by_the_previous_version_is_re_evaluated_by_a_tick() -> N
     # No consent on record: the default first_time_buyers segment no longer holds.
     assert rows(outcome.changes) == [(FIRST, EXIT, 2, None)]
     assert state.catalog_digest == DEFAULT.digest
+
+
+# One customer's cart events and purchases travel on two topics, so the worker may see a
+# purchase before a cart event that happened earlier, or after one that happened later. Each
+# case lists the events in time order; every interleaving that keeps each topic's order must end
+# in the same cart and the same cart_abandoners membership as time order does.
+CART_ORDERS = [
+    pytest.param(
+        [
+            cart(at(minutes=1), sku="a"),
+            purchase(at(minutes=2), item()),
+            cart(at(minutes=3), sku="b"),
+        ],
+        id="add-buy-add",
+    ),
+    pytest.param(
+        [
+            cart(at(minutes=1), sku="a"),
+            purchase(at(minutes=2), item()),
+            cart(at(minutes=3), sku="b"),
+            cart(at(minutes=4), "remove", sku="b"),
+        ],
+        id="add-buy-add-remove",
+    ),
+    pytest.param(
+        [
+            cart(at(minutes=1), sku="a"),
+            cart(at(minutes=2), "checkout_started"),
+            purchase(at(minutes=3), item()),
+        ],
+        id="add-checkout-buy",
+    ),
+    pytest.param(
+        [
+            purchase(at(minutes=1), item()),
+            cart(at(minutes=2), sku="a"),
+            purchase(at(minutes=3), item()),
+        ],
+        id="buy-add-buy",
+    ),
+]
+
+
+def interleavings(events: list[Event]) -> list[list[Event]]:
+    carts = [e for e in events if topic_of(e) == names.CART_EVENTS]
+    buys = [e for e in events if topic_of(e) != names.CART_EVENTS]
+    if not carts or not buys:
+        return [carts + buys]
+    return [[carts[0], *rest] for rest in interleavings(events_without(events, carts[0]))] + [
+        [buys[0], *rest] for rest in interleavings(events_without(events, buys[0]))
+    ]
+
+
+def events_without(events: list[Event], gone: Event) -> list[Event]:
+    return [e for e in events if e is not gone]
+
+
+@pytest.mark.parametrize("events", CART_ORDERS)
+def test_the_cart_ends_the_same_whatever_order_the_two_topics_deliver_in(
+    events: list[Event],
+) -> None:
+    def end(order: list[Event]) -> tuple[object, set[str]]:
+        state = CustomerState(CUSTOMER)
+        feed(state, [consent(at()), *order], DEFAULT)
+        advance(state, at(hours=3), DEFAULT)
+        return state.cart_items(), {s for s in state.segments if s == "cart_abandoners"}
+
+    expected = end(events)
+    orders = interleavings(events)
+    assert len(orders) > 1
+    for order in orders:
+        assert end(order) == expected, [type(e).__name__ for e in order]

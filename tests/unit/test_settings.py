@@ -70,6 +70,7 @@ READ_FROM_ENVIRONMENT = [
     ("replication_factor", "3", 3),
     ("processing_guarantee", "exactly_once", "exactly_once"),
     ("store", "rocksdb://", "rocksdb://"),
+    ("session_timeout_seconds", "10", 10),
     ("data_dir", "/srv/segstream", Path("/srv/segstream")),
     ("web_host", "127.0.0.2", "127.0.0.2"),
     ("web_port", "8080", 8080),
