@@ -6,7 +6,7 @@ import logging
 import time
 
 import faust
-from faust.types import TP
+from faust.types import TP, Message
 
 from agents.projection import pending_spend
 from agents.timers import deadlines, on_customer_changelog, resync
@@ -105,12 +105,15 @@ def on_tick(partition: int, raw: bytes) -> None:
             settle(partition, customer_id, state, outcome, due / 1000)
 
 
-def on_event(partition: int, topic: str, key: bytes | None, raw: bytes, since: float) -> None:
+def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> None:
+    partition, since = message.partition, message.timestamp
     decoded = decode(topic, key, raw, settings.max_event_bytes, wall_clock_ms())
     customer_id = decoded.customer_id
     if erasures.predates_erasure(customer_id, decoded.ts):
         raise InvalidEvent(ERASED)
     state = load(customer_id)
+    if state is not None and state.has_applied(topic, message.offset):
+        return  # redelivered after a crash or a rebalance: applied once already
     if isinstance(decoded, Erasure):
         erasures.add(customer_id, decoded.ts)
         if state is not None:
@@ -122,6 +125,7 @@ def on_event(partition: int, topic: str, key: bytes | None, raw: bytes, since: f
         return
     state = state or CustomerState(customer_id)
     outcome = apply_event(state, decoded, topic, catalog)
+    state.mark_applied(topic, message.offset)
     if topic == names.PURCHASES:
         pending_spend[customer_id] = state.total_spend
     settle(partition, customer_id, state, outcome, since)
@@ -139,7 +143,7 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
             if topic == names.CUSTOMER_TICKS:
                 on_tick(message.partition, event.value)
             else:
-                on_event(message.partition, topic, event.key, event.value, message.timestamp)
+                on_event(message, topic, event.key, event.value)
                 metrics.events_applied.labels(topic).inc()
         except InvalidEvent as exc:
             metrics.events_dead_lettered.labels(topic).inc()

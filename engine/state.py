@@ -51,6 +51,10 @@ class CustomerState:
     catalog_digest: str = ""
     first_seen_at: int | None = None
     recent_event_ids: list[str] = field(default_factory=list)
+    # Per source (an input topic), the position of the last record applied: a source redelivers
+    # in order, so anything at or before it was applied already (after a crash or a rebalance,
+    # however many records come again).
+    positions: dict[str, int] = field(default_factory=dict)
     # Profile traits (see streams.events for the names); profile_known once any update arrived.
     profile_known: bool = False
     traits: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +86,12 @@ class CustomerState:
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.recent_event_ids
+
+    def has_applied(self, source: str, position: int) -> bool:
+        return position <= self.positions.get(source, -1)
+
+    def mark_applied(self, source: str, position: int) -> None:
+        self.positions[source] = max(position, self.positions.get(source, -1))
 
     def remember(self, event_id: str) -> None:
         self.recent_event_ids.append(event_id)

@@ -517,3 +517,23 @@ def test_the_cart_ends_the_same_whatever_order_the_two_topics_deliver_in(
     assert len(orders) > 1
     for order in orders:
         assert end(order) == expected, [type(e).__name__ for e in order]
+
+
+@pytest.mark.parametrize(
+    ("applied", "source", "position", "seen"),
+    [
+        ({}, "purchases", 0, False),
+        ({"purchases": 7}, "purchases", 7, True),
+        ({"purchases": 7}, "purchases", 3, True),
+        ({"purchases": 7}, "purchases", 8, False),
+        ({"purchases": 7}, "email-opens", 2, False),
+    ],
+)
+def test_a_redelivered_position_is_recognised_however_far_back(
+    applied: dict[str, int], source: str, position: int, seen: bool
+) -> None:
+    state = CustomerState(CUSTOMER)
+    for name, at_position in applied.items():
+        state.mark_applied(name, at_position)
+    restored = CustomerState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
+    assert restored.has_applied(source, position) is seen
