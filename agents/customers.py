@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from typing import Any, cast
 
 import faust
 from faust.types import TP, Message
@@ -17,14 +19,25 @@ from engine.evaluate import advance, apply_event, erase
 from engine.state import CustomerState
 from segstream.app import app, catalog, settings
 from segstream.errors import InvalidEvent
+from segstream.tuning import publisher
 from serving import metrics
 from streams import codec, topics
-from streams.deadletter import envelope
+from streams.deadletter import envelope, late_record
 from streams.events import Erasure, decode, decode_tick
 
 log = logging.getLogger(__name__)
 
 erasures = RecentErasures()
+transitions = metrics.labelled(metrics.transitions)
+triggered = metrics.labelled(metrics.triggers)
+change_latency = metrics.labelled(metrics.change_latency)
+events_in = metrics.labelled(metrics.events_in)
+events_applied = metrics.labelled(metrics.events_applied)
+events_dead_lettered = metrics.labelled(metrics.events_dead_lettered)
+events_late = metrics.labelled(metrics.events_late)
+CHANGES = settings.topic(names.SEGMENT_CHANGES)
+TRIGGERS = settings.topic(names.TRIGGERS)
+LATE_EVENTS = settings.topic(names.LATE_EVENTS)
 
 customers = app.Table(
     names.CUSTOMERS_TABLE,
@@ -61,21 +74,34 @@ def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:
     )
 
 
-def publish(key: bytes, outcome: Outcome, since: float) -> None:
+async def publish(key: bytes, outcome: Outcome, since: float) -> None:
     """Send the changes and triggers; ``since`` (epoch seconds) is when their cause happened:
     the causing record's Kafka timestamp, or the deadline for time-driven changes.
 
-    They go through Faust's producer buffer, as the table's changelog records do: in order,
-    without an await per record, and flushed before Faust commits the input offsets."""
+    They go straight to the producer Faust's topics publish through: the one Faust flushes
+    before it commits the input offsets, and under exactly-once the transaction manager.
+    (``send_soon`` would route each through Faust's producer buffer, a future and a queue per
+    record, for nothing here: this agent can await.) The producer waits only when its batches
+    are full."""
     for change in outcome.changes:
-        topics.segment_changes.send_soon(key=key, value=codec.dumps(change.to_dict()))
-        metrics.transitions.labels(change.segment, change.change).inc()
+        await _send(CHANGES, key, codec.dumps(change.to_dict()))
+        transitions(change.segment, change.change).inc()
     for trigger in outcome.triggers:
-        topics.triggers.send_soon(key=key, value=codec.dumps(trigger.to_dict()))
-        metrics.triggers.labels(trigger.trigger).inc()
+        await _send(TRIGGERS, key, codec.dumps(trigger.to_dict()))
+        triggered(trigger.trigger).inc()
     if outcome.changes:
         cause = "event" if outcome.changes[-1].cause_event_id else "time"
-        metrics.change_latency.labels(cause).observe(max(time.time() - since, 0.0))
+        change_latency(cause).observe(max(time.time() - since, 0.0))
+
+
+async def _send(topic: str, key: bytes, value: bytes) -> None:
+    sent = await publisher(app).send(topic, key, value, None, None, None)
+    cast(asyncio.Future, sent).add_done_callback(_report_failure)
+
+
+def _report_failure(sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        log.error("Could not publish a segment change: %r", sent.exception())
 
 
 def load(customer_id: str) -> CustomerState | None:
@@ -83,7 +109,7 @@ def load(customer_id: str) -> CustomerState | None:
     return CustomerState.from_dict(codec.loads(stored)) if stored else None
 
 
-def settle(
+async def settle(
     partition: int, customer_id: str, state: CustomerState, outcome: Outcome, since: float
 ) -> None:
     """Publish what changed, then store the new state and index its next deadline.
@@ -91,21 +117,21 @@ def settle(
     Changes go to the producer before the state that records them: after a crash under
     at-least-once, a restored state never holds a change that was not published (the event is
     processed again and its changes are published again, with the same versions)."""
-    publish(customer_id.encode(), outcome, since)
+    await publish(customer_id.encode(), outcome, since)
     customers[customer_id] = codec.dumps_kept(state.to_dict())
     deadlines.set(partition, customer_id, state.next_deadline)
     resync.done(customer_id)
 
 
-def on_tick(partition: int, raw: bytes) -> None:
+async def on_tick(partition: int, raw: bytes) -> None:
     for customer_id, due in decode_tick(raw):
         state = load(customer_id)
         if state is not None:
             outcome = advance(state, due, catalog)
-            settle(partition, customer_id, state, outcome, due / 1000)
+            await settle(partition, customer_id, state, outcome, due / 1000)
 
 
-def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> None:
+async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> None:
     partition, since = message.partition, message.timestamp
     decoded = decode(topic, key, raw, settings.max_event_bytes, wall_clock_ms())
     customer_id = decoded.customer_id
@@ -117,7 +143,7 @@ def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> Non
     if isinstance(decoded, Erasure):
         erasures.add(customer_id, decoded.ts)
         if state is not None:
-            publish(customer_id.encode(), erase(state, decoded), since)
+            await publish(customer_id.encode(), erase(state, decoded), since)
             del customers[customer_id]
         deadlines.set(partition, customer_id, None)
         pending_spend[customer_id] = None
@@ -126,9 +152,22 @@ def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> Non
     state = state or CustomerState(customer_id)
     outcome = apply_event(state, decoded, topic, catalog)
     state.mark_applied(topic, message.offset)
+    if outcome.late is not None:
+        events_late(topic).inc()
+        side_record = late_record(
+            topic=topic,
+            partition=partition,
+            offset=message.offset,
+            customer_id=customer_id,
+            event_id=decoded.event_id,
+            ts=decoded.ts,
+            reason=outcome.late,
+            at=wall_clock_ms(),
+        )
+        await _send(LATE_EVENTS, customer_id.encode(), codec.dumps(side_record))
     if topic == names.PURCHASES:
         pending_spend[customer_id] = state.total_spend
-    settle(partition, customer_id, state, outcome, since)
+    await settle(partition, customer_id, state, outcome, since)
 
 
 @app.agent(topics.customer_events)
@@ -138,19 +177,19 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
         topic = topics.base_name(message.topic)
         offsets[message.tp] = message.offset
         if topic != names.CUSTOMER_TICKS:
-            metrics.events_in.labels(topic).inc()
+            events_in(topic).inc()
         try:
             if topic == names.CUSTOMER_TICKS:
-                on_tick(message.partition, event.value)
+                await on_tick(message.partition, event.value)
             else:
-                on_event(message, topic, event.key, event.value)
-                metrics.events_applied.labels(topic).inc()
+                await on_event(message, topic, event.key, event.value)
+                events_applied(topic).inc()
         except InvalidEvent as exc:
-            metrics.events_dead_lettered.labels(topic).inc()
+            events_dead_lettered(topic).inc()
             dead_letter(event, topic, exc.reason)
         except Exception as exc:  # a bug must not stop the worker or the events around it
             log.exception("Failed on %s[%d]@%d", message.topic, message.partition, message.offset)
-            metrics.events_dead_lettered.labels(topic).inc()
+            events_dead_lettered(topic).inc()
             dead_letter(event, topic, f"internal error: {type(exc).__name__}")
 
 

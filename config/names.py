@@ -25,8 +25,9 @@ INPUT_TOPICS = (*EVENT_TOPICS, CUSTOMER_ERASURES)
 SEGMENT_CHANGES = "segment-changes"
 TRIGGERS = "triggers"
 DEAD_LETTERS = "dead-letters"
+LATE_EVENTS = "late-events"  # side records: events applied, but partly too late to count
 
-OUTPUT_TOPICS = (SEGMENT_CHANGES, TRIGGERS, DEAD_LETTERS)
+OUTPUT_TOPICS = (SEGMENT_CHANGES, TRIGGERS, DEAD_LETTERS, LATE_EVENTS)
 
 # Faust tables (their changelog topics are named by Faust: "<app id>-<table>-changelog").
 CUSTOMERS_TABLE = "customers"

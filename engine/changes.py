@@ -57,6 +57,8 @@ class Outcome:
 
     changes: list[SegmentChange] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
+    # Why part of the event could not count, if it came too late for it (engine.state).
+    late: str | None = None
 
     def extend(self, other: Outcome) -> None:
         self.changes += other.changes

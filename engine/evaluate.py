@@ -114,13 +114,14 @@ def apply_event(state: CustomerState, event: Event, topic: str, catalog: Catalog
 
     A redelivered event (an id the customer has seen recently) changes nothing. Deadlines due
     before the event fire first; then only the segments ``topic`` can affect are re-evaluated,
-    at the event's time (or at the customer's clock, for an event that arrives late).
+    at the event's time (or at the customer's clock, for an event that arrives late). The
+    outcome says if part of the event came too late to count (``Outcome.late``).
     """
     if state.has_seen(event.event_id):
         return Outcome()
     fresh = state.first_seen_at is None and not state.version and not state.segments
     outcome = Outcome() if fresh else advance(state, event.ts, catalog)
-    state.fold(event)
+    outcome.late = state.fold(event)
     now = state.clock = max(state.clock, event.ts)
     if fresh:
         # A new customer: every segment is evaluated once, at their first event.

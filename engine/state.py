@@ -34,6 +34,14 @@ ORDERS, SPEND, OPENS, CLICKS, SUPPORT, MAX_ORDER_TOTAL, MAX_ORDER_QUANTITY = ran
 BUCKET_FIELDS = 7
 
 
+# Why part of an event could not count (the worker records these on ``late-events``).
+LATE_FOR_WINDOWS = (
+    f"older than the {HORIZON_DAYS}-day window horizon of the customer's clock: counted in "
+    "lifetime totals and recency only"
+)
+LATE_FOR_CART = "cart activity older than the customer's last purchase: the cart is left as is"
+
+
 def day_of(ts: int) -> int:
     return ts // DAY_MS
 
@@ -150,8 +158,11 @@ class CustomerState:
         for day in [day for day in self.days if day <= oldest]:
             del self.days[day]
 
-    def fold(self, event: Event) -> None:
-        """Take one new event into the state (at its own time, even if it arrives late)."""
+    def fold(self, event: Event) -> str | None:
+        """Take one new event into the state (at its own time, even if it arrives late).
+
+        Returns why part of it could not count (``LATE_FOR_WINDOWS``, ``LATE_FOR_CART``), or
+        None when all of it did."""
         self.remember(event.event_id)
         ts = event.ts
         self.first_seen_at = ts if self.first_seen_at is None else min(self.first_seen_at, ts)
@@ -169,7 +180,7 @@ class CustomerState:
             if bucket is not None:
                 bucket[CLICKS] += 1
         elif isinstance(event, CartEvent):
-            self._fold_cart(event)
+            return None if self._fold_cart(event) else LATE_FOR_CART
         elif isinstance(event, ProfileUpdate):
             self.profile_known = True
             self.traits.update(event.traits)
@@ -178,6 +189,9 @@ class CustomerState:
             self.last_support_at = _later(self.last_support_at, ts)
             if bucket is not None:
                 bucket[SUPPORT] += 1
+        if bucket is None and not isinstance(event, ProfileUpdate):
+            return LATE_FOR_WINDOWS
+        return None
 
     def _fold_purchase(self, event: Purchase, bucket: list[float] | None) -> None:
         ts = event.ts
@@ -203,13 +217,14 @@ class CustomerState:
         if self.checkout_started_at is not None and self.checkout_started_at <= ts:
             self.checkout_started_at = None
 
-    def _fold_cart(self, event: CartEvent) -> None:
+    def _fold_cart(self, event: CartEvent) -> bool:
+        """Apply a cart event; False when it came too late to change the cart."""
         self.last_cart_at = _later(self.last_cart_at, event.ts)
         if self.last_purchase_at is not None and event.ts <= self.last_purchase_at:
-            return  # arrived after a later purchase (another topic), which emptied the cart
+            return False  # arrived after a later purchase (another topic), which emptied the cart
         if event.action == "checkout_started":
             self.checkout_started_at = _later(self.checkout_started_at, event.ts)
-            return
+            return True
         assert event.sku is not None
         line = self.cart.get(event.sku)
         if event.action == "add":
@@ -232,6 +247,7 @@ class CustomerState:
             line[1] -= event.quantity
             if line[1] <= 0:
                 del self.cart[event.sku]
+        return True
 
     def cart_items(self) -> list[dict[str, Any]]:
         return [

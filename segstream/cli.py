@@ -203,9 +203,12 @@ def replay(events_file: str, segments_file: str | None, until: str | None, as_js
         )
     for item in result.rejected:
         click.echo(f"line {item.line} rejected: {item.reason}", err=True)
+    for late in result.late:
+        click.echo(f"line {late.line} partly too late: {late.reason}", err=True)
     click.echo(
         f"\n{result.events} events, {len(result.changes)} changes, "
-        f"{len(result.triggers)} triggers, {len(result.rejected)} rejected. Final membership:"
+        f"{len(result.triggers)} triggers, {len(result.rejected)} rejected, "
+        f"{len(result.late)} partly too late. Final membership:"
     )
     for segment, members in result.membership().items():
         shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")

@@ -36,10 +36,29 @@ class Rejected:
 
 
 @dataclass
+class Late:
+    """An event applied, part of which came too late to count (the live worker's late-events)."""
+
+    line: int
+    customer_id: str
+    event_id: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "customer_id": self.customer_id,
+            "event_id": self.event_id,
+            "reason": self.reason,
+        }
+
+
+@dataclass
 class ReplayResult:
     changes: list[SegmentChange] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    late: list[Late] = field(default_factory=list)
     states: dict[str, CustomerState] = field(default_factory=dict)
     events: int = 0
 
@@ -57,6 +76,7 @@ class ReplayResult:
             "triggers": [trigger.to_dict() for trigger in self.triggers],
             "membership": self.membership(),
             "rejected": [item.to_dict() for item in self.rejected],
+            "late": [item.to_dict() for item in self.late],
         }
 
 
@@ -129,7 +149,10 @@ class Replay:
             return
         state = states.get(event.customer_id) or CustomerState(event.customer_id)
         states[event.customer_id] = state
-        self._publish(apply_event(state, event, topic, self.catalog))
+        outcome = apply_event(state, event, topic, self.catalog)
+        if outcome.late is not None:
+            self.result.late.append(Late(number, event.customer_id, event.event_id, outcome.late))
+        self._publish(outcome)
         self.deadlines.set(0, event.customer_id, state.next_deadline)
 
 

@@ -12,20 +12,28 @@ Measured with `segstream bench` (see the README) and a profiler, the per-event c
   (faust-streaming's ``cython_optimizations``, opt-in in 0.15).
 - The producer buffer (the table's changelog records and the published changes) may hold a
   timer tick's output without stalling the streams (``PRODUCER_BUFFER``).
+- The producer buffer hands each waiting record to the producer directly (``LeanProducerBuffer``),
+  without Faust's per-record debug line, sensor calls and producer look-up.
 - uvloop runs the event loop (see ``segstream.worker``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from functools import partial
 from typing import Any, cast
 
 import faust
 from faust.sensors import Monitor
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, Message
+from faust.transport.producer import ProducerBuffer
+from faust.types import TP, Message, ProducerT
+from faust.types.tuples import FutureMessage
 from mode import Service, ServiceT
+
+log = logging.getLogger(__name__)
 
 YIELD_EVERY = 100  # records handed over between yields to the event loop, as Faust does
 # Records the producer buffer may hold before the streams wait for it to drain. Faust's 100 is
@@ -111,6 +119,49 @@ class QuietMonitor(Monitor):
     on_send_initiated = on_send_completed = on_send_error = _ignore
 
 
+class LeanProducerBuffer(ProducerBuffer):
+    """Faust's producer buffer, with the per-record publishing step cut to what it does for a
+    topic: hand key, value and partition to Faust's producer, and complete the record's future
+    (and so its callback: a table's changelog offset) when the broker acknowledges it. Records
+    leave the buffer one by one, in order, as in Faust, so a flush still waits for each."""
+
+    async def _send_pending(self, fut: FutureMessage) -> None:
+        message = fut.message
+        topic = message.channel
+        if not isinstance(topic, faust.Topic) or len(topic.topics) != 1:
+            await super()._send_pending(fut)
+            return
+        sent = await publisher(cast(faust.App, self.app)).send(
+            topic.topics[0],
+            message.key,
+            message.value,
+            message.partition,
+            message.timestamp,
+            message.headers,
+        )
+        cast(asyncio.Future, sent).add_done_callback(partial(_completed, fut))
+
+
+def publisher(app: faust.App) -> ProducerT:
+    """The producer Faust's topics publish through (``App.maybe_start_producer``, once the
+    worker runs): under exactly-once the transaction manager, which sends each record inside
+    the transaction of its partition."""
+    return app.consumer.transactions if app.in_transaction else app.producer
+
+
+def _completed(fut: FutureMessage, sent: asyncio.Future[Any]) -> None:
+    """What Faust's ``Topic._on_published`` does, less the (quiet) sensors."""
+    try:
+        metadata = sent.result()
+    except Exception as exc:
+        log.warning("Could not publish to %s: %r", fut.message.channel, exc)
+        fut.set_exception(exc)
+        return
+    fut.set_result(metadata)
+    if fut.message.callback:
+        fut.message.callback(fut)
+
+
 class TunedApp(faust.App):
     """A faust.App with the tuning above; configure it with ``faust_options()``."""
 
@@ -122,7 +173,10 @@ class TunedApp(faust.App):
 
     def _new_producer(self) -> Any:
         producer = super()._new_producer()
-        producer.buffer.max_messages = PRODUCER_BUFFER
+        buffer = LeanProducerBuffer(loop=producer.loop, beacon=producer.beacon)
+        buffer.app = self
+        buffer.max_messages = PRODUCER_BUFFER
+        producer.buffer = buffer
         return producer
 
 

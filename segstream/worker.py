@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import faust
 import uvloop
@@ -19,6 +20,13 @@ class SegmentWorker(faust.Worker):
     """Faust's worker, saying once at start-up what it runs against (never secrets)."""
 
     settings: Settings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Faust's terminal spinner sets the root logger to DEBUG whenever the log level is
+        # WARNING or above, so every debug call on the per-event path built a log record
+        # (about a tenth of a worker's time). A worker logs to files and journals, not a tty.
+        self.spinner = None
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()

@@ -1,4 +1,5 @@
-"""Dead-letter envelopes: the raw record, where it came from, and why it was refused."""
+"""Dead-letter envelopes (the raw record, where it came from, and why it was refused) and
+late-event side records (an applied event, part of which came too late to count)."""
 
 from __future__ import annotations
 
@@ -27,4 +28,28 @@ def envelope(
         "at": format_ts(at),
         "key_base64": None if key is None else base64.b64encode(key).decode(),
         "raw_base64": None if raw is None else base64.b64encode(raw).decode(),
+    }
+
+
+def late_record(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    customer_id: str,
+    event_id: str,
+    ts: int,
+    reason: str,
+    at: int,
+) -> dict[str, Any]:
+    """The value written to ``late-events``: which event, and what of it could not count."""
+    return {
+        "source_topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "customer_id": customer_id,
+        "event_id": event_id,
+        "ts": format_ts(ts),
+        "reason": reason,
+        "at": format_ts(at),
     }

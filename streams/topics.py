@@ -26,6 +26,7 @@ input_topics = {name: _declare(name) for name in names.INPUT_TOPICS}
 segment_changes = _declare(names.SEGMENT_CHANGES)
 triggers = _declare(names.TRIGGERS)
 dead_letters = _declare(names.DEAD_LETTERS)
+late_events = _declare(names.LATE_EVENTS)
 
 
 def base_name(full_name: str) -> str:

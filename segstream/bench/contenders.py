@@ -28,18 +28,11 @@ from config import Settings, load_settings, names
 from engine.catalog import catalog_for
 from engine.evaluate import apply_event
 from engine.state import CustomerState
+from segstream.stack.process import resident_kb
 from segstream.tuning import TunedApp, faust_options
 from streams import codec
 from streams.connections import broker_credentials, kafka_options
 from streams.events import Erasure, decode
-
-
-def resident_kb() -> int:
-    with open(f"/proc/{os.getpid()}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class Finish:
@@ -63,7 +56,7 @@ class Finish:
         report = {
             "events": self.seen,
             "seconds": time.perf_counter() - self.first,
-            "rss_kb": resident_kb(),
+            "rss_kb": resident_kb(os.getpid()),
             "cpu_seconds": time.process_time() - self.cpu,
         }
         print(codec.dumps(report).decode(), flush=True)
@@ -117,6 +110,8 @@ def faust_app(settings: Settings, group: str, web_port: int, tuned: bool = False
         "broker_credentials": broker_credentials(settings),
         "topic_partitions": settings.partitions,
         "web_port": web_port,
+        # In the run's directory (Faust's default is "<app id>-data" in the working directory).
+        "datadir": str(settings.data_dir),
     }
     if tuned:
         return TunedApp(group, **common, **faust_options())

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from segstream.bench.processes import (
 )
 from segstream.bench.workload import Workload, produce
 from segstream.stack import LocalStack
+from segstream.stack.process import free_port
 from streams.layout import ensure_topics
 
 PEERS = ("raw", "faust_bare", "faust_tuned", "naive")
@@ -63,12 +63,6 @@ class BenchConfig:
             timeout=180.0,
             workdir=workdir,
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Bench:

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from segstream.errors import SegstreamError
+from segstream.stack.process import resident_kb
 from streams import codec
 
 POLL_S = 0.1
@@ -59,14 +60,7 @@ class Contender:
                 self.process.wait()
 
     def resident_kb(self) -> int:
-        try:
-            with open(f"/proc/{self.process.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
+        return resident_kb(self.process.pid)
 
     async def reported(self, timeout: float) -> Run:
         """The JSON line a contender of `segstream.bench.contenders` prints when done."""

@@ -125,8 +125,9 @@ class LocalKafka:
             "kafka.tools.StorageTool",
             "format",
             "--standalone",
-            "-t",
-            _cluster_id(),
+            # One argument: an id may start with "-", which a separate argument would turn
+            # into an unknown option (one format in 64 failed that way).
+            f"--cluster-id={_cluster_id()}",
             "-c",
             str(self.config_file),
         )

@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,25 @@ def require(program: str, install_hint: str) -> str:
     if path is None:
         raise StackError(f"{program} is not installed: {install_hint}.")
     return path
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for a server, a worker's web port, a test)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def resident_kb(pid: int) -> int:
+    """A process's resident memory (VmRSS) in KiB; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _alive(pid: int) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -18,6 +17,7 @@ import pytest
 from config import Settings, load_settings
 from segstream.errors import StackError
 from segstream.stack import LocalStack
+from segstream.stack.process import free_port
 
 
 def run_segstream(
@@ -32,12 +32,6 @@ def run_segstream(
         timeout=timeout,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

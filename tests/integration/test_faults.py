@@ -166,7 +166,9 @@ async def test_kill_9_mid_burst_then_restart(
         await assert_counted_once(deployment, shop)
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 async def test_the_broker_stops_for_ten_seconds_mid_stream(
+    guarantee: str,
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[[Deployment], WorkerProcess],
     tmp_path: Path,
@@ -174,7 +176,9 @@ async def test_the_broker_stops_for_ten_seconds_mid_stream(
     kafka = LocalKafka(tmp_path / "kafka", free_port(), free_port())
     await kafka.start()
     try:
-        deployment = deployment_factory(kafka_bootstrap=kafka.bootstrap)
+        deployment = deployment_factory(
+            kafka_bootstrap=kafka.bootstrap, processing_guarantee=guarantee
+        )
         metrics = WorkerMetrics(deployment.settings.web_port)
         shop = synthetic_shop(customers=100, count=2000, seed=14)
         records = shop.kafka_records()
@@ -186,13 +190,16 @@ async def test_the_broker_stops_for_ten_seconds_mid_stream(
             await asyncio.sleep(10)
             await kafka.start()
             await produce_many(deployment.settings, records[1000:])
-            changes, expected = await settled(deployment, shop, exactly_once=False)
+            changes, expected = await settled(deployment, shop, guarantee == "exactly_once")
             await processed(metrics, 2000, worker)
             await assert_accounted(metrics)
         finally:
             await metrics.close()
         worker.assert_running()
-        assert_same_members(folded(deduplicated(changes)), expected)
+        unique = deduplicated(changes)
+        assert_same_members(folded(unique), expected)
+        if guarantee == "exactly_once":
+            assert changes == unique, "exactly-once published a change twice"
         await assert_counted_once(deployment, shop)
     finally:
         kafka.stop()
@@ -258,11 +265,13 @@ async def customer_summaries(port: int, customers: set[str]) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 async def test_local_state_wiped_while_down_is_restored_from_the_changelog(
+    guarantee: str,
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[[Deployment], WorkerProcess],
 ) -> None:
-    deployment = deployment_factory(store="rocksdb://")
+    deployment = deployment_factory(store="rocksdb://", processing_guarantee=guarantee)
     port = deployment.settings.web_port
     shop = synthetic_shop(customers=100, count=1500, seed=16)
     customers = {value["customer_id"] for _, value in shop.records}
@@ -271,7 +280,7 @@ async def test_local_state_wiped_while_down_is_restored_from_the_changelog(
         first = worker_factory(deployment)
         await produce_many(deployment.settings, shop.kafka_records())
         await processed(metrics, 1500, first)
-        await settled(deployment, shop, exactly_once=False)
+        await settled(deployment, shop, guarantee == "exactly_once")
         before = await customer_summaries(port, customers)
         assert first.stop() == 0
         data = deployment.settings.data_dir

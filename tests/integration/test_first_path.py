@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from config import names
+from engine.state import LATE_FOR_WINDOWS
 from streams import codec
 from streams.timestamps import format_ts
 from tests.integration.conftest import Deployment, WorkerProcess
@@ -148,3 +149,39 @@ async def test_bad_records_are_dead_lettered_and_good_ones_still_count(
         value for _, _, value in bad
     )
     assert {letter["source_topic"] for letter in letters} == {names.PURCHASES}
+
+
+async def test_an_event_too_late_for_any_window_counts_and_gets_a_side_record(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    deployment = deployment_factory(segments_file=buyers_catalog(tmp_path))
+    worker = worker_factory(deployment)
+    recent, old = purchase("erin", 300), purchase("erin", -100)  # 400 days apart
+    await produce(
+        deployment.settings, [event(names.PURCHASES, recent), event(names.PURCHASES, old)]
+    )
+
+    changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=3)
+    late = await read(deployment.settings, names.LATE_EVENTS, count=1)
+
+    worker.assert_running()
+    # The old order still counts (lifetime totals), at the customer's clock ...
+    assert [(c["segment"], c["change"], c["at"]) for c in changes] == [
+        ("first_time_buyers", "enter", format_ts(recent["ts"])),
+        ("first_time_buyers", "exit", format_ts(recent["ts"])),
+        ("repeat_buyers", "enter", format_ts(recent["ts"])),
+    ]
+    # ... and the side record says what of it could not.
+    assert len(late) == 1
+    assert late[0] | {"partition": 0, "at": ""} == {
+        "source_topic": names.PURCHASES,
+        "partition": 0,
+        "offset": 1,
+        "customer_id": "erin",
+        "event_id": old["event_id"],
+        "ts": format_ts(old["ts"]),
+        "reason": LATE_FOR_WINDOWS,
+        "at": "",
+    }

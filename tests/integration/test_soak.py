@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from segstream.bench.processes import WorkerMetrics
 from segstream.simulator import SyntheticShop
+from segstream.stack.process import resident_kb
 from streams import codec
 from streams.connections import kafka_options
 from streams.layout import ensure_topics
@@ -23,11 +24,6 @@ pytestmark = pytest.mark.integration
 SECONDS = float(os.environ.get("SOAK_SECONDS", "40"))
 RATE = 300  # events per second: a fraction of what one worker takes
 SAMPLE_S = 2.0
-
-
-def resident_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
 @pytest.mark.timeout(SECONDS + 150)

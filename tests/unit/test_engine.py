@@ -9,8 +9,16 @@ from config import names
 from engine.catalog import load_catalog, parse_catalog
 from engine.changes import ENTER, EXIT, Outcome, SegmentChange, Trigger
 from engine.evaluate import advance, apply_event, erase, reconcile
-from engine.state import RECENT_EVENT_IDS, CustomerState
-from streams.events import Erasure, Event
+from engine.state import (
+    LATE_FOR_CART,
+    LATE_FOR_WINDOWS,
+    OPENS,
+    ORDERS,
+    RECENT_EVENT_IDS,
+    SUPPORT,
+    CustomerState,
+)
+from streams.events import CartEvent, Erasure, Event
 from tests.unit.engine_helpers import (
     CUSTOMER,
     HOUR,
@@ -537,3 +545,39 @@ def test_a_redelivered_position_is_recognised_however_far_back(
         state.mark_applied(name, at_position)
     restored = CustomerState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
     assert restored.has_applied(source, position) is seen
+
+
+# The customer's clock stands at day 400 (a purchase then); each case sends one more event.
+LATE_CASES = [
+    (email_open(at(days=399)), None, "opens", 1),
+    (email_open(at(days=30)), LATE_FOR_WINDOWS, "opens", 0),
+    (purchase(at(days=30)), LATE_FOR_WINDOWS, "orders", 0),
+    (purchase(at(days=36)), None, "orders", 1),
+    (support(at(days=20)), LATE_FOR_WINDOWS, "support", 0),
+    (profile(at(days=1), gender="f"), None, None, 0),
+    (cart(at(days=399)), LATE_FOR_CART, None, 0),
+    (cart(at(days=400, hours=1)), None, None, 0),
+]
+
+
+@pytest.mark.parametrize(("event", "reason", "counted_in", "in_windows"), LATE_CASES)
+def test_an_event_too_late_to_count_says_why_and_still_counts_in_lifetime_totals(
+    event: Event, reason: str | None, counted_in: str | None, in_windows: int
+) -> None:
+    state = CustomerState(CUSTOMER)
+    feed(state, [consent(at()), purchase(at(days=400), event_id="recent")], DEFAULT)
+    outcome = apply_event(state, event, topic_of(event), DEFAULT)
+
+    assert outcome.late == reason
+    if counted_in == "opens":
+        assert state.open_count == 1 and state.window_total(state.clock, 365, OPENS) == in_windows
+    elif counted_in == "orders":
+        assert state.purchase_count == 2
+        assert state.window_total(state.clock, 365, ORDERS) == 1 + in_windows
+    elif counted_in == "support":
+        assert state.support_count == 1
+        assert state.window_total(state.clock, 365, SUPPORT) == in_windows
+    if reason == LATE_FOR_CART:
+        assert state.cart == {}
+    elif isinstance(event, CartEvent):
+        assert list(state.cart) == ["sku-boot"]
