@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import IllegalOperation
 from faust.sensors import Monitor
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -100,6 +101,17 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
                 await self.commit()
             await callback(message)
             read_offset[tp] = offset
+
+    async def commit_and_end_transactions(self) -> None:
+        """Faust's last commit on shutdown. Under exactly-once it can find a partition's
+        transaction already ended (aiokafka raises ``IllegalOperation``): Faust then gave up
+        stopping the consumer and the worker process never exited. Skipping that commit is
+        safe: an uncommitted transaction is aborted, and its records are processed again by
+        the next owner of the partition."""
+        try:
+            await super().commit_and_end_transactions()
+        except IllegalOperation as exc:
+            log.warning("Last commit on shutdown skipped (%s); uncommitted work is redone", exc)
 
 
 class TunedTransport(aiokafka_driver.Transport):
