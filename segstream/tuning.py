@@ -15,6 +15,9 @@ Measured with `segstream bench` (see the README) and a profiler, the per-event c
 - The producer buffer hands each waiting record to the producer directly (``LeanProducerBuffer``),
   without Faust's per-record debug line, sensor calls and producer look-up.
 - uvloop runs the event loop (see ``segstream.worker``).
+
+The producer's buffer is flushed to the end before commits, rebalances and shutdown
+(``segstream.flushing``): a correctness fix, not a tuning.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from aiokafka.errors import IllegalOperation
 from faust.sensors import Monitor
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.transport.producer import ProducerBuffer
 from faust.types import TP, Message, ProducerT
 from faust.types.tuples import FutureMessage
 from mode import Service, ServiceT
+
+from segstream.flushing import DrainingProducer, DrainingProducerBuffer
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +118,6 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
             log.warning("Last commit on shutdown skipped (%s); uncommitted work is redone", exc)
 
 
-class TunedTransport(aiokafka_driver.Transport):
-    Consumer = BatchDrainConsumer
-
-
 def _ignore(*args: Any, **kwargs: Any) -> None:
     return None
 
@@ -131,17 +131,17 @@ class QuietMonitor(Monitor):
     on_send_initiated = on_send_completed = on_send_error = _ignore
 
 
-class LeanProducerBuffer(ProducerBuffer):
+class LeanProducerBuffer(DrainingProducerBuffer):
     """Faust's producer buffer, with the per-record publishing step cut to what it does for a
     topic: hand key, value and partition to Faust's producer, and complete the record's future
     (and so its callback: a table's changelog offset) when the broker acknowledges it. Records
     leave the buffer one by one, in order, as in Faust, so a flush still waits for each."""
 
-    async def _send_pending(self, fut: FutureMessage) -> None:
+    async def publish(self, fut: FutureMessage) -> None:
         message = fut.message
         topic = message.channel
         if not isinstance(topic, faust.Topic) or len(topic.topics) != 1:
-            await super()._send_pending(fut)
+            await super().publish(fut)
             return
         sent = await publisher(cast(faust.App, self.app)).send(
             topic.topics[0],
@@ -174,6 +174,15 @@ def _completed(fut: FutureMessage, sent: asyncio.Future[Any]) -> None:
         fut.message.callback(fut)
 
 
+class TunedProducer(DrainingProducer):
+    Buffer = LeanProducerBuffer
+
+
+class TunedTransport(aiokafka_driver.Transport):
+    Consumer = BatchDrainConsumer
+    Producer = TunedProducer
+
+
 class TunedApp(faust.App):
     """A faust.App with the tuning above; configure it with ``faust_options()``."""
 
@@ -185,10 +194,7 @@ class TunedApp(faust.App):
 
     def _new_producer(self) -> Any:
         producer = super()._new_producer()
-        buffer = LeanProducerBuffer(loop=producer.loop, beacon=producer.beacon)
-        buffer.app = self
-        buffer.max_messages = PRODUCER_BUFFER
-        producer.buffer = buffer
+        producer.buffer.max_messages = PRODUCER_BUFFER
         return producer
 
 
