@@ -60,15 +60,14 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
     the seek is about to deliver again, and those would be skipped as seen.
     """
 
-    #: Seeks begun or ended so far: a batch is handed over only while this stays the same.
+    #: Seeks begun so far: a batch fetched before a seek began is not handed over after it
+    #: (the seek moves the position back, so its records come again). A batch fetched once a
+    #: seek began is handed over: dropping it would lose records the position moved past.
     seeks = 0
 
     async def perform_seek(self) -> None:
         self.seeks += 1
-        try:
-            await super().perform_seek()
-        finally:
-            self.seeks += 1
+        await super().perform_seek()
 
     async def seek(self, partition: TP, offset: int) -> None:
         self.seeks += 1
@@ -112,7 +111,7 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
             if not self.flow_active or message.generation_id != self.app.consumer_generation_id:
                 return
             if self.seeks != seeks:
-                return  # fetched before a seek: fetched again from the new position
+                return  # fetched before a seek: they come again from the new position
             offset = message.offset
             r_offset = read_offset[tp]
             if r_offset is not None and offset < r_offset:
