@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from typing import Any
 
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -37,6 +38,10 @@ class DrainingProducerBuffer(ProducerBuffer):
         super().__post_init__()
         self.records_put = 0
         self.records_sent = 0  # handed to the Kafka client, in the order they were put
+        # A waiting flush is woken once this many records are sent (one wake-up per flush, not
+        # one per record: a flush can wait for thousands).
+        self.wake_at = sys.maxsize
+        self.drained = asyncio.Event()
 
     def put(self, fut: FutureMessage) -> None:
         super().put(fut)
@@ -45,6 +50,9 @@ class DrainingProducerBuffer(ProducerBuffer):
     async def _send_pending(self, fut: FutureMessage) -> None:
         await self.publish(fut)
         self.records_sent += 1
+        if self.records_sent >= self.wake_at:
+            self.wake_at = sys.maxsize
+            self.drained.set()
 
     async def publish(self, fut: FutureMessage) -> None:
         """Hand one record to the producer (Faust's way; ``segstream.tuning`` trims it)."""
@@ -60,9 +68,10 @@ class DrainingProducerBuffer(ProducerBuffer):
                     f"Cannot flush: producer buffer {self.state} with "
                     f"{target - self.records_sent} records unsent"
                 )
-            self.message_sent.clear()
+            self.wake_at = min(self.wake_at, target)
+            self.drained.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.message_sent.wait(), timeout=RECHECK_S)
+                await asyncio.wait_for(self.drained.wait(), timeout=RECHECK_S)
 
 
 class DrainingProducer(aiokafka_driver.Producer):

@@ -76,7 +76,8 @@ def _latency_met(item: Latency) -> bool | None:
     if item.load == 0.5:
         return item.p99_ms <= TARGET_P99_MS
     if item.load == 0.8:
-        return item.lag_end <= max(item.lag_start * 1.5, item.rate)  # no growth beyond noise
+        # No growth beyond noise: half as much again, or a tenth of a second of input.
+        return item.lag_end <= max(item.lag_start * 1.5, item.rate * 0.1)
     return None
 
 

@@ -71,3 +71,19 @@ async def test_draining_flush_does_not_wait_for_records_put_after_it() -> None:
     await flush
     assert len(channel.sent) == 1
     await stopped(buffer, channel, 4)
+
+
+async def test_concurrent_flushes_each_return_once_their_own_records_are_sent() -> None:
+    channel = SlowChannel()
+    buffer = await started(DrainingProducerBuffer())
+    buffer.put(record(channel))
+    first = asyncio.ensure_future(buffer.flush())
+    await asyncio.sleep(0)
+    for _ in range(2):
+        buffer.put(record(channel))
+    second = asyncio.ensure_future(buffer.flush())
+    await first
+    assert len(channel.sent) == 1
+    await second
+    assert len(channel.sent) == 3
+    await stopped(buffer, channel, 3)
