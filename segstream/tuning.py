@@ -54,24 +54,8 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
     first, and stops yielding a fetched batch once flow stops or the consumer generation
     changes. Here a whole batch is handed over record by record inside one such wait, with the
     same checks before each record: the rest of a batch cut short by a rebalance is dropped, as
-    Faust drops it, and fetched again from the committed offsets. So is the rest of a batch
-    fetched before a seek (Faust seeks the stream partitions to their committed offsets when a
-    recovery ends): handed over after it, its records would move the read offsets past records
-    the seek is about to deliver again, and those would be skipped as seen.
+    Faust drops it, and fetched again from the committed offsets.
     """
-
-    #: Seeks begun so far: a batch fetched before a seek began is not handed over after it
-    #: (the seek moves the position back, so its records come again). A batch fetched once a
-    #: seek began is handed over: dropping it would lose records the position moved past.
-    seeks = 0
-
-    async def perform_seek(self) -> None:
-        self.seeks += 1
-        await super().perform_seek()
-
-    async def seek(self, partition: TP, offset: int) -> None:
-        self.seeks += 1
-        await super().seek(partition, offset)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_should_stop = cast(Service, self)._stopped.is_set
@@ -79,12 +63,11 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                seeks = self.seeks
                 batch = [pair async for pair in self.getmany(timeout=1.0)]
                 # getmany can return at once again and again: give the loop a turn.
                 await self.sleep(0)
                 if batch and not self.should_stop:
-                    await self.wait_first(self._hand_over(batch, seeks), self.suspend_flow.wait())
+                    await self.wait_first(self._hand_over(batch), self.suspend_flow.wait())
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -97,7 +80,7 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _hand_over(self, batch: list[tuple[TP, Message]], seeks: int) -> None:
+    async def _hand_over(self, batch: list[tuple[TP, Message]]) -> None:
         """Faust's per-record steps (gap tracking, commit cadence, the callback), in order."""
         callback = self.callback
         read_offset = self._read_offset
@@ -110,8 +93,6 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
             # rebalance begins, nothing more of the batch reaches the streams.
             if not self.flow_active or message.generation_id != self.app.consumer_generation_id:
                 return
-            if self.seeks != seeks:
-                return  # fetched before a seek: they come again from the new position
             offset = message.offset
             r_offset = read_offset[tp]
             if r_offset is not None and offset < r_offset:
