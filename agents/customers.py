@@ -101,7 +101,7 @@ async def _send(topic: str, key: bytes, value: bytes) -> None:
 
 def _report_failure(sent: asyncio.Future[Any]) -> None:
     if not sent.cancelled() and sent.exception() is not None:
-        log.error("Could not publish a segment change: %r", sent.exception())
+        log.error("A published record was not delivered: %r", sent.exception())
 
 
 def load(customer_id: str) -> CustomerState | None:
@@ -114,9 +114,9 @@ async def settle(
 ) -> None:
     """Publish what changed, then store the new state and index its next deadline.
 
-    Changes go to the producer before the state that records them: after a crash under
-    at-least-once, a restored state never holds a change that was not published (the event is
-    processed again and its changes are published again, with the same versions)."""
+    Changes go to the producer before the state that records them. That orders what the
+    producer is given, not what reaches the broker first: under at-least-once a crash can still
+    lose a change whose state record was delivered (open, see the README)."""
     await publish(customer_id.encode(), outcome, since)
     customers[customer_id] = codec.dumps_kept(state.to_dict())
     deadlines.set(partition, customer_id, state.next_deadline)

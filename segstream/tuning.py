@@ -10,8 +10,8 @@ Measured with `segstream bench` (see the README) and a profiler, the per-event c
   here reads (the worker's own counters are at /metrics).
 - The Cython stream iterator takes records already waiting in a stream's queue directly
   (faust-streaming's ``cython_optimizations``, opt-in in 0.15).
-- The producer buffer (the table's changelog records and the published changes) may hold a
-  timer tick's output without stalling the streams (``PRODUCER_BUFFER``).
+- The producer buffer (the table's changelog records) may hold a timer tick's output without
+  stalling the streams (``PRODUCER_BUFFER``).
 - The producer buffer hands each waiting record to the producer directly (``LeanProducerBuffer``),
   without Faust's per-record debug line, sensor calls and producer look-up.
 - uvloop runs the event loop (see ``segstream.worker``).

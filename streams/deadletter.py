@@ -9,6 +9,11 @@ from typing import Any
 from streams.timestamps import format_ts
 
 
+def _source(topic: str, partition: int, offset: int) -> dict[str, Any]:
+    """Where a record came from."""
+    return {"source_topic": topic, "partition": partition, "offset": offset}
+
+
 def envelope(
     *,
     raw: bytes | None,
@@ -21,9 +26,7 @@ def envelope(
 ) -> dict[str, Any]:
     """The value written to ``dead-letters``; raw bytes travel as base64, untouched."""
     return {
-        "source_topic": topic,
-        "partition": partition,
-        "offset": offset,
+        **_source(topic, partition, offset),
         "reason": reason,
         "at": format_ts(at),
         "key_base64": None if key is None else base64.b64encode(key).decode(),
@@ -44,9 +47,7 @@ def late_record(
 ) -> dict[str, Any]:
     """The value written to ``late-events``: which event, and what of it could not count."""
     return {
-        "source_topic": topic,
-        "partition": partition,
-        "offset": offset,
+        **_source(topic, partition, offset),
         "customer_id": customer_id,
         "event_id": event_id,
         "ts": format_ts(ts),
