@@ -10,6 +10,7 @@ from typing import Any, cast
 import faust
 from faust.types import TP, Message
 
+from agents.outbox import Outbox, buffer, entries
 from agents.projection import pending_spend
 from agents.timers import deadlines, on_customer_changelog, resync
 from config import names
@@ -28,6 +29,7 @@ from streams.events import Erasure, decode, decode_tick
 log = logging.getLogger(__name__)
 
 erasures = RecentErasures()
+outbox = Outbox()
 transitions = metrics.labelled(metrics.transitions)
 triggered = metrics.labelled(metrics.triggers)
 change_latency = metrics.labelled(metrics.change_latency)
@@ -35,9 +37,6 @@ events_in = metrics.labelled(metrics.events_in)
 events_applied = metrics.labelled(metrics.events_applied)
 events_dead_lettered = metrics.labelled(metrics.events_dead_lettered)
 events_late = metrics.labelled(metrics.events_late)
-CHANGES = settings.topic(names.SEGMENT_CHANGES)
-TRIGGERS = settings.topic(names.TRIGGERS)
-LATE_EVENTS = settings.topic(names.LATE_EVENTS)
 
 customers = app.Table(
     names.CUSTOMERS_TABLE,
@@ -74,34 +73,18 @@ def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:
     )
 
 
-async def publish(key: bytes, outcome: Outcome, since: float) -> None:
-    """Send the changes and triggers; ``since`` (epoch seconds) is when their cause happened:
-    the causing record's Kafka timestamp, or the deadline for time-driven changes.
-
-    They go straight to the producer Faust's topics publish through: the one Faust flushes
-    before it commits the input offsets, and under exactly-once the transaction manager.
-    (``send_soon`` would route each through Faust's producer buffer, a future and a queue per
-    record, for nothing here: this agent can await.) The producer waits only when its batches
-    are full."""
+def outputs(outcome: Outcome, late: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """A step's output records, in order, and count them."""
+    records: list[tuple[str, dict[str, Any]]] = []
     for change in outcome.changes:
-        await _send(CHANGES, key, codec.dumps(change.to_dict()))
+        records.append((names.SEGMENT_CHANGES, change.to_dict()))
         transitions(change.segment, change.change).inc()
     for trigger in outcome.triggers:
-        await _send(TRIGGERS, key, codec.dumps(trigger.to_dict()))
+        records.append((names.TRIGGERS, trigger.to_dict()))
         triggered(trigger.trigger).inc()
-    if outcome.changes:
-        cause = "event" if outcome.changes[-1].cause_event_id else "time"
-        change_latency(cause).observe(max(time.time() - since, 0.0))
-
-
-async def _send(topic: str, key: bytes, value: bytes) -> None:
-    sent = await publisher(app).send(topic, key, value, None, None, None)
-    cast(asyncio.Future, sent).add_done_callback(_report_failure)
-
-
-def _report_failure(sent: asyncio.Future[Any]) -> None:
-    if not sent.cancelled() and sent.exception() is not None:
-        log.error("A published record was not delivered: %r", sent.exception())
+    if late is not None:
+        records.append((names.LATE_EVENTS, late))
+    return records
 
 
 def load(customer_id: str) -> CustomerState | None:
@@ -110,25 +93,75 @@ def load(customer_id: str) -> CustomerState | None:
 
 
 async def settle(
-    partition: int, customer_id: str, state: CustomerState, outcome: Outcome, since: float
+    source: str,
+    message: Message,
+    state: CustomerState,
+    outcome: Outcome,
+    since: float,
+    late: dict[str, Any] | None = None,
 ) -> None:
-    """Publish what changed, then store the new state and index its next deadline.
+    """Store the new state, publish what changed and index the state's next deadline.
+    ``since`` (epoch seconds) is when the cause happened: the causing record's Kafka
+    timestamp, or the deadline for time-driven changes.
 
-    Changes go to the producer before the state that records them. That orders what the
-    producer is given, not what reaches the broker first: under at-least-once a crash can still
-    lose a change whose state record was delivered (open, see the README)."""
-    await publish(customer_id.encode(), outcome, since)
-    customers[customer_id] = codec.dumps_kept(state.to_dict())
+    Under exactly-once, outputs and state go in one transaction, through the producer Faust's
+    topics publish through (its transaction manager). Under at-least-once the state is stored
+    with its outputs in its outbox, and they follow the state's delivery (``agents.outbox``)."""
+    customer_id, partition = state.customer_id, message.partition
+    state.mark_applied(source, message.offset)
+    records = outputs(outcome, late)
+    if app.in_transaction:
+        for topic, record in records:
+            await _send(topic, customer_id.encode(), codec.dumps(record))
+        customers[customer_id] = codec.dumps_kept(state.to_dict())
+    else:
+        new = entries(source, message.offset, records)
+        state.outbox = outbox.carried(customer_id, partition, state.outbox) + new
+        customers[customer_id] = codec.dumps_kept(state.to_dict())
+        outbox.send_after(customer_id, partition, new, stored_record())
+    if outcome.changes:
+        cause = "event" if outcome.changes[-1].cause_event_id else "time"
+        change_latency(cause).observe(max(time.time() - since, 0.0))
     deadlines.set(partition, customer_id, state.next_deadline)
     resync.done(customer_id)
 
 
-async def on_tick(partition: int, raw: bytes) -> None:
+def stored_record() -> faust.types.FutureMessage:
+    """The changelog record the table's assignment just put in the producer's buffer."""
+    return cast(faust.types.FutureMessage, buffer().last_put)
+
+
+def skip_applied(message: Message, state: CustomerState) -> None:
+    """A record the stored state applied already (redelivered after a crash or a rebalance):
+    nothing to apply, but outputs of the state not known delivered are published again."""
+    if not app.in_transaction:
+        outbox.carried(state.customer_id, message.partition, state.outbox)
+
+
+async def _send(topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
+    sent = cast(
+        asyncio.Future,
+        await publisher(app).send(settings.topic(topic), key, value, None, None, None),
+    )
+    sent.add_done_callback(_report_failure)
+    return sent
+
+
+def _report_failure(sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        log.error("A published record was not delivered: %r", sent.exception())
+
+
+async def on_tick(message: Message, raw: bytes) -> None:
     for customer_id, due in decode_tick(raw):
         state = load(customer_id)
-        if state is not None:
-            outcome = advance(state, due, catalog)
-            await settle(partition, customer_id, state, outcome, due / 1000)
+        if state is None:
+            continue
+        if state.has_applied(names.CUSTOMER_TICKS, message.offset):
+            skip_applied(message, state)
+            continue
+        outcome = advance(state, due, catalog)
+        await settle(names.CUSTOMER_TICKS, message, state, outcome, due / 1000)
 
 
 async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> None:
@@ -139,22 +172,22 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
         raise InvalidEvent(ERASED)
     state = load(customer_id)
     if state is not None and state.has_applied(topic, message.offset):
-        return  # redelivered after a crash or a rebalance: applied once already
+        skip_applied(message, state)
+        return
     if isinstance(decoded, Erasure):
         erasures.add(customer_id, decoded.ts)
         if state is not None:
-            await publish(customer_id.encode(), erase(state, decoded), since)
-            del customers[customer_id]
+            await erase_state(state, erase(state, decoded))
         deadlines.set(partition, customer_id, None)
         pending_spend[customer_id] = None
         log.info("Erased a customer's state (partition %d)", partition)
         return
     state = state or CustomerState(customer_id)
     outcome = apply_event(state, decoded, topic, catalog)
-    state.mark_applied(topic, message.offset)
+    late = None
     if outcome.late is not None:
         events_late(topic).inc()
-        side_record = late_record(
+        late = late_record(
             topic=topic,
             partition=partition,
             offset=message.offset,
@@ -164,10 +197,21 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
             reason=outcome.late,
             at=wall_clock_ms(),
         )
-        await _send(LATE_EVENTS, customer_id.encode(), codec.dumps(side_record))
     if topic == names.PURCHASES:
         pending_spend[customer_id] = state.total_spend
-    await settle(partition, customer_id, state, outcome, since)
+    await settle(topic, message, state, outcome, since, late)
+
+
+async def erase_state(state: CustomerState, outcome: Outcome) -> None:
+    """Publish the erased customer's exits, then delete the state. Under at-least-once the
+    deletion reaches the broker only after the exits do: a crash before it leaves the state,
+    and the redelivered erasure is applied again."""
+    key = state.customer_id.encode()
+    for topic, record in outputs(outcome, None):
+        sent = await _send(topic, key, codec.dumps(record))
+        if not app.in_transaction:
+            buffer().precede(sent)
+    del customers[state.customer_id]
 
 
 @app.agent(topics.customer_events)
@@ -180,7 +224,7 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
             events_in(topic).inc()
         try:
             if topic == names.CUSTOMER_TICKS:
-                await on_tick(message.partition, event.value)
+                await on_tick(message, event.value)
             else:
                 await on_event(message, topic, event.key, event.value)
                 events_applied(topic).inc()
@@ -191,6 +235,11 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
             log.exception("Failed on %s[%d]@%d", message.topic, message.partition, message.offset)
             events_dead_lettered(topic).inc()
             dead_letter(event, topic, f"internal error: {type(exc).__name__}")
+
+
+@app.timer(interval=5.0)
+async def forget_delivered() -> None:
+    outbox.forget_committed()
 
 
 # The last offset processed per input partition, for the lag gauge.

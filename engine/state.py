@@ -63,6 +63,9 @@ class CustomerState:
     # in order, so anything at or before it was applied already (after a crash or a rebalance,
     # however many records come again).
     positions: dict[str, int] = field(default_factory=dict)
+    # Under at-least-once, the output records of recent steps not yet known delivered, kept
+    # with the state that produced them until they are (see agents.outbox).
+    outbox: list[list[Any]] = field(default_factory=list)
     # Profile traits (see streams.events for the names); profile_known once any update arrived.
     profile_known: bool = False
     traits: dict[str, Any] = field(default_factory=dict)

@@ -14,6 +14,16 @@ record being handed to the client). On a loaded machine a pause that long is com
 
 ``DrainingProducerBuffer.flush`` waits until every record put before the call has been handed
 to the Kafka client (whose own flush then waits for delivery), however slowly they go.
+
+The buffer also keeps two orders the Kafka client does not (aiokafka sends each partition's
+batch when that batch is ready, so records put in order can reach the broker in any order):
+
+- ``put_after(record, delivery)``: the record is sent only once ``delivery`` (another record's
+  future) is done, without holding up the records put after it;
+- ``precede(delivery)``: every record put from now on is sent only once ``delivery`` is done.
+
+segstream's customer agent uses them under at-least-once so that a crash never leaves an
+output record without the stored state that produced it, or the reverse (``agents.outbox``).
 """
 
 from __future__ import annotations
@@ -21,38 +31,105 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections import deque
 from typing import Any
 
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import FutureMessage
+from mode import Service
 
 # How often a flush that waits looks at the buffer again if no send wakes it.
 RECHECK_S = 1.0
 
 
+class Lane:
+    """Counts of the records given to one of the buffer's senders and of those it sent, in
+    order, and the count a waiting flush is woken at (once per flush, not once per record: a
+    flush can wait for thousands)."""
+
+    def __init__(self, drained: asyncio.Event) -> None:
+        self.put = 0
+        self.sent = 0
+        self.wake_at = sys.maxsize
+        self.drained = drained
+
+    def one_sent(self) -> None:
+        self.sent += 1
+        if self.sent >= self.wake_at:
+            self.wake_at = sys.maxsize
+            self.drained.set()
+
+    def wake_at_or_before(self, target: int) -> None:
+        self.wake_at = min(self.wake_at, target)
+
+
 class DrainingProducerBuffer(ProducerBuffer):
-    """Faust's producer buffer with a flush that returns only once it is drained."""
+    """Faust's producer buffer with a flush that returns only once it is drained, and with
+    records that wait for other deliveries."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.records_put = 0
-        self.records_sent = 0  # handed to the Kafka client, in the order they were put
-        # A waiting flush is woken once this many records are sent (one wake-up per flush, not
-        # one per record: a flush can wait for thousands).
-        self.wake_at = sys.maxsize
         self.drained = asyncio.Event()
+        self.direct = Lane(self.drained)  # Faust's queue of records, sent in the order put
+        self.deferred = Lane(self.drained)  # records sent once another delivery is done
+        self.waiting: deque[tuple[asyncio.Future[Any], FutureMessage]] = deque()
+        self.waiting_added = asyncio.Event()
+        # The record put last, so that a caller of a synchronous API that puts one (a table's
+        # ``__setitem__``) can make other records follow its delivery.
+        self.last_put: FutureMessage | None = None
+        # Deliveries that records put after them wait for, numbered in the order given, and
+        # for each record in Faust's queue the number of the last delivery given before it.
+        self.deliveries: deque[tuple[int, asyncio.Future[Any]]] = deque()
+        self.deliveries_given = 0
+        self.waits_for: deque[int] = deque()
+
+    def precede(self, delivery: asyncio.Future[Any]) -> None:
+        """Send every record put in the buffer from now on only once ``delivery`` is done
+        (delivered or failed): the records already waiting are not held up."""
+        while self.deliveries and self.deliveries[0][1].done():
+            self.deliveries.popleft()
+        self.deliveries_given += 1
+        self.deliveries.append((self.deliveries_given, delivery))
 
     def put(self, fut: FutureMessage) -> None:
+        self.waits_for.append(self.deliveries_given)
         super().put(fut)
-        self.records_put += 1
+        self.direct.put += 1
+        self.last_put = fut
+
+    def put_after(self, fut: FutureMessage, delivery: asyncio.Future[Any]) -> None:
+        """Send ``fut`` once ``delivery`` is done (delivered or failed). Such records leave in
+        the order given, and hold up no record put with ``put``."""
+        self.waiting.append((delivery, fut))
+        self.deferred.put += 1
+        self.waiting_added.set()
 
     async def _send_pending(self, fut: FutureMessage) -> None:
+        waits_for = self.waits_for.popleft()
+        deliveries = self.deliveries
+        while deliveries and deliveries[0][0] <= waits_for:
+            delivery = deliveries.popleft()[1]
+            if not delivery.done():
+                await asyncio.wait((delivery,))
         await self.publish(fut)
-        self.records_sent += 1
-        if self.records_sent >= self.wake_at:
-            self.wake_at = sys.maxsize
-            self.drained.set()
+        self.direct.one_sent()
+
+    @Service.task
+    async def _handle_waiting(self) -> None:
+        waiting = self.waiting
+        while not self.should_stop:
+            if not waiting:
+                self.waiting_added.clear()
+                await self.waiting_added.wait()
+                continue
+            delivery, fut = waiting[0]
+            if not delivery.done():
+                await asyncio.wait((delivery,))
+            waiting.popleft()
+            await self.publish(fut)
+            self.deferred.one_sent()
+            self.message_sent.set()
 
     async def publish(self, fut: FutureMessage) -> None:
         """Hand one record to the producer (Faust's way; ``segstream.tuning`` trims it)."""
@@ -61,15 +138,16 @@ class DrainingProducerBuffer(ProducerBuffer):
     async def flush(self) -> None:
         """Wait until every record put before this call is with the Kafka client (records put
         meanwhile are not waited for, so a commit is not held up by the streams behind it)."""
-        target = self.records_put
-        while self.records_sent < target:
+        targets = [(lane, lane.put) for lane in (self.direct, self.deferred)]
+        while unsent := sum(max(target - lane.sent, 0) for lane, target in targets):
             if self.state != "running":
                 raise RuntimeError(
-                    f"Cannot flush: producer buffer {self.state} with "
-                    f"{target - self.records_sent} records unsent"
+                    f"Cannot flush: producer buffer {self.state} with {unsent} records unsent"
                 )
-            self.wake_at = min(self.wake_at, target)
             self.drained.clear()
+            for lane, target in targets:
+                if lane.sent < target:
+                    lane.wake_at_or_before(target)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.drained.wait(), timeout=RECHECK_S)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
+from collections.abc import Mapping
 from typing import Any, cast
 
 import faust
@@ -106,6 +107,35 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
             await callback(message)
             read_offset[tp] = offset
 
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        """The end of each partition, for recovery. Under exactly-once Faust takes the last
+        stable offset seen in the last fetch response, which a worker that has not fetched the
+        changelog yet does not have: it then restored nothing (seen right after a restart).
+        ``end_offsets`` asks the broker, and under read_committed answers the last stable
+        offset."""
+        if not self.in_transaction:
+            return await super().highwaters(*partitions)
+        thread = self._thread
+        return cast(Mapping[TP, int], await thread.call_thread(self._end_offsets, list(partitions)))
+
+    async def _end_offsets(self, partitions: list[TP]) -> Mapping[TP, int]:
+        return cast(Mapping[TP, int], await self._thread._ensure_consumer().end_offsets(partitions))
+
+    def committed_offset(self, tp: TP) -> int | None:
+        """The offset Faust last committed for an assigned partition (None: none yet)."""
+        return self._committed_offset.get(tp)
+
+    async def _commit_offsets(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        """Under exactly-once, Faust commits the transactions without flushing its producer
+        buffer first (it does under at-least-once): table changelog records of events whose
+        offsets the transaction commits could still be in the buffer, and would then be sent
+        in the next transaction, or outside any at shutdown. Flush them into this one."""
+        if self.in_transaction:
+            await cast(DrainingProducerBuffer, self.app.producer.buffer).flush()
+        return await super()._commit_offsets(offsets, start_new_transaction)
+
     async def commit_and_end_transactions(self) -> None:
         """Faust's last commit on shutdown. Under exactly-once it can find a partition's
         transaction already ended (aiokafka raises ``IllegalOperation``): Faust then gave up
@@ -113,7 +143,8 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         safe: an uncommitted transaction is aborted, and its records are processed again by
         the next owner of the partition."""
         try:
-            await super().commit_and_end_transactions()
+            committed = await self.commit(start_new_transaction=False)
+            log.info("Last commit on shutdown: %s", "done" if committed else "nothing to commit")
         except IllegalOperation as exc:
             log.warning("Last commit on shutdown skipped (%s); uncommitted work is redone", exc)
 

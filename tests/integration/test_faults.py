@@ -136,15 +136,8 @@ async def assert_counted_once(deployment: Deployment, shop: Shop) -> None:
     assert not differing, differing
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 async def test_kill_9_mid_burst_then_restart(
-    deployment_factory: Callable[..., Deployment],
-    worker_factory: Callable[[Deployment], WorkerProcess],
-) -> None:
-    # Under at-least-once a change can be lost here (open: tests_open/test_kill_9_at_least_once).
-    await kill_9_mid_burst_then_restart("exactly_once", deployment_factory, worker_factory)
-
-
-async def kill_9_mid_burst_then_restart(
     guarantee: str,
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[[Deployment], WorkerProcess],
@@ -272,13 +265,13 @@ async def customer_summaries(port: int, customers: set[str]) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 async def test_local_state_wiped_while_down_is_restored_from_the_changelog(
+    guarantee: str,
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[[Deployment], WorkerProcess],
 ) -> None:
-    # Under exactly-once this fails (open, see the README): a restart right after a graceful
-    # stop restored nothing while the last transactions were still open.
-    deployment = deployment_factory(store="rocksdb://")
+    deployment = deployment_factory(store="rocksdb://", processing_guarantee=guarantee)
     port = deployment.settings.web_port
     shop = synthetic_shop(customers=100, count=1500, seed=16)
     customers = {value["customer_id"] for _, value in shop.records}
@@ -302,3 +295,4 @@ async def test_local_state_wiped_while_down_is_restored_from_the_changelog(
     second.assert_running()
     assert after == before
     assert len(before) == len(customers)
+

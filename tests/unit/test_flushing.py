@@ -87,3 +87,77 @@ async def test_concurrent_flushes_each_return_once_their_own_records_are_sent() 
     await second
     assert len(channel.sent) == 3
     await stopped(buffer, channel, 3)
+
+
+class Channel(SlowChannel):
+    async def publish_message(self, fut: Any, wait: bool = False) -> None:
+        self.sent.append(fut)
+
+
+async def test_a_record_put_after_a_delivery_waits_for_it_and_one_put_before_does_not() -> None:
+    channel = Channel()
+    buffer = await started(DrainingProducerBuffer())
+    before, after = record(channel), record(channel)
+    buffer.put(before)
+    delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    buffer.precede(delivery)
+    buffer.put(after)
+    await asyncio.sleep(0.05)
+    assert channel.sent == [before]
+    delivery.set_result(None)
+    await buffer.flush()
+    assert channel.sent == [before, after]
+    await stopped(buffer, channel, 2)
+
+
+async def test_a_failed_delivery_releases_the_records_behind_it() -> None:
+    channel = Channel()
+    buffer = await started(DrainingProducerBuffer())
+    deliveries = [asyncio.get_running_loop().create_future() for _ in range(2)]
+    for delivery in deliveries:
+        buffer.precede(delivery)
+    buffer.put(record(channel))
+    deliveries[0].set_exception(RuntimeError("not delivered"))
+    await asyncio.sleep(0.05)
+    assert channel.sent == []
+    deliveries[1].set_result(None)
+    await buffer.flush()
+    assert len(channel.sent) == 1
+    await stopped(buffer, channel, 1)
+
+
+async def test_a_record_put_after_a_delivery_holds_up_no_other_record_and_flush_waits_for_it() -> (
+    None
+):
+    channel = Channel()
+    buffer = await started(DrainingProducerBuffer())
+    state, output, other = record(channel), record(channel), record(channel)
+    delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    buffer.put(state)
+    buffer.put_after(output, delivery)
+    buffer.put(other)
+    flush = asyncio.ensure_future(buffer.flush())
+    await asyncio.sleep(0.05)
+    assert channel.sent == [state, other]
+    assert not flush.done()
+    delivery.set_result(None)
+    await flush
+    assert channel.sent == [state, other, output]
+    await stopped(buffer, channel, 3)
+
+
+async def test_records_put_after_deliveries_leave_in_the_order_given() -> None:
+    channel = Channel()
+    buffer = await started(DrainingProducerBuffer())
+    loop = asyncio.get_running_loop()
+    deliveries = [loop.create_future() for _ in range(2)]
+    outputs = [record(channel) for _ in deliveries]
+    for output, delivery in zip(outputs, deliveries, strict=True):
+        buffer.put_after(output, delivery)
+    deliveries[1].set_result(None)
+    await asyncio.sleep(0.05)
+    assert channel.sent == []
+    deliveries[0].set_result(None)
+    await buffer.flush()
+    assert channel.sent == outputs
+    await stopped(buffer, channel, 2)
