@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, cast
 
 import faust

@@ -295,4 +295,3 @@ async def test_local_state_wiped_while_down_is_restored_from_the_changelog(
     second.assert_running()
     assert after == before
     assert len(before) == len(customers)
-
