@@ -37,7 +37,7 @@ from faust.types import TP
 from config import names
 from segstream.app import app, settings
 from segstream.flushing import DrainingProducerBuffer
-from segstream.tuning import BatchDrainConsumer
+from segstream.tuning import TunedConsumer
 from streams import codec, topics
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def buffer() -> DrainingProducerBuffer:
 def committed(source: str, partition: int, offset: int) -> bool:
     """Whether Faust committed the input offset past this record (so its outputs were
     delivered: Faust flushes the producer before it commits)."""
-    consumer = cast(BatchDrainConsumer, app.consumer)
+    consumer = cast(TunedConsumer, app.consumer)
     position = consumer.committed_offset(TP(settings.topic(source), partition))
     return position is not None and offset < position
 
