@@ -1,6 +1,11 @@
-"""Fault 2: a second worker joins while events flow, then the first leaves while they still flow.
-Partitions and their state move twice; nothing is lost or counted twice, and a deadline that
-falls due after the handover fires once."""
+"""Open defect, kept as a runnable reproduction outside the default suite
+(`.venv/bin/pytest tests_open/`). Fault 2: a second worker joins while events flow, then the
+first leaves while they still flow. Partitions and their state move twice; nothing may be lost
+or counted twice, and a deadline that falls due after the handover must fire once.
+
+Under at-least-once it passed alone (6 of 6 here), but in a full-suite CI run one customer's
+segment was missing at the end; under exactly-once two different changes were committed under
+one version (2 of 2). See the README, Reliability, Open."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from tests.integration.conftest import Deployment, WorkerProcess
 from tests.integration.kafka_io import produce_many, read
 from tests.integration.oracle import HOUR, deduplicated, folded, now_ms
 from tests.integration.test_faults import (
+    GUARANTEES,
     assert_counted_once,
     assert_same_members,
     joined,
@@ -50,12 +56,13 @@ async def processed_by_both(metrics: list[WorkerMetrics], at_least: int) -> None
     raise AssertionError(f"the workers did not process {at_least} events")
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 async def test_a_second_worker_joins_then_the_first_leaves_while_events_flow(
+    guarantee: str,
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[[Deployment], WorkerProcess],
 ) -> None:
-    # Under exactly-once this fails (open: tests_open/test_rebalance_exactly_once.py).
-    await join_then_leave_while_events_flow("at_least_once", deployment_factory, worker_factory)
+    await join_then_leave_while_events_flow(guarantee, deployment_factory, worker_factory)
 
 
 async def join_then_leave_while_events_flow(
