@@ -204,13 +204,14 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
 
 async def erase_state(state: CustomerState, outcome: Outcome) -> None:
     """Publish the erased customer's exits, then delete the state. Under at-least-once the
-    deletion reaches the broker only after the exits do: a crash before it leaves the state,
-    and the redelivered erasure is applied again."""
+    agent waits for the exits' delivery first (erasures are rare): a crash before the
+    deletion leaves the state, and the redelivered erasure is applied again."""
     key = state.customer_id.encode()
-    for topic, record in outputs(outcome, None):
-        sent = await _send(topic, key, codec.dumps(record))
-        if not app.in_transaction:
-            buffer().precede(sent)
+    sent = [
+        await _send(topic, key, codec.dumps(record)) for topic, record in outputs(outcome, None)
+    ]
+    if sent and not app.in_transaction:
+        await asyncio.wait(sent)
     del customers[state.customer_id]
 
 

@@ -15,15 +15,12 @@ record being handed to the client). On a loaded machine a pause that long is com
 ``DrainingProducerBuffer.flush`` waits until every record put before the call has been handed
 to the Kafka client (whose own flush then waits for delivery), however slowly they go.
 
-The buffer also keeps two orders the Kafka client does not (aiokafka sends each partition's
-batch when that batch is ready, so records put in order can reach the broker in any order):
-
-- ``put_after(record, delivery)``: the record is sent only once ``delivery`` (another record's
-  future) is done, without holding up the records put after it;
-- ``precede(delivery)``: every record put from now on is sent only once ``delivery`` is done.
-
-segstream's customer agent uses them under at-least-once so that a crash never leaves an
-output record without the stored state that produced it, or the reverse (``agents.outbox``).
+The buffer also keeps an order the Kafka client does not (aiokafka sends each partition's batch
+when that batch is ready, so records put in order can reach the broker in any order):
+``put_after(record, delivery)`` sends the record only once ``delivery`` (another record's
+future) is done, without holding up the records put after it. segstream's customer agent uses it
+under at-least-once so that an output record never reaches the broker before the stored state
+that produced it (``agents.outbox``).
 """
 
 from __future__ import annotations
@@ -66,7 +63,7 @@ class Lane:
 
 class DrainingProducerBuffer(ProducerBuffer):
     """Faust's producer buffer with a flush that returns only once it is drained, and with
-    records that wait for other deliveries."""
+    records that wait for another's delivery."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,22 +75,8 @@ class DrainingProducerBuffer(ProducerBuffer):
         # The record put last, so that a caller of a synchronous API that puts one (a table's
         # ``__setitem__``) can make other records follow its delivery.
         self.last_put: FutureMessage | None = None
-        # Deliveries that records put after them wait for, numbered in the order given, and
-        # for each record in Faust's queue the number of the last delivery given before it.
-        self.deliveries: deque[tuple[int, asyncio.Future[Any]]] = deque()
-        self.deliveries_given = 0
-        self.waits_for: deque[int] = deque()
-
-    def precede(self, delivery: asyncio.Future[Any]) -> None:
-        """Send every record put in the buffer from now on only once ``delivery`` is done
-        (delivered or failed): the records already waiting are not held up."""
-        while self.deliveries and self.deliveries[0][1].done():
-            self.deliveries.popleft()
-        self.deliveries_given += 1
-        self.deliveries.append((self.deliveries_given, delivery))
 
     def put(self, fut: FutureMessage) -> None:
-        self.waits_for.append(self.deliveries_given)
         super().put(fut)
         self.direct.put += 1
         self.last_put = fut
@@ -106,12 +89,6 @@ class DrainingProducerBuffer(ProducerBuffer):
         self.waiting_added.set()
 
     async def _send_pending(self, fut: FutureMessage) -> None:
-        waits_for = self.waits_for.popleft()
-        deliveries = self.deliveries
-        while deliveries and deliveries[0][0] <= waits_for:
-            delivery = deliveries.popleft()[1]
-            if not delivery.done():
-                await asyncio.wait((delivery,))
         await self.publish(fut)
         self.direct.one_sent()
 

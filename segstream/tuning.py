@@ -41,11 +41,11 @@ from segstream.flushing import DrainingProducer, DrainingProducerBuffer
 
 log = logging.getLogger(__name__)
 
+YIELD_EVERY = 100  # records handed over between yields to the event loop, as Faust does
 # Records the producer buffer may hold before the streams wait for it to drain. Faust's 100 is
 # less than one timer tick produces (500 customers, each a state record and its changes), so
 # every tick stalled the streams and logged a warning per record delivered meanwhile.
 PRODUCER_BUFFER = 5_000
-YIELD_EVERY = 100  # records handed over between yields to the event loop, as Faust does
 
 
 class TunedConsumer(aiokafka_driver.Consumer):

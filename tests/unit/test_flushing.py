@@ -94,38 +94,6 @@ class Channel(SlowChannel):
         self.sent.append(fut)
 
 
-async def test_a_record_put_after_a_delivery_waits_for_it_and_one_put_before_does_not() -> None:
-    channel = Channel()
-    buffer = await started(DrainingProducerBuffer())
-    before, after = record(channel), record(channel)
-    buffer.put(before)
-    delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    buffer.precede(delivery)
-    buffer.put(after)
-    await asyncio.sleep(0.05)
-    assert channel.sent == [before]
-    delivery.set_result(None)
-    await buffer.flush()
-    assert channel.sent == [before, after]
-    await stopped(buffer, channel, 2)
-
-
-async def test_a_failed_delivery_releases_the_records_behind_it() -> None:
-    channel = Channel()
-    buffer = await started(DrainingProducerBuffer())
-    deliveries = [asyncio.get_running_loop().create_future() for _ in range(2)]
-    for delivery in deliveries:
-        buffer.precede(delivery)
-    buffer.put(record(channel))
-    deliveries[0].set_exception(RuntimeError("not delivered"))
-    await asyncio.sleep(0.05)
-    assert channel.sent == []
-    deliveries[1].set_result(None)
-    await buffer.flush()
-    assert len(channel.sent) == 1
-    await stopped(buffer, channel, 1)
-
-
 async def test_a_record_put_after_a_delivery_holds_up_no_other_record_and_flush_waits_for_it() -> (
     None
 ):
