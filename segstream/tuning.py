@@ -23,9 +23,10 @@ The producer's buffer is flushed to the end before commits, rebalances and shutd
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
-from functools import partial
+from collections.abc import AsyncIterator, Mapping
+from functools import cached_property, partial
 from typing import Any, cast
 
 import faust
@@ -60,17 +61,22 @@ class TunedConsumer(aiokafka_driver.Consumer):
     Faust drops it, and fetched again from the committed offsets.
     """
 
+    # Seeks begun plus seeks ended (``perform_seek``, ``seek``, ``seek_wait``): a batch fetched
+    # before a seek must not be handed over after it (see ``_hand_over``).
+    seeks = 0
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
+                seeks = self.seeks
                 batch = [pair async for pair in self.getmany(timeout=1.0)]
                 # getmany can return at once again and again: give the loop a turn.
                 await self.sleep(0)
                 if batch and not self.should_stop:
-                    await self.wait_first(self._hand_over(batch), self.suspend_flow.wait())
+                    await self.wait_first(self._hand_over(batch, seeks), self.suspend_flow.wait())
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -83,8 +89,16 @@ class TunedConsumer(aiokafka_driver.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _hand_over(self, batch: list[tuple[TP, Message]]) -> None:
-        """Faust's per-record steps (gap tracking, commit cadence, the callback), in order."""
+    async def _hand_over(self, batch: list[tuple[TP, Message]], seeks: int) -> None:
+        """Faust's per-record steps (gap tracking, commit cadence, the callback), in order.
+
+        A seek in the same generation (Faust's recovery seeks the stream partitions once it is
+        done, and its fetch loop seeks when flow stops under it) can come while a batch fetched
+        before it is handed over. Faust's own loop then hands the stale records over anyway:
+        the first one beyond the seek's offset looks like a gap in the partition, Faust counts
+        the gap as acknowledged, and the records in it were committed without being processed
+        (seen as lost events when partitions moved while events flowed; faust-streaming #606
+        reports gaps of this kind). Here the rest of such a batch is fetched again instead."""
         callback = self.callback
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
@@ -95,6 +109,9 @@ class TunedConsumer(aiokafka_driver.Consumer):
             # Faust's getmany makes these checks between records as it yields them: once a
             # rebalance begins, nothing more of the batch reaches the streams.
             if not self.flow_active or message.generation_id != self.app.consumer_generation_id:
+                return
+            if self.seeks != seeks:
+                await self._fetch_again(batch[index - 1 :])
                 return
             offset = message.offset
             r_offset = read_offset[tp]
@@ -107,7 +124,61 @@ class TunedConsumer(aiokafka_driver.Consumer):
                 self._n_acked = 0
                 await self.commit()
             await callback(message)
+            if self.seeks != seeks:
+                await self._fetch_again(batch[index:])
+                return
             read_offset[tp] = offset
+
+    async def _fetch_again(self, dropped: list[tuple[TP, Message]]) -> None:
+        """Drop the rest of a batch that a seek overtook, and move each of its partitions back
+        to where nothing can be missed: the seek's offset, or the first record dropped if that
+        is earlier (a partition the seek left alone). Records read twice are harmless: the
+        stream drops those seen, the agent those applied, a changelog rewrites the same value.
+        Seeks take turns (``_seeking``), so the offsets read here are those of the last seek."""
+        first: dict[TP, int] = {}
+        for tp, message in dropped:
+            first.setdefault(tp, message.offset)
+        async with self._seek_turn:
+            assigned = self.assignment()
+            positions = {
+                tp: min(offset, self._read_offset[tp] or 0)
+                for tp, offset in first.items()
+                if tp in assigned
+            }
+            log.info(
+                "A seek overtook a fetched batch: %d records of %d partitions fetched again",
+                len(dropped),
+                len(positions),
+            )
+            for tp, position in positions.items():
+                await super().seek(tp, position)
+
+    async def perform_seek(self) -> None:
+        async with self._seeking():
+            await super().perform_seek()
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        async with self._seeking():
+            await super().seek(partition, offset)
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        async with self._seeking():
+            await super().seek_wait(partitions)
+
+    @contextlib.asynccontextmanager
+    async def _seeking(self) -> AsyncIterator[None]:
+        """One seek at a time: each moves the client's positions and then Faust's read offsets,
+        and two interleaved could leave the client at one's offsets and Faust at the other's."""
+        self.seeks += 1
+        try:
+            async with self._seek_turn:
+                yield
+        finally:
+            self.seeks += 1
+
+    @cached_property
+    def _seek_turn(self) -> asyncio.Lock:
+        return asyncio.Lock()
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         """The end of each partition, for recovery. Under exactly-once Faust takes the last
@@ -136,7 +207,13 @@ class TunedConsumer(aiokafka_driver.Consumer):
         in the next transaction, or outside any at shutdown. Flush them into this one."""
         if self.in_transaction:
             await cast(DrainingProducerBuffer, self.app.producer.buffer).flush()
+        log.info("DIAG commit %s assignment=%d", sorted((str(tp.topic)[12:], tp.partition, o) for tp, o in offsets.items()), len(self.assignment()))
         return await super()._commit_offsets(offsets, start_new_transaction)
+
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        log.info("DIAG gap %s %d-%d", tp, offset_from, offset_to)
+        await super()._add_gap(tp, offset_from, offset_to)
 
     async def commit_and_end_transactions(self) -> None:
         """Faust's last commit before the worker gives up its partitions (shutdown or a
