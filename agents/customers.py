@@ -110,9 +110,6 @@ async def settle(
     customer_id, partition = state.customer_id, message.partition
     state.mark_applied(source, message.offset)
     records = outputs(outcome, late)
-    log.info("DIAG step %s %s[%d]@%d assigned=%s gen=%s/%s out=%s", customer_id, source, partition, message.offset,
-             message.tp in app.consumer.assignment(), message.generation_id, app.consumer_generation_id,
-             [(t, r.get('version'), r.get('segment'), r.get('change')) for t, r in records])
     if app.in_transaction:
         for topic, record in records:
             await _send(topic, customer_id.encode(), codec.dumps(record))
@@ -137,7 +134,6 @@ def stored_record() -> faust.types.FutureMessage:
 def skip_applied(message: Message, state: CustomerState) -> None:
     """A record the stored state applied already (redelivered after a crash or a rebalance):
     nothing to apply, but outputs of the state not known delivered are published again."""
-    log.info("DIAG skip %s %s@%d outbox=%d", state.customer_id, message.tp, message.offset, len(state.outbox))
     if not app.in_transaction:
         outbox.carried(state.customer_id, message.partition, state.outbox)
 

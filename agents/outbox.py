@@ -72,12 +72,10 @@ class Outbox:
         for entry in stored:
             source, offset, n = entry[0], entry[1], entry[2]
             if committed(source, partition, offset):
-                log.info("DIAG dropcommitted %s %s", customer_id, entry[:4])
                 continue
             key = (customer_id, partition, source, offset, n)
             delivery = self.handed.get(key)
             if delivery is None or _failed(delivery):
-                log.info("DIAG republish %s %s", customer_id, entry)
                 self.handed[key] = self._put(customer_id, entry)
                 kept.append(entry)
             elif not delivery.done():

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 from redis.exceptions import RedisError
 
 from segstream.app import app, catalog, settings
+from segstream.tuning import TunedConsumer
 from serving import metrics
 from serving.redis_store import RedisStore
 from streams import codec, topics
@@ -27,27 +28,43 @@ store = RedisStore.connect(settings)
 pending_spend: dict[str, float | None] = {}
 
 
-async def apply_until_done(changes: list[dict[str, Any]]) -> None:
-    """Apply a batch, waiting out a Redis outage: the store catches up when Redis is back."""
+async def apply_until_done(changes: list[dict[str, Any]]) -> bool:
+    """Apply a batch, waiting out a Redis outage: the store catches up when Redis is back.
+    False if the worker gives its partitions up first (a rebalance or a stop): the batch is
+    then left to whoever reads these partitions next, since waiting would hold up the
+    handover until Redis returns."""
     backoff = 0.2
     while True:
         try:
             metrics.redis_writes.inc(await store.apply(changes))
             if backoff > 0.2:
                 log.warning("Redis is reachable again; the membership store is catching up")
-            return
+            return True
         except (RedisError, OSError) as exc:
             metrics.redis_errors.inc()
             if backoff == 0.2:
                 log.warning("Redis unreachable (%s); retrying, segment changes wait", exc)
+            if cast(TunedConsumer, app.consumer).giving_up_partitions:
+                log.warning(
+                    "Redis still unreachable as partitions are given up: %d segment changes "
+                    "are left to their next reader",
+                    len(changes),
+                )
+                return False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
 @app.agent(topics.segment_changes)
 async def project(stream: faust.StreamT[bytes]) -> None:
-    async for values in stream.take(BATCH, within=BATCH_WITHIN_S):
-        await apply_until_done([codec.loads(value) for value in values])
+    # Acknowledged once applied: a batch left unapplied keeps its offsets uncommitted.
+    async for batch in cast(faust.Stream, stream).noack_take(BATCH, within=BATCH_WITHIN_S):
+        events = cast(list[faust.EventT], batch)
+        if await apply_until_done([codec.loads(event.value) for event in events]):
+            for event in events:
+                await stream.ack(event)
+        else:
+            cast(TunedConsumer, app.consumer).let_go([event.message for event in events])
 
 
 @app.timer(interval=settings.size_sample_seconds)

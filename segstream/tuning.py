@@ -51,8 +51,9 @@ PRODUCER_BUFFER = 5_000
 
 class TunedConsumer(aiokafka_driver.Consumer):
     """Faust's aiokafka consumer with one ``wait_first`` per fetched batch, not per record, the
-    committed offsets readable (``agents.outbox``), and three corrections (exactly-once restore
-    and commit, and the last commit before giving up partitions).
+    committed offsets readable (``agents.outbox``), and corrections found by the fault tests:
+    exactly-once restore and commit, the commits around giving up partitions, and batches
+    overtaken by a seek.
 
     Faust waits for each hand-over or for flow to be suspended (a rebalance), whichever comes
     first, and stops yielding a fetched batch once flow stops or the consumer generation
@@ -106,6 +107,9 @@ class TunedConsumer(aiokafka_driver.Consumer):
         for index, (tp, message) in enumerate(batch, 1):
             if not index % YIELD_EVERY:
                 await asyncio.sleep(0)
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
             # Faust's getmany makes these checks between records as it yields them: once a
             # rebalance begins, nothing more of the batch reaches the streams.
             if not self.flow_active or message.generation_id != self.app.consumer_generation_id:
@@ -120,9 +124,6 @@ class TunedConsumer(aiokafka_driver.Consumer):
             gap = offset - (r_offset or 0)
             if gap > 1 and r_offset and acks_enabled_for(message.topic):
                 await self._add_gap(tp, r_offset + 1, offset)
-            if commit_every is not None and self._n_acked >= commit_every:
-                self._n_acked = 0
-                await self.commit()
             await callback(message)
             if self.seeks != seeks:
                 await self._fetch_again(batch[index:])
@@ -194,6 +195,18 @@ class TunedConsumer(aiokafka_driver.Consumer):
     async def _end_offsets(self, partitions: list[TP]) -> Mapping[TP, int]:
         return cast(Mapping[TP, int], await self._thread._ensure_consumer().end_offsets(partitions))
 
+    @property
+    def giving_up_partitions(self) -> bool:
+        """Whether a rebalance or a stop has halted the flow of records to the streams."""
+        return not self.flow_active or self.app.should_stop
+
+    def let_go(self, messages: list[Message]) -> None:
+        """Stop waiting for these messages' acknowledgement: they will not be processed here
+        (their offsets stay uncommitted, and the partitions' next reader processes them).
+        Faust waits for every message handed to a stream before it gives partitions up."""
+        for message in messages:
+            self._unacked_messages.discard(message)
+
     def committed_offset(self, tp: TP) -> int | None:
         """The offset Faust last committed for an assigned partition (None: none yet)."""
         return self._committed_offset.get(tp)
@@ -207,13 +220,19 @@ class TunedConsumer(aiokafka_driver.Consumer):
         in the next transaction, or outside any at shutdown. Flush them into this one."""
         if self.in_transaction:
             await cast(DrainingProducerBuffer, self.app.producer.buffer).flush()
-        log.info("DIAG commit %s assignment=%d", sorted((str(tp.topic)[12:], tp.partition, o) for tp, o in offsets.items()), len(self.assignment()))
         return await super()._commit_offsets(offsets, start_new_transaction)
 
-
-    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        log.info("DIAG gap %s %d-%d", tp, offset_from, offset_to)
-        await super()._add_gap(tp, offset_from, offset_to)
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Commit what the streams acknowledged before Faust forgets it. Faust's revocation
+        first drops its record of acknowledged offsets, then commits: only the events still in
+        flight were committed, the rest of the work since the last periodic commit was not.
+        Under exactly-once that left its transaction open across the rebalance: a worker that
+        kept a partition restored its state without it, processed the events again inside the
+        same transaction and committed both runs, two different changes under one version
+        (faust-streaming #323 and #517 report duplicates of this kind)."""
+        await self.maybe_wait_for_commit_to_finish()
+        await self.commit()
+        await super().on_partitions_revoked(revoked)
 
     async def commit_and_end_transactions(self) -> None:
         """Faust's last commit before the worker gives up its partitions (shutdown or a
@@ -230,6 +249,19 @@ class TunedConsumer(aiokafka_driver.Consumer):
             )
         except IllegalOperation as exc:
             log.warning("Last commit skipped (%s); uncommitted work is redone", exc)
+        if self.in_transaction:
+            await self._end_open_transactions()
+
+    async def _end_open_transactions(self) -> None:
+        """Commit the transactions the last commit left open: they hold records that no input
+        offset covers (the timer's ticks), sent since the commit before. Left open across a
+        rebalance, one held back every read_committed reader of its partitions, this worker's
+        own recovery included, until Faust gave up waiting (10 s per rebalance, seen)."""
+        producer = cast(aiokafka_driver.Producer, self.app.producer)
+        await cast(DrainingProducerBuffer, producer.buffer).flush()
+        for transactional_id, client in list(producer._transaction_producers.items()):
+            if client._txn_manager is not None and client._txn_manager.is_in_transaction():
+                await producer.commit_transaction(transactional_id)
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
