@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from config import names
 from engine.deadlines import DeadlineIndex
 from segstream.app import app, catalog, settings
+from segstream.tuning import TunedConsumer
 from serving import metrics
 from streams import codec, topics
 from streams.events import TICK_BATCH
@@ -86,23 +87,29 @@ def active_partitions() -> set[int]:
 @app.timer(interval=TICK_INTERVAL_S)
 async def fire_due_deadlines() -> None:
     """One tick per partition (per TICK_BATCH customers) names everyone who fell due."""
+    if cast(TunedConsumer, app.consumer).giving_up_partitions:
+        return  # a rebalance: the partitions' owner fires their deadlines once it is settled
     now = int(time.time() * 1000)
     due = deadlines.pop_due(now, active_partitions())
     by_partition: dict[int, list[list[Any]]] = {}
     for partition, customer_id, at in due:
         by_partition.setdefault(partition, []).append([customer_id, at])
-    for partition, customers in by_partition.items():
-        for start in range(0, len(customers), TICK_BATCH):
-            chunk = customers[start : start + TICK_BATCH]
-            try:
-                await topics.customer_ticks.send(
-                    value=codec.dumps({"due": chunk}), partition=partition
-                )
-            except Exception:
-                # Not sent: keep the deadlines, so the next run tries again.
-                for customer_id, at in chunk:
-                    deadlines.set(partition, customer_id, at)
-                raise
+    chunks = [
+        (partition, customers[start : start + TICK_BATCH])
+        for partition, customers in by_partition.items()
+        for start in range(0, len(customers), TICK_BATCH)
+    ]
+    for index, (partition, chunk) in enumerate(chunks):
+        try:
+            await topics.customer_ticks.send(value=codec.dumps({"due": chunk}), partition=partition)
+        except Exception as exc:
+            # Not sent (under exactly-once, a rebalance can end the transaction under the
+            # send): keep the deadlines, so the next run tries again.
+            for unsent_partition, unsent in chunks[index:]:
+                for customer_id, at in unsent:
+                    deadlines.set(unsent_partition, customer_id, at)
+            log.warning("Could not send ticks; they go at the next run: %r", exc)
+            return
     if len(due) >= 1000:
         log.info("Fired %d due deadlines (%d scheduled)", len(due), len(deadlines))
 

@@ -249,19 +249,6 @@ class TunedConsumer(aiokafka_driver.Consumer):
             )
         except IllegalOperation as exc:
             log.warning("Last commit skipped (%s); uncommitted work is redone", exc)
-        if self.in_transaction:
-            await self._end_open_transactions()
-
-    async def _end_open_transactions(self) -> None:
-        """Commit the transactions the last commit left open: they hold records that no input
-        offset covers (the timer's ticks), sent since the commit before. Left open across a
-        rebalance, one held back every read_committed reader of its partitions, this worker's
-        own recovery included, until Faust gave up waiting (10 s per rebalance, seen)."""
-        producer = cast(aiokafka_driver.Producer, self.app.producer)
-        await cast(DrainingProducerBuffer, producer.buffer).flush()
-        for transactional_id, client in list(producer._transaction_producers.items()):
-            if client._txn_manager is not None and client._txn_manager.is_in_transaction():
-                await producer.commit_transaction(transactional_id)
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
