@@ -210,6 +210,19 @@ async def redis_memberships(store: RedisStore, customers: set[str]) -> dict[str,
     return {customer: segments for customer, segments in found.items() if segments}
 
 
+async def assert_store_caught_up(
+    store: RedisStore, customers: set[str], expected: dict[str, set[str]]
+) -> None:
+    """The Redis store's memberships equal ``expected`` (waiting while it catches up)."""
+    found: dict[str, set[str]] = {}
+    for _ in range(60):
+        found = await redis_memberships(store, customers)
+        if found == expected:
+            return
+        await asyncio.sleep(0.5)
+    assert_same_members(found, expected)
+
+
 async def test_redis_stops_mid_stream_and_the_store_catches_up(
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[[Deployment], WorkerProcess],
@@ -234,13 +247,7 @@ async def test_redis_stops_mid_stream_and_the_store_catches_up(
         await assert_accounted(metrics)
         await redis.start()
         _, expected = await settled(deployment, shop, exactly_once=False)
-        caught_up: dict[str, set[str]] = {}
-        for _ in range(60):
-            caught_up = await redis_memberships(store, customers)
-            if caught_up == expected:
-                break
-            await asyncio.sleep(0.5)
-        assert caught_up == expected
+        await assert_store_caught_up(store, customers, expected)
 
         await store.flush()
         rebuilt = run_segstream(deployment.env, "rebuild", "--yes")

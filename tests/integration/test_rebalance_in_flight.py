@@ -25,9 +25,9 @@ from tests.integration.test_faults import (
     GUARANTEES,
     assert_counted_once,
     assert_same_members,
+    assert_store_caught_up,
     joined,
     processed,
-    redis_memberships,
     settled,
     synthetic_shop,
 )
@@ -142,18 +142,6 @@ async def test_a_second_worker_joins_then_the_first_leaves_while_events_flow(
     finally:
         await store.close()
         redis.stop()
-
-
-async def assert_store_caught_up(
-    store: RedisStore, customers: set[str], expected: dict[str, set[str]]
-) -> None:
-    found: dict[str, set[str]] = {}
-    for _ in range(60):
-        found = await redis_memberships(store, customers)
-        if found == expected:
-            return
-        await asyncio.sleep(0.5)
-    assert_same_members(found, expected)
 
 
 def deduplicated_triggers(triggers: list[dict[str, Any]]) -> list[dict[str, Any]]:
