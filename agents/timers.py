@@ -63,19 +63,27 @@ resync = CatalogResync()
 
 
 async def on_customer_changelog(event: faust.EventT) -> None:
-    """Called by Faust for each changelog record it restores: index the customer's deadline."""
+    """Called by Faust for each changelog record it restores, standby copies included: index
+    the customer's deadline. A standby partition's deadlines wait in the index (the timer fires
+    only those of active partitions) for the moment the partition is promoted: Faust then
+    restores only what the standby copy has not read yet, so a deadline indexed only on active
+    restore was lost with the worker that had it (seen as a cart that never fell due after a
+    rebalance)."""
     message = event.message
     metrics.changelog_restored.inc()
-    if message.key is None or message.tp in app.assignor.assigned_standbys():
-        return  # a standby copy: another worker fires those deadlines
+    if message.key is None:
+        return
+    active = message.tp not in app.assignor.assigned_standbys()
     customer_id = codec.loads(message.key)
     if message.value is None:
-        resync.mark(customer_id, stale=False)
+        if active:
+            resync.mark(customer_id, stale=False)
         deadlines.set(message.partition, customer_id, None)
         return
     state = codec.loads(message.value)
     stale = state.get("catalog_digest") != catalog.digest
-    resync.mark(customer_id, stale)
+    if active:
+        resync.mark(customer_id, stale)
     deadlines.set(message.partition, customer_id, 0 if stale else state.get("next_deadline"))
 
 
