@@ -20,7 +20,7 @@ from engine.deadlines import DeadlineIndex
 from segstream.app import app, catalog, settings
 from segstream.tuning import TunedConsumer
 from serving import metrics
-from streams import codec, topics
+from streams import codec
 from streams.events import TICK_BATCH
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,10 @@ resync = CatalogResync()
 async def on_customer_changelog(event: faust.EventT) -> None:
     """Called by Faust for each changelog record it restores, standby copies included: index
     the customer's deadline. A standby partition's deadlines wait in the index (the timer fires
-    only those of active partitions) for the moment the partition is promoted: Faust then
-    restores only what the standby copy has not read yet, so a deadline indexed only on active
-    restore was lost with the worker that had it (seen as a cart that never fell due after a
-    rebalance)."""
+    only those of active partitions) for the moment the partition is promoted: with the RocksDB
+    store Faust then restores only what the standby copy has not read yet, so a deadline indexed
+    only on active restore was lost with the worker that had it (carts on a promoted partition
+    never fell due)."""
     message = event.message
     metrics.changelog_restored.inc()
     if message.key is None:
@@ -102,6 +102,10 @@ async def fire_due_deadlines() -> None:
     by_partition: dict[int, list[list[Any]]] = {}
     for partition, customer_id, at in due:
         by_partition.setdefault(partition, []).append([customer_id, at])
+    # Ticks are inputs, and idempotent: they go outside any transaction. Under exactly-once a
+    # tick inside one stayed invisible until the worker next committed input offsets, which a
+    # quiet stream does not do (a cart that fell due in a quiet moment never fired).
+    ticks = settings.topic(names.CUSTOMER_TICKS)
     chunks = [
         (partition, customers[start : start + TICK_BATCH])
         for partition, customers in by_partition.items()
@@ -109,7 +113,7 @@ async def fire_due_deadlines() -> None:
     ]
     for index, (partition, chunk) in enumerate(chunks):
         try:
-            await topics.customer_ticks.send(value=codec.dumps({"due": chunk}), partition=partition)
+            await app.producer.send(ticks, None, codec.dumps({"due": chunk}), partition, None, None)
         except Exception as exc:
             # Not sent (under exactly-once, a rebalance can end the transaction under the
             # send): keep the deadlines, so the next run tries again.

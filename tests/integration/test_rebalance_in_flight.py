@@ -20,7 +20,7 @@ from segstream.stack import LocalRedis
 from serving.redis_store import RedisStore
 from tests.integration.conftest import Deployment, WorkerProcess, free_port
 from tests.integration.kafka_io import produce_many, read
-from tests.integration.oracle import HOUR, deduplicated, folded, now_ms
+from tests.integration.oracle import HOUR, Shop, deduplicated, folded, now_ms
 from tests.integration.test_faults import (
     GUARANTEES,
     assert_counted_once,
@@ -151,3 +151,47 @@ def deduplicated_triggers(triggers: list[dict[str, Any]]) -> list[dict[str, Any]
         key = (trigger["customer_id"], trigger["version"])
         assert first_seen.setdefault(key, trigger) == trigger, f"differing repeat: {trigger}"
     return list(first_seen.values())
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+async def test_a_deadline_fires_after_its_partition_moves_to_the_standby_worker(
+    store: str,
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[[Deployment], WorkerProcess],
+) -> None:
+    """Carts on the first worker's partitions, whose standby copies the second worker reads,
+    fall due after the first worker has left: the second worker fires every one, once. (With
+    the RocksDB store a promoted partition restores only what its standby copy had not read.)"""
+    first_deployment = deployment_factory(store=store)
+    second_deployment = deployment_factory(
+        topic_prefix=first_deployment.settings.topic_prefix,
+        data_dir=str(first_deployment.home / "second"),
+        store=store,
+    )
+    shop = Shop()
+    due = now_ms() + 40_000
+    carts = {f"mover-{n}" for n in range(9)}  # spread over every partition
+    for customer in sorted(carts):
+        shop.profile(customer, due - HOUR - 1000, email_consent=True)
+        shop.cart_add(customer, due - HOUR)
+    first = worker_factory(first_deployment)
+    await joined(first)
+    second = worker_factory(second_deployment)
+    await joined(second)
+    metrics = [
+        WorkerMetrics(first_deployment.settings.web_port),
+        WorkerMetrics(second_deployment.settings.web_port),
+    ]
+    try:
+        await produce_many(first_deployment.settings, shop.kafka_records())
+        await processed_by_both(metrics, len(shop.records))
+        assert first.stop() == 0
+    finally:
+        for worker_metrics in metrics:
+            await worker_metrics.close()
+
+    await asyncio.sleep(max(due - now_ms(), 0) / 1000 + 1)
+    triggers = await read(first_deployment.settings, names.TRIGGERS, count=len(carts), timeout=60)
+    fired = deduplicated_triggers(triggers)
+    assert sorted(t["customer_id"] for t in fired) == sorted(carts)
+    second.assert_running()
