@@ -9,8 +9,10 @@ due at once: that is how a changed catalog re-evaluates every stored customer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -113,7 +115,10 @@ async def fire_due_deadlines() -> None:
     ]
     for index, (partition, chunk) in enumerate(chunks):
         try:
-            await app.producer.send(ticks, None, codec.dumps({"due": chunk}), partition, None, None)
+            sent = await app.producer.send(
+                ticks, None, codec.dumps({"due": chunk}), partition, None, None
+            )
+            cast(asyncio.Future, sent).add_done_callback(partial(keep_if_lost, partition, chunk))
         except Exception as exc:
             # Not sent (under exactly-once, a rebalance can end the transaction under the
             # send): keep the deadlines, so the next run tries again.
@@ -124,6 +129,14 @@ async def fire_due_deadlines() -> None:
             return
     if len(due) >= 1000:
         log.info("Fired %d due deadlines (%d scheduled)", len(due), len(deadlines))
+
+
+def keep_if_lost(partition: int, chunk: list[list[Any]], sent: asyncio.Future[Any]) -> None:
+    """A tick the broker never took: its deadlines go back in the index for the next run."""
+    if sent.cancelled() or sent.exception() is not None:
+        for customer_id, at in chunk:
+            deadlines.set(partition, customer_id, at)
+        log.warning("A tick was not delivered; its %d deadlines are fired again", len(chunk))
 
 
 @app.timer(interval=5.0)

@@ -109,7 +109,9 @@ class TunedConsumer(aiokafka_driver.Consumer):
                 await asyncio.sleep(0)
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
-                await self.commit()
+                # Shielded: cancelled between a transaction's commit and the next one's begin,
+                # it would leave the partition with no transaction to send in.
+                await asyncio.shield(self.commit())
             # Faust's getmany makes these checks between records as it yields them: once a
             # rebalance begins, nothing more of the batch reaches the streams.
             if not self.flow_active or message.generation_id != self.app.consumer_generation_id:
@@ -206,6 +208,25 @@ class TunedConsumer(aiokafka_driver.Consumer):
         Faust waits for every message handed to a stream before it gives partitions up."""
         for message in messages:
             self._unacked_messages.discard(message)
+            held = self._let_go.get(message.tp)
+            self._let_go[message.tp] = message.offset if held is None else min(held, message.offset)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next offset to commit, never past a message let go: Faust checks for a hole
+        at the head of what was acknowledged only once it knows the committed offset, which a
+        revocation clears, and misses a hole of one record."""
+        offset = super()._new_offset(tp)
+        held = self._let_go.get(tp)
+        return offset if offset is None or held is None else min(offset, held)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._let_go.clear()  # each partition is read again from its committed offset
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    @cached_property
+    def _let_go(self) -> dict[TP, int]:
+        """Per partition, the lowest offset let go since the last assignment."""
+        return {}
 
     def committed_offset(self, tp: TP) -> int | None:
         """The offset Faust last committed for an assigned partition (None: none yet)."""
@@ -230,9 +251,13 @@ class TunedConsumer(aiokafka_driver.Consumer):
         kept a partition restored its state without it, processed the events again inside the
         same transaction and committed both runs, two different changes under one version
         (faust-streaming #323 and #517 report duplicates of this kind)."""
-        await self.maybe_wait_for_commit_to_finish()
-        await self.commit()
-        await super().on_partitions_revoked(revoked)
+        try:
+            await self.maybe_wait_for_commit_to_finish()
+            await self.commit()
+        except Exception as exc:  # Faust's revocation must run whatever the commit did
+            log.warning("Commit before giving up partitions failed (%r); work since is redone", exc)
+        finally:
+            await super().on_partitions_revoked(revoked)
 
     async def commit_and_end_transactions(self) -> None:
         """Faust's last commit before the worker gives up its partitions (shutdown or a
