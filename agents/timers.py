@@ -118,24 +118,26 @@ async def fire_due_deadlines() -> None:
             sent = await app.producer.send(
                 ticks, None, codec.dumps({"due": chunk}), partition, None, None
             )
-            cast(asyncio.Future, sent).add_done_callback(partial(keep_if_lost, partition, chunk))
         except Exception as exc:
-            # Not sent (under exactly-once, a rebalance can end the transaction under the
-            # send): keep the deadlines, so the next run tries again.
-            for unsent_partition, unsent in chunks[index:]:
-                for customer_id, at in unsent:
-                    deadlines.set(unsent_partition, customer_id, at)
+            for unsent in chunks[index:]:
+                keep(*unsent)
             log.warning("Could not send ticks; they go at the next run: %r", exc)
             return
+        cast(asyncio.Future, sent).add_done_callback(partial(keep_if_lost, partition, chunk))
     if len(due) >= 1000:
         log.info("Fired %d due deadlines (%d scheduled)", len(due), len(deadlines))
 
 
+def keep(partition: int, chunk: list[list[Any]]) -> None:
+    """Put a tick's deadlines back in the index: the next run fires them again."""
+    for customer_id, at in chunk:
+        deadlines.set(partition, customer_id, at)
+
+
 def keep_if_lost(partition: int, chunk: list[list[Any]], sent: asyncio.Future[Any]) -> None:
-    """A tick the broker never took: its deadlines go back in the index for the next run."""
+    """A tick the broker never took: its deadlines go back in the index."""
     if sent.cancelled() or sent.exception() is not None:
-        for customer_id, at in chunk:
-            deadlines.set(partition, customer_id, at)
+        keep(partition, chunk)
         log.warning("A tick was not delivered; its %d deadlines are fired again", len(chunk))
 
 
