@@ -17,7 +17,8 @@ Measured with `segstream bench` (see the README) and a profiler, the per-event c
 - uvloop runs the event loop (see ``segstream.worker``).
 
 The producer's buffer is flushed to the end before commits, rebalances and shutdown
-(``segstream.flushing``): a correctness fix, not a tuning.
+(``segstream.flushing``), and its Kafka client retries a coordinator look-up that a broker
+restart cut off (``segstream.transactions``): correctness fixes, not tunings.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 from functools import cached_property, partial
 from typing import Any, cast
 
+import aiokafka
 import faust
 from aiokafka.errors import IllegalOperation
 from faust.sensors import Monitor
@@ -39,6 +41,7 @@ from faust.types.tuples import FutureMessage
 from mode import Service, ServiceT
 
 from segstream.flushing import DrainingProducer, DrainingProducerBuffer
+from segstream.transactions import SteadyKafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +337,10 @@ def _completed(fut: FutureMessage, sent: asyncio.Future[Any]) -> None:
 
 class TunedProducer(DrainingProducer):
     Buffer = LeanProducerBuffer
+
+    @property
+    def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:
+        return SteadyKafkaProducer
 
 
 class TunedTransport(aiokafka_driver.Transport):

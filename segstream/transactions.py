@@ -1,0 +1,44 @@
+"""The Kafka producer Faust's transactions run on, made to outlast a broker restart.
+
+aiokafka's sender looks up the transaction and group coordinators before it begins a
+transaction or adds consumed offsets to one. It retries that look-up when the broker answers
+"not available" or does not answer in time, but a connection that closes while the request is
+out (the broker stopping) ends its background task for good: every later send and commit fails
+with "Unexpected error during batch delivery", Faust's consumer crashes on it and the
+exactly-once worker exits instead of reconnecting (seen in the broker-stop fault test).
+``SteadySender`` retries every error aiokafka marks retriable, as the Java client does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiokafka
+from aiokafka.errors import KafkaError
+from aiokafka.producer.sender import Sender
+
+log = logging.getLogger(__name__)
+
+
+class SteadySender(Sender):
+    async def _find_coordinator(self, coordinator_type: Any, coordinator_key: str) -> Any:
+        while True:
+            try:
+                return await super()._find_coordinator(coordinator_type, coordinator_key)
+            except KafkaError as exc:
+                cause = exc.__cause__
+                if not (isinstance(cause, KafkaError) and cause.retriable):
+                    raise
+                log.warning("Coordinator look-up failed, retrying: %r", cause)
+                await asyncio.sleep(self._retry_backoff)
+
+
+class SteadyKafkaProducer(aiokafka.AIOKafkaProducer):
+    """aiokafka's producer with a ``SteadySender`` (aiokafka builds its sender in ``__init__``
+    and offers no hook; the subclass adds behaviour only, no state)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sender.__class__ = SteadySender
