@@ -7,6 +7,8 @@
   framework costs segstream before any segment logic.
 - ``naive``: the default catalog the way Faust's documentation teaches it: Record values, one
   agent per topic, a table write and an awaited send per event.
+- ``faust_restore``: Faust's own recovery (on segstream's tuned Faust) of segstream's changelog
+  into a table that does nothing per key: the restore rate the framework allows.
 
 Each prints one JSON line when it has seen every event: how many, over how many seconds
 (first event seen to last), and its resident memory.
@@ -33,6 +35,7 @@ from segstream.tuning import TunedApp, faust_options
 from streams import codec
 from streams.connections import broker_credentials, kafka_options
 from streams.events import Erasure, decode
+from streams.layout import changelog_topic
 
 
 class Finish:
@@ -228,6 +231,32 @@ def naive_app(settings: Settings, group: str, web_port: int, expected: int) -> f
     return app
 
 
+def restore_app(settings: Settings, group: str, web_port: int, expected: int) -> faust.App:
+    """A table on segstream's changelog (under this contender's own group) that only counts
+    the keys Faust restores into it."""
+    app = faust_app(settings, group, web_port, tuned=True)
+    finish = Finish(expected)
+
+    async def restored(event: faust.EventT) -> None:
+        finish.add()
+
+    changelog = app.topic(
+        changelog_topic(settings, names.CUSTOMERS_TABLE),
+        partitions=settings.partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.Table(
+        names.CUSTOMERS_TABLE,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        changelog_topic=changelog,
+        on_changelog_event=restored,
+    )
+    return app
+
+
 def main() -> None:
     """``python -m segstream.bench.contenders MODE GROUP EXPECTED WEB_PORT``; Kafka and the
     topic prefix come from the SEGSTREAM_ settings."""
@@ -238,9 +267,12 @@ def main() -> None:
         return
     if mode == "naive":
         app = naive_app(settings, group, web_port, expected)
+    elif mode == "faust_restore":
+        app = restore_app(settings, group, web_port, expected)
     else:
         app = bare_app(settings, group, web_port, expected, tuned=mode == "faust_tuned")
-    loop = uvloop.new_event_loop() if mode == "faust_tuned" else asyncio.new_event_loop()
+    tuned = mode in ("faust_tuned", "faust_restore")
+    loop = uvloop.new_event_loop() if tuned else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = faust.Worker(app, loglevel="info", loop=loop)
     worker.execute_from_commandline()

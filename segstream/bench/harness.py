@@ -4,11 +4,16 @@
    from the beginning in their own process and consumer group.
 2. Latency: the segstream worker, caught up, gets a paced load at shares of its throughput.
 3. Recovery and memory: fresh workers start on changelogs holding N customers' state, per
-   table store; resident memory is compared with a worker that holds none.
+   table store; resident memory is compared with a worker that holds none. With the memory
+   store, Faust's own recovery of the same changelog into a table that does nothing per key
+   (``faust_restore``) gives the restore rate the framework allows.
+4. The engine alone: the workload folded in this process (decode and rules, no Kafka). With
+   ``faust_tuned`` it bounds what segstream can reach (see ``report.ceilings``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +34,7 @@ from segstream.bench.processes import (
 from segstream.bench.workload import Workload, produce
 from segstream.stack import LocalStack
 from segstream.stack.process import free_port
+from streams import codec
 from streams.layout import ensure_topics
 
 PEERS = ("raw", "faust_bare", "faust_tuned", "naive")
@@ -104,7 +110,9 @@ class Bench:
         bursts: list[burst.Burst] = []
         if "segstream" in config.contenders:
             runs["segstream"], latencies, bursts = await self.segstream(prefix, settings)
-        restores, baselines = await self.recovery(workload)
+        engine, states = self.engine_alone(workload)
+        self.say(f"engine alone: {engine.rate:,.0f} events/s")
+        restores, baselines = await self.recovery(states)
         setup = {
             "customers": config.customers,
             "events": config.events,
@@ -113,7 +121,20 @@ class Bench:
             "run_id": self.run_id,
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        return report.build(setup, runs, latencies, bursts, restores, baselines)
+        return report.build(setup, runs, latencies, bursts, restores, baselines, engine)
+
+    def engine_alone(self, workload: Workload) -> tuple[Run, list[dict[str, Any]]]:
+        """Fold the workload with the pure engine; every customer's final state comes back too
+        (the recovery step writes them to changelogs)."""
+        catalog = catalog_for(self.base.segments_file, self.base.cart_quiet_minutes)
+        records = [
+            (record.topic, record.key.encode(), codec.dumps(record.value))
+            for record in workload.records()
+        ]
+        started, cpu = time.perf_counter(), time.process_time()
+        states = restore.fold(records, catalog)
+        seconds = time.perf_counter() - started
+        return Run(len(records), seconds, 0, time.process_time() - cpu), states
 
     async def peer(self, name: str, prefix: str) -> Run:
         group = f"{prefix}{name}"
@@ -170,11 +191,11 @@ class Bench:
             await metrics.close()
             worker.stop()
 
-    async def recovery(self, workload: Workload) -> tuple[list[restore.Restore], dict[str, int]]:
+    async def recovery(
+        self, states: list[dict[str, Any]]
+    ) -> tuple[list[restore.Restore], dict[str, int]]:
         if not self.config.stores:
             return [], {}
-        catalog = catalog_for(self.base.segments_file, self.base.cart_quiet_minutes)
-        states = restore.fold(workload.records(), catalog)
         results, baselines = [], {}
         for store in self.config.stores:
             for customers in (0, *self.config.memory_customers):
@@ -200,10 +221,26 @@ class Bench:
         worker = segstream_worker(clean_env(values), self.home / f"restore-{tag}.log")
         metrics = WorkerMetrics(settings.web_port)
         try:
-            return await restore.measure(worker, metrics, store, customers, self.config.timeout)
+            measured = await restore.measure(worker, metrics, store, customers, self.config.timeout)
         finally:
             await metrics.close()
             worker.stop()
+        if not customers or store != "memory://":
+            return measured
+        peer = contender(
+            "faust_restore",
+            f"{settings.group_id}-faust-restore",
+            customers,
+            free_port(),
+            clean_env(values),
+            self.home / f"faust-restore-{tag}.log",
+        )
+        try:
+            run = await peer.reported(self.config.timeout)
+        finally:
+            peer.stop()
+        self.say(f"faust_restore {customers:,} customers: {run.rate:,.0f} keys/s")
+        return dataclasses.replace(measured, faust_keys_per_second=run.rate)
 
 
 async def run_bench(

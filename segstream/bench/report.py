@@ -30,6 +30,7 @@ def build(
     bursts: list[Burst],
     restores: list[Restore],
     baselines: dict[str, int],
+    engine: Run | None = None,
 ) -> dict[str, Any]:
     ratios = []
     for top, bottom, target in RATIOS:
@@ -69,7 +70,40 @@ def build(
         ],
         "memory": memory,
         "baseline_rss_kb": baselines,
+        "ceilings": ceilings(runs, engine, restores),
     }
+
+
+def ceilings(runs: dict[str, Run], engine: Run | None, restores: list[Restore]) -> dict[str, Any]:
+    """What this run's own figures allow segstream at most. Per event, the worker does at least
+    what the tuned bare Faust agent does (consume through Faust) and what the engine alone does
+    (decode and rules), before any table write, output or Redis write; their times add, so
+    1 / (1/faust_tuned + 1/engine) bounds segstream's throughput. A restore reads the changelog
+    through Faust's recovery, so Faust's own restore rate with no work per key bounds it."""
+    found: dict[str, Any] = {}
+    if engine is not None and engine.rate:
+        found["engine_events_per_second"] = engine.rate
+        tuned = runs.get("faust_tuned")
+        if tuned is not None and tuned.rate:
+            bound = 1 / (1 / tuned.rate + 1 / engine.rate)
+            found["segstream_events_per_second"] = bound
+            for top, bottom, target in RATIOS:
+                if top == "segstream" and target is not None and bottom in runs:
+                    value = bound / runs[bottom].rate
+                    found[f"segstream/{bottom}"] = {
+                        "value": value,
+                        "target": target,
+                        "reachable": value >= target,
+                    }
+    rates = [item.faust_keys_per_second for item in restores if item.faust_keys_per_second]
+    if rates:
+        best = max(rates)
+        found["restore_keys_per_second"] = {
+            "value": best,
+            "target": TARGET_KEYS_PER_S,
+            "reachable": best >= TARGET_KEYS_PER_S,
+        }
+    return found
 
 
 def _latency_met(item: Latency) -> bool | None:
@@ -126,10 +160,39 @@ def table(report: dict[str, Any]) -> str:
             f"ready in {item['seconds_to_ready']:5.1f} s  "
             f"restore {item['keys_per_second']:9,.0f} keys/s  {_mark(item['met'])}"
         )
+        if item.get("faust_keys_per_second"):
+            lines.append(
+                f"  {'':<11} {'':>9}  Faust's own recovery, no work per key "
+                f"{item['faust_keys_per_second']:9,.0f} keys/s"
+            )
     lines += ["", "Resident memory per customer (over an empty worker)"]
     for item in report["memory"]:
         lines.append(
             f"  {item['store']:<11} {item['customers']:>9,}  "
             f"{item['bytes_per_customer']:7,.0f} bytes  {_mark(item['met'])}"
         )
+    lines += _ceiling_lines(report.get("ceilings", {}))
     return "\n".join(lines)
+
+
+def _ceiling_lines(found: dict[str, Any]) -> list[str]:
+    if not found:
+        return []
+    lines = ["", "Ceilings (from this run's figures: the most segstream could reach)"]
+    if "engine_events_per_second" in found:
+        lines.append(
+            f"  engine alone (decode and rules, no Kafka)  "
+            f"{found['engine_events_per_second']:9,.0f} events/s"
+        )
+    if "segstream_events_per_second" in found:
+        lines.append(
+            f"  faust_tuned and engine together            "
+            f"{found['segstream_events_per_second']:9,.0f} events/s"
+        )
+    for name, item in found.items():
+        if isinstance(item, dict):
+            reach = "reachable" if item["reachable"] else "out of reach"
+            lines.append(
+                f"  {name:<24} at most {item['value']:10,.2f}  target {item['target']:,}  {reach}"
+            )
+    return lines

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,6 @@ from engine.evaluate import apply_event
 from engine.state import CustomerState
 from segstream.bench.processes import Contender, WorkerMetrics
 from segstream.errors import SegstreamError
-from segstream.simulator import Record
 from streams import codec
 from streams.connections import kafka_options
 from streams.events import Erasure, decode
@@ -38,16 +37,20 @@ class Restore:
     restore_seconds: float  # first to last changelog record restored
     keys_per_second: float
     rss_kb: int
+    # Faust's own recovery of the same changelog, into a table doing nothing per key.
+    faust_keys_per_second: float | None = None
 
 
-def fold(records: Iterator[Record], catalog: Catalog) -> list[dict[str, Any]]:
-    """Every customer's stored state after the workload (what the worker's table holds)."""
+def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[dict[str, Any]]:
+    """Every customer's stored state after the workload (what the worker's table holds), from
+    its records as (topic, key, value bytes)."""
     states: dict[str, CustomerState] = {}
-    for record in records:
-        event = decode(record.topic, record.key.encode(), codec.dumps(record.value))
+    for topic, key, raw in records:
+        event = decode(topic, key, raw)
         assert not isinstance(event, Erasure)
-        state = states.setdefault(record.key, CustomerState(record.key))
-        apply_event(state, event, record.topic, catalog)
+        state = states.get(event.customer_id) or CustomerState(event.customer_id)
+        states[event.customer_id] = state
+        apply_event(state, event, topic, catalog)
     return [state.to_dict() for state in states.values()]
 
 

@@ -44,3 +44,15 @@ def test_smoke_run_reports_every_contender_and_measure(
     assert restored == {(store, n) for store in smoke.stores for n in smoke.memory_customers}
     assert {item["store"] for item in report["memory"]} == set(smoke.stores)
     assert "Ratios" in done.stdout and "segstream/raw" in done.stdout
+    # Faust's own restore of the same changelog counted every key; the ceilings follow from
+    # this run's own figures.
+    [memory_restore] = [item for item in report["recovery"] if item["store"] == "memory://"]
+    assert memory_restore["faust_keys_per_second"] > 0
+    ceilings = report["ceilings"]
+    engine = ceilings["engine_events_per_second"]
+    bound = 1 / (1 / rate["faust_tuned"] + 1 / engine)
+    assert ceilings["segstream_events_per_second"] == pytest.approx(bound)
+    assert bound < min(engine, rate["faust_tuned"])
+    assert ceilings["segstream/raw"]["value"] == pytest.approx(bound / rate["raw"])
+    assert ceilings["restore_keys_per_second"]["value"] == memory_restore["faust_keys_per_second"]
+    assert "Ceilings" in done.stdout
