@@ -15,6 +15,8 @@ Measured with `segstream bench` (see the README) and a profiler, the per-event c
 - The producer buffer hands each waiting record to the producer directly (``LeanProducerBuffer``),
   without Faust's per-record debug line, sensor calls and producer look-up.
 - uvloop runs the event loop (see ``segstream.worker``).
+- A fetch of idle partitions waits at most 50 ms at the broker, not Faust's 1.5 s
+  (``FETCH_MAX_WAIT_MS``): a restoring worker was idle half the time behind such fetches.
 
 The producer's buffer is flushed to the end before commits, rebalances and shutdown
 (``segstream.flushing``), and its Kafka client retries a coordinator look-up that a broker
@@ -50,6 +52,22 @@ YIELD_EVERY = 100  # records handed over between yields to the event loop, as Fa
 # less than one timer tick produces (500 customers, each a state record and its changes), so
 # every tick stalled the streams and logged a warning per record delivered meanwhile.
 PRODUCER_BUFFER = 5_000
+# How long the broker may hold a fetch that finds no new records. aiokafka has one fetch in
+# flight per broker, and a partition whose fetched records are still being processed is left
+# out of it: once they are, the partition waits for the fetch in flight to come back. Faust's
+# 1,500 ms meant that a fetch of only idle partitions (the input topics, while a worker
+# restores its table) held up the busy ones for up to 1.5 s at a time.
+FETCH_MAX_WAIT_MS = 50
+
+
+class TunedConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread, its Kafka consumer with ``FETCH_MAX_WAIT_MS``."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes a fixed 1,500 ms; aiokafka reads the attribute when the consumer starts.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
 
 
 class TunedConsumer(aiokafka_driver.Consumer):
@@ -64,6 +82,9 @@ class TunedConsumer(aiokafka_driver.Consumer):
     same checks before each record: the rest of a batch cut short by a rebalance is dropped, as
     Faust drops it, and fetched again from the committed offsets.
     """
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     # Seeks begun plus seeks ended (``perform_seek``, ``seek``, ``seek_wait``): a batch fetched
     # before a seek must not be handed over after it (see ``_hand_over``).
