@@ -88,8 +88,9 @@ def ceilings(runs: dict[str, Run], engine: Run | None, restores: list[Restore]) 
             bound = 1 / (1 / tuned.rate + 1 / engine.rate)
             found["segstream_events_per_second"] = bound
             for top, bottom, target in RATIOS:
-                if top == "segstream" and target is not None and bottom in runs:
-                    value = bound / runs[bottom].rate
+                peer = runs.get(bottom)
+                if top == "segstream" and target is not None and peer is not None and peer.rate:
+                    value = bound / peer.rate
                     found[f"segstream/{bottom}"] = {
                         "value": value,
                         "target": target,

@@ -48,8 +48,9 @@ def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[
     for topic, key, raw in records:
         event = decode(topic, key, raw)
         assert not isinstance(event, Erasure)
-        state = states.get(event.customer_id) or CustomerState(event.customer_id)
-        states[event.customer_id] = state
+        state = states.get(event.customer_id)
+        if state is None:
+            state = states[event.customer_id] = CustomerState(event.customer_id)
         apply_event(state, event, topic, catalog)
     return [state.to_dict() for state in states.values()]
 
