@@ -25,6 +25,7 @@ from serving import metrics
 from streams import codec, topics
 from streams.deadletter import envelope, late_record
 from streams.events import Erasure, decode, decode_tick
+from streams.timestamps import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,6 @@ customers = app.Table(
     value_type=bytes,
     on_changelog_event=on_customer_changelog,
 )
-
-
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:

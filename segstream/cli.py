@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from functools import wraps
@@ -18,13 +13,11 @@ from typing import Any, TypeVar
 import click
 
 from config import Settings, load_settings, names
+from segstream.display import format_change
 from segstream.errors import SegstreamError
+from streams.timestamps import wall_clock_ms
 
 T = TypeVar("T")
-
-
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _settings() -> Settings:
@@ -127,19 +120,6 @@ def simulate(customers: int, rate: float, count: int, seed: int) -> None:
     shop = SyntheticShop(customers=customers, seed=seed, clock=wall_clock_ms)
     sent = _run(send_records(_settings(), shop.events(count), rate or None))
     click.echo(f"sent {sent} events")
-
-
-def format_change(change: dict[str, Any]) -> str:
-    arrow = (
-        click.style("→ enter", fg="green")
-        if change["change"] == "enter"
-        else click.style("← exit ", fg="yellow")
-    )
-    cause = change["cause_event_id"] or "time"
-    return (
-        f"{change['at'][11:19]}  {change['customer_id']:<10} {arrow}  "
-        f"{change['segment']:<28} v{change['version']:<4} ({cause})"
-    )
 
 
 @main.command()
@@ -382,66 +362,10 @@ def erase(customer_id: str) -> None:
 @friendly_errors
 def demo(customers: int, rate: float, duration: float | None) -> None:
     """Start the stack and the worker, feed a synthetic shop, show segment changes live."""
+    from segstream.demo import run_demo
+
     with contextlib.suppress(KeyboardInterrupt):
-        _run(_demo(_settings(), customers, rate, duration))
-
-
-async def _demo(settings: Settings, customers: int, rate: float, duration: float | None) -> None:
-    from segstream.kafka_clients import follow, send_records
-    from segstream.simulator import SyntheticShop
-    from segstream.stack import LocalStack
-    from streams.layout import ensure_topics
-
-    # Fresh topics make aiokafka log retried, harmless leader errors; keep the screen for changes.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    local = LocalStack.from_settings(settings)
-    click.echo("Starting Kafka and Redis (the first run fetches the Kafka jars)...")
-    started = await local.start()
-    worker_log = settings.stack_dir.resolve() / "worker.log"
-    worker: subprocess.Popen[bytes] | None = None
-    try:
-        await ensure_topics(settings)
-        with worker_log.open("ab") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "segstream", "worker"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=os.environ.copy(),
-            )
-        click.echo(f"Worker started (log: {worker_log}).")
-        click.echo(f"Dashboard: http://{settings.web_host}:{settings.web_port}/dashboard")
-        click.echo("Feeding the synthetic shop; segment changes follow. Ctrl-C stops everything.\n")
-        shop = SyntheticShop(customers=customers, clock=wall_clock_ms)
-
-        async def show() -> None:
-            async for change in follow(settings, names.SEGMENT_CHANGES):
-                click.echo(format_change(change))
-
-        tasks = [
-            asyncio.create_task(send_records(settings, shop.events(None), rate)),
-            asyncio.create_task(show()),
-        ]
-        try:
-            done, _ = await asyncio.wait(
-                tasks, timeout=duration, return_when=asyncio.FIRST_EXCEPTION
-            )
-            for task in done:
-                task.result()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        click.echo("\nStopping...")
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-        stopped = local.stop(kafka=started["kafka"], redis=started["redis"])
-        click.echo("Stopped: " + (", ".join(n for n, s in stopped.items() if s) or "worker only"))
+        _run(run_demo(_settings(), customers, rate, duration))
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 from segstream.errors import InvalidEvent
@@ -16,6 +17,11 @@ MILLISECOND = timedelta(milliseconds=1)
 # mistake such as epoch microseconds (2200-01-01T00:00:00Z).
 EARLIEST_MS = 946_684_800_000
 LATEST_MS = 7_258_118_400_000
+
+
+def wall_clock_ms() -> int:
+    """The wall clock in epoch milliseconds (the live worker's and the tools' clock)."""
+    return int(time.time() * 1000)
 
 
 def parse_ts(value: object, field: str = "ts") -> int:
