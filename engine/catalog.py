@@ -20,6 +20,7 @@ from config import names
 from engine import conditions as c
 from engine.state import HORIZON_DAYS, CustomerState
 from segstream.errors import CatalogError
+from streams.events import TRAITS
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "config" / "segments.yaml"
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
@@ -246,8 +247,13 @@ class _Parser:
         if "exists" in node and not isinstance(node["exists"], bool):
             raise where.at("exists").error("expected true or false")
         low, high = _range(node, where)
+        name = _text(node["name"], where.at("name"))
+        if name not in TRAITS:
+            raise where.at("name").error(
+                f"unknown trait {name!r} (the event contract keeps {', '.join(sorted(TRAITS))})"
+            )
         return c.Trait(
-            name=_text(node["name"], where.at("name")),
+            name=name,
             equals=node.get("equals"),
             one_of=one_of,
             contains=_text(node["contains"], where.at("contains")).casefold()
@@ -365,6 +371,8 @@ def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) ->
         source_category = _text(pair["from"], where.at("from"))
         target_category = _text(pair["to"], where.at("to"))
         name = f"cross_sell_{source_category}_to_{target_category}".lower()
+        if name in definitions:
+            raise _Where(source, name).error(f"defined twice (once by cross_sell[{index}])")
         definitions[name] = {
             "description": f"Bought {source_category}, never {target_category}",
             "when": {
@@ -441,15 +449,64 @@ def load_catalog(path: Path | str = DEFAULT_CATALOG, cart_quiet_ms: int = 3_600_
         text = path.read_text()
     except OSError as exc:
         raise CatalogError(f"{path}: cannot be read ({exc.strerror}).") from None
+    loader = _CatalogLoader(text, str(path))
     try:
-        document = yaml.safe_load(text)
+        document = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = " ".join(str(exc.problem or exc.context or "unreadable").split())
+        raise CatalogError(f"{path}: not valid YAML{where}: {reason}.") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise CatalogError(f"{path}: not valid YAML{line}.") from None
+        raise CatalogError(f"{path}: not valid YAML: {' '.join(str(exc).split())}.") from None
+    finally:
+        loader.dispose()
     return parse_catalog(document, str(path), cart_quiet_ms)
+
+
+class _CatalogLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps
+    the last value silently, so a segment defined twice would lose its first definition)."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._check_keys(node, _Where(self.source, None), set())
+        return super().construct_document(node)
+
+    def _check_keys(self, node: yaml.Node, where: _Where, seen: set[int]) -> None:
+        if id(node) in seen:  # an alias: checked where its anchor is
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._check_keys(item, where.at(index), seen)
+        if not isinstance(node, yaml.MappingNode):
+            return
+        first: dict[Any, yaml.Mark] = {}
+        segments = where.segment is None and where.path == "segments"
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self._check_keys(value_node, where, seen)
+                continue
+            key = self.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            inner = _Where(self.source, str(key)) if segments else where.at(str(key))
+            if key is not None and key in first:
+                what = "segment defined twice" if segments else "given twice"
+                raise inner.error(f"{what}, {_twice(first[key], key_node.start_mark)}")
+            if key is not None:
+                first[key] = key_node.start_mark
+            self._check_keys(value_node, inner, seen)
 
 
 def catalog_for(segments_file: str, cart_quiet_minutes: int) -> Catalog:
     """The catalog a deployment's settings name (the shipped one when the file is empty)."""
     return load_catalog(segments_file or DEFAULT_CATALOG, cart_quiet_minutes * 60_000)
+
+
+def _twice(one: yaml.Mark, two: yaml.Mark) -> str:
+    if one.line == two.line:
+        return f"at line {one.line + 1}, columns {one.column + 1} and {two.column + 1}"
+    return f"at lines {one.line + 1} and {two.line + 1}"

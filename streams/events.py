@@ -226,6 +226,8 @@ def _cart_event(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> 
 
 _TRAIT_TEXT = ("gender", "country", "city", "source", "industry")
 _TRAIT_DROPPED = ("email", "first_name")
+#: Every trait the decoder keeps (what a catalog's trait condition can name).
+TRAITS = (*_TRAIT_TEXT, "birth_year", "interests", "email_consent")
 
 
 def _traits(obj: object) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from config import names
@@ -13,6 +14,7 @@ from engine.changes import ENTER, EXIT
 from engine.evaluate import apply_event, sync_catalog
 from engine.state import CustomerState
 from segstream.errors import CatalogError, ConfigError
+from streams.events import TRAITS, decode
 from tests.unit.engine_helpers import (
     CUSTOMER,
     T0,
@@ -186,6 +188,39 @@ BAD = [
         id="trait-two-tests",
     ),
     pytest.param(
+        doc(a=seg({"trait": {"name": "gendr", "equals": "female"}})),
+        in_a(
+            "when.trait.name",
+            "unknown trait 'gendr' (the event contract keeps birth_year, city, country, "
+            "email_consent, gender, industry, interests, source)",
+        ),
+        id="unknown-trait",
+    ),
+    pytest.param(
+        doc(a=seg({"not": {"trait": {"name": "email", "exists": True}}})),
+        in_a(
+            "when.not.trait.name",
+            "unknown trait 'email' (the event contract keeps birth_year, city, country, "
+            "email_consent, gender, industry, interests, source)",
+        ),
+        id="dropped-trait",
+    ),
+    pytest.param(
+        {
+            "segments": {"cross_sell_shoes_to_socks": seg()},
+            "cross_sell": [{"from": "shoes", "to": "socks"}],
+        },
+        f"{SOURCE}: segment 'cross_sell_shoes_to_socks', field '(top)': "
+        "defined twice (once by cross_sell[0]).",
+        id="cross-sell-name-taken",
+    ),
+    pytest.param(
+        {"segments": {}, "cross_sell": [{"from": "shoes", "to": "socks"}] * 2},
+        f"{SOURCE}: segment 'cross_sell_shoes_to_socks', field '(top)': "
+        "defined twice (once by cross_sell[1]).",
+        id="cross-sell-pair-twice",
+    ),
+    pytest.param(
         doc(a=seg({"all": []})),
         in_a("when.all", "expected a non-empty list of conditions"),
         id="empty-all",
@@ -239,12 +274,95 @@ def test_cross_sell_that_is_not_a_list_is_a_catalog_error() -> None:
 # -- files ------------------------------------------------------------------------------------
 
 
-def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
-    path = tmp_path / "segments.yaml"
-    path.write_text("segments:\n\ta: 1\n")
+def file_error(tmp_path: Path, text: str) -> str:
+    path = tmp_path / SOURCE
+    path.write_text(text)
     with pytest.raises(CatalogError) as caught:
         load_catalog(path)
-    assert str(caught.value) == f"{path}: not valid YAML at line 2."
+    return str(caught.value).replace(str(path), SOURCE)
+
+
+SEGMENT_A = "  a:\n    description: A\n    when: {always: true}\n"
+
+BAD_FILES = [
+    pytest.param(
+        "segments:\n\ta: 1\n",
+        "not valid YAML at line 2, column 1: found character '\\t' that cannot start any token",
+        id="tab",
+    ),
+    pytest.param(
+        "segments:\n  a: {description: A, when: {always: true}\n",
+        "not valid YAML at line 3, column 1: expected ',' or '}', but got '<stream end>'",
+        id="unclosed-brace",
+    ),
+    pytest.param(
+        "segments:\n  a:\n    description: A\n   when: {always: true}\n",
+        "not valid YAML at line 4, column 4: "
+        "expected <block end>, but found '<block mapping start>'",
+        id="bad-indent",
+    ),
+    pytest.param(
+        "segments:\n  a: *nowhere\n",
+        "not valid YAML at line 2, column 6: found undefined alias 'nowhere'",
+        id="undefined-alias",
+    ),
+    pytest.param(
+        f"segments:\n{SEGMENT_A}  b:\n    description: B\n    when: {{always: true}}\n{SEGMENT_A}",
+        "segment 'a', field '(top)': segment defined twice, at lines 2 and 8",
+        id="segment-twice",
+    ),
+    pytest.param(
+        f"segments:\n{SEGMENT_A}segments:\n{SEGMENT_A}",
+        "field 'segments': given twice, at lines 1 and 5",
+        id="segments-twice",
+    ),
+    pytest.param(
+        "segments:\n  a:\n    description: A\n    description: B\n    when: {always: true}\n",
+        "segment 'a', field 'description': given twice, at lines 3 and 4",
+        id="field-twice",
+    ),
+    pytest.param(
+        "segments:\n  a:\n    description: A\n    when: {count: {of: orders, min: 1, min: 2}}\n",
+        "segment 'a', field 'when.count.min': given twice, at line 4, columns 32 and 40",
+        id="condition-key-twice-on-one-line",
+    ),
+    pytest.param(
+        "segments:\n  a:\n    description: A\n    when:\n      all:\n"
+        "        - {always: true}\n        - {bought: {sku: x, sku: y}}\n",
+        "segment 'a', field 'when.all[1].bought.sku': given twice, at line 7, columns 21 and 29",
+        id="key-twice-in-a-list-item",
+    ),
+    pytest.param(
+        "segments: {}\ncross_sell:\n  - {from: shoes, to: socks, to: bags}\n",
+        "field 'cross_sell[0].to': given twice, at line 3, columns 19 and 30",
+        id="cross-sell-key-twice",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_FILES)
+def test_a_bad_file_is_one_sentence_with_the_place(tmp_path: Path, text: str, message: str) -> None:
+    assert file_error(tmp_path, text) == f"{SOURCE}: {message}."
+
+
+def test_merge_keys_may_override_what_they_merge(tmp_path: Path) -> None:
+    path = tmp_path / SOURCE
+    path.write_text(
+        "segments:\n  a: &base\n    description: A\n    when: {always: true}\n"
+        "  b:\n    <<: *base\n    description: B\n"
+    )
+    assert [s.description for s in load_catalog(path).segments] == ["A", "B"]
+
+
+def test_trait_conditions_know_every_trait_the_decoder_keeps() -> None:
+    # One list for both: the catalog accepts exactly the traits a profile update can set.
+    typed = {"birth_year": 1990, "interests": ["running"], "email_consent": True}
+    every = {name: typed.get(name, "x") for name in TRAITS}
+    raw = orjson.dumps({"event_id": "e", "customer_id": "c", "ts": T0, "traits": every})
+    kept = decode(names.PROFILE_UPDATES, b"c", raw).traits  # type: ignore[attr-defined]
+    assert set(kept) == set(TRAITS)
+    for name in TRAITS:
+        parse_catalog(doc(a=seg({"trait": {"name": name, "exists": True}})), SOURCE)
 
 
 @pytest.mark.parametrize(
