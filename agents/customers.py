@@ -117,8 +117,7 @@ async def settle(
         customers[customer_id] = codec.dumps_kept(state.to_dict())
         outbox.send_after(customer_id, partition, new, stored_record())
     if outcome.changes:
-        cause = "event" if outcome.changes[-1].cause_event_id else "time"
-        change_latency(cause).observe(max(time.time() - since, 0.0))
+        change_latency(outcome.changes[-1].cause).observe(max(time.time() - since, 0.0))
     deadlines.set(partition, customer_id, state.next_deadline)
     resync.done(customer_id)
 
@@ -157,13 +156,16 @@ async def on_tick(message: Message, raw: bytes) -> None:
         if state.has_applied(names.CUSTOMER_TICKS, message.offset):
             skip_applied(message, state)
             continue
-        outcome = advance(state, due, catalog)
-        await settle(names.CUSTOMER_TICKS, message, state, outcome, due / 1000)
+        outcome = advance(state, due, catalog, catalog_at=wall_clock_ms())
+        # A customer due at 0 is one to re-evaluate against changed definitions: the tick that
+        # says so is the cause.
+        since = due / 1000 if due else message.timestamp
+        await settle(names.CUSTOMER_TICKS, message, state, outcome, since)
 
 
 async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> None:
-    partition, since = message.partition, message.timestamp
-    decoded = decode(topic, key, raw, settings.max_event_bytes, wall_clock_ms())
+    partition, since, now = message.partition, message.timestamp, wall_clock_ms()
+    decoded = decode(topic, key, raw, settings.max_event_bytes, now)
     customer_id = decoded.customer_id
     if erasures.predates_erasure(customer_id, decoded.ts):
         raise InvalidEvent(ERASED)
@@ -180,7 +182,7 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
         log.info("Erased a customer's state (partition %d)", partition)
         return
     state = state or CustomerState(customer_id)
-    outcome = apply_event(state, decoded, topic, catalog)
+    outcome = apply_event(state, decoded, topic, catalog, catalog_at=now)
     late = None
     if outcome.late is not None:
         events_late(topic).inc()

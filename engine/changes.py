@@ -10,6 +10,9 @@ from streams.timestamps import format_ts
 ENTER: Literal["enter"] = "enter"
 EXIT: Literal["exit"] = "exit"
 
+# Why a change happened: an event, the passage of time, a changed segment definition, an erasure.
+Cause = Literal["event", "time", "catalog", "erasure"]
+
 
 @dataclass(frozen=True, slots=True)
 class SegmentChange:
@@ -17,6 +20,7 @@ class SegmentChange:
     segment: str
     change: Literal["enter", "exit"]
     at: int
+    cause: Cause
     cause_event_id: str | None
     version: int
 
@@ -26,6 +30,7 @@ class SegmentChange:
             "segment": self.segment,
             "change": self.change,
             "at": format_ts(self.at),
+            "cause": self.cause,
             "cause_event_id": self.cause_event_id,
             "version": self.version,
         }

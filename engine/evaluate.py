@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.catalog import Catalog, Segment
-from engine.changes import ENTER, EXIT, Outcome, SegmentChange, Trigger
+from engine.changes import ENTER, EXIT, Cause, Outcome, SegmentChange, Trigger
 from engine.state import CustomerState
 from streams.events import Erasure, Event
 
@@ -28,9 +28,16 @@ def reconcile(
     now: int,
     cause_event_id: str | None,
     removed: Iterable[str] = (),
+    *,
+    cause: Cause | None = None,
+    at: int | None = None,
 ) -> Outcome:
-    """Bring ``state.segments`` in line with ``segments`` (in dependency order) and drop the
-    ``removed`` ones; return exactly the transitions made, exits before enters."""
+    """Bring ``state.segments`` in line with ``segments`` (in dependency order) as they hold at
+    ``now``, and drop the ``removed`` ones; return exactly the transitions made, exits before
+    enters. They are stamped ``at`` (default ``now``) with ``cause`` (default ``"event"`` if an
+    event caused them, else ``"time"``)."""
+    why: Cause = cause or ("event" if cause_event_id else "time")
+    stamp = now if at is None else at
     exits = [name for name in removed if name in state.segments]
     enters: list[Segment] = []
     for name in exits:
@@ -47,27 +54,35 @@ def reconcile(
             enters.append(segment)
     outcome = Outcome()
     for name in exits:
-        outcome.changes.append(_change(state, name, EXIT, now, cause_event_id))
+        outcome.changes.append(_change(state, name, EXIT, stamp, why, cause_event_id))
     for segment in enters:
-        change = _change(state, segment.name, ENTER, now, cause_event_id)
+        change = _change(state, segment.name, ENTER, stamp, why, cause_event_id)
         outcome.changes.append(change)
         if segment.trigger is not None:
             outcome.triggers.append(
-                Trigger(state.customer_id, segment.trigger, now, state.cart_items(), change.version)
+                Trigger(
+                    state.customer_id, segment.trigger, stamp, state.cart_items(), change.version
+                )
             )
     return outcome
 
 
 def _change(
-    state: CustomerState, segment: str, kind: str, now: int, cause: str | None
+    state: CustomerState,
+    segment: str,
+    kind: str,
+    at: int,
+    cause: Cause,
+    cause_event_id: str | None,
 ) -> SegmentChange:
     state.version += 1
     return SegmentChange(
         customer_id=state.customer_id,
         segment=segment,
         change=ENTER if kind == ENTER else EXIT,
-        at=now,
-        cause_event_id=cause,
+        at=at,
+        cause=cause,
+        cause_event_id=cause_event_id,
         version=state.version,
     )
 
@@ -81,54 +96,70 @@ def next_deadline(state: CustomerState, now: int, catalog: Catalog) -> int | Non
     return earliest
 
 
-def sync_catalog(state: CustomerState, now: int, catalog: Catalog) -> Outcome:
-    """Re-evaluate every segment if the definitions changed since this customer was last seen
-    (or the customer is new); a removed segment means an exit."""
+def sync_catalog(
+    state: CustomerState, now: int, catalog: Catalog, *, catalog_at: int | None = None
+) -> Outcome:
+    """Re-evaluate every segment at ``now`` if the definitions changed since this customer was
+    last seen (or the customer is new); a removed segment means an exit. The changes are stamped
+    ``catalog_at``, when the caller applied the definitions (default ``now``)."""
     if state.catalog_digest == catalog.digest:
         return Outcome()
     known = set(catalog.names())
     removed = sorted(name for name in state.segments if name not in known)
     state.catalog_digest = catalog.digest
-    outcome = reconcile(state, catalog.segments, now, None, removed)
+    outcome = reconcile(state, catalog.segments, now, None, removed, cause="catalog", at=catalog_at)
     state.next_deadline = next_deadline(state, now, catalog)
     return outcome
 
 
-def advance(state: CustomerState, now: int, catalog: Catalog) -> Outcome:
-    """Fire, in time order, every deadline at or before ``now``."""
-    outcome = sync_catalog(state, state.clock, catalog)
+def advance(
+    state: CustomerState, now: int, catalog: Catalog, *, catalog_at: int | None = None
+) -> Outcome:
+    """Fire, in time order, every deadline at or before ``now``. A customer evaluated against
+    other definitions is first re-evaluated at their own clock, so replay and the live worker
+    agree; those changes are stamped ``catalog_at`` (the live worker: its wall clock)."""
+    outcome = sync_catalog(state, state.clock, catalog, catalog_at=catalog_at)
     for _ in range(MAX_DEADLINES_PER_STEP):
         due = state.next_deadline
         if due is None or due > now:
             break
         state.clock = max(state.clock, due)
         state.prune(due)
-        outcome.extend(reconcile(state, catalog.timed, due, None))
+        outcome.extend(reconcile(state, catalog.timed, due, None, cause="time"))
         state.next_deadline = next_deadline(state, due, catalog)
     state.clock = max(state.clock, now)
     return outcome
 
 
-def apply_event(state: CustomerState, event: Event, topic: str, catalog: Catalog) -> Outcome:
+def apply_event(
+    state: CustomerState,
+    event: Event,
+    topic: str,
+    catalog: Catalog,
+    *,
+    catalog_at: int | None = None,
+) -> Outcome:
     """Fold an event into the state and return the changes it causes.
 
     A redelivered event (an id the customer has seen recently) changes nothing. Deadlines due
-    before the event fire first; then only the segments ``topic`` can affect are re-evaluated,
-    at the event's time (or at the customer's clock, for an event that arrives late). The
-    outcome says if part of the event came too late to count (``Outcome.late``).
+    before the event fire first (and a re-evaluation against changed definitions, stamped
+    ``catalog_at``: see ``advance``); then only the segments ``topic`` can affect are
+    re-evaluated, at the event's time (or at the customer's clock, for an event that arrives
+    late). The outcome says if part of the event came too late to count (``Outcome.late``).
     """
     if state.has_seen(event.event_id):
         return Outcome()
     fresh = state.first_seen_at is None and not state.version and not state.segments
-    outcome = Outcome() if fresh else advance(state, event.ts, catalog)
+    outcome = Outcome() if fresh else advance(state, event.ts, catalog, catalog_at=catalog_at)
     outcome.late = state.fold(event)
     now = state.clock = max(state.clock, event.ts)
     if fresh:
         # A new customer: every segment is evaluated once, at their first event.
         state.catalog_digest = catalog.digest
-        outcome.extend(reconcile(state, catalog.segments, now, event.event_id))
+        outcome.extend(reconcile(state, catalog.segments, now, event.event_id, cause="event"))
     else:
-        outcome.extend(reconcile(state, catalog.for_topic(topic), now, event.event_id))
+        segments = catalog.for_topic(topic)
+        outcome.extend(reconcile(state, segments, now, event.event_id, cause="event"))
     state.next_deadline = next_deadline(state, now, catalog)
     return outcome
 
@@ -136,6 +167,7 @@ def apply_event(state: CustomerState, event: Event, topic: str, catalog: Catalog
 def erase(state: CustomerState, request: Erasure) -> Outcome:
     """Exit every segment; the caller then deletes the state."""
     now = max(state.clock, request.ts)
-    outcome = reconcile(state, (), now, request.event_id, removed=sorted(state.segments))
+    removed = sorted(state.segments)
+    outcome = reconcile(state, (), now, request.event_id, removed, cause="erasure")
     state.next_deadline = None
     return outcome

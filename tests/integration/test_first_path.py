@@ -58,6 +58,7 @@ def change(value: dict[str, Any], segment: str, kind: str, version: int) -> dict
         "segment": segment,
         "change": kind,
         "at": format_ts(value["ts"]),
+        "cause": "event",
         "cause_event_id": value["event_id"],
         "version": version,
     }

@@ -18,7 +18,9 @@ import pytest
 
 from config import names
 from engine.catalog import catalog_for
+from streams.events import ERASURE_CAUSE
 from streams.layout import changelog_topic
+from streams.timestamps import parse_ts
 from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce, read
 from tests.integration.oracle import (
@@ -151,6 +153,7 @@ async def test_time_alone_moves_customers_and_fires_the_cart_trigger(
     assert cal["cart"] == [{"sku": "sku-9", "category": "socks", "quantity": 1, "unit_price": 9.5}]
     assert {t["customer_id"] for t in triggers} == {"cal", "rae"}
     assert not [c for c in by_customer(changes)["pat"] if c[0] == "cart_abandoners"]
+    assert {c["cause"] for c in changes if c["cause_event_id"] is None} == {"time"}
 
 
 def _iso(ms: int) -> str:
@@ -197,6 +200,10 @@ async def test_consent_withdrawal_and_erasure_exit_every_segment(
     assert {c[1] for c in on_withdrawal} == {"exit"}
     liz = by_customer(changes)["liz"]
     assert {c[0] for c in liz if c[1] == "enter"} == {c[0] for c in liz if c[1] == "exit"}
+    by_erasure = [c for c in changes if (c["cause_event_id"] or "").startswith(ERASURE_CAUSE)]
+    assert by_erasure and {(c["customer_id"], c["cause"]) for c in by_erasure} == {
+        ("liz", "erasure")
+    }
     assert changelog["liz"] is None  # a tombstone: nothing of her is left in the table
 
 
@@ -296,11 +303,17 @@ async def test_a_changed_catalog_re_evaluates_every_stored_customer(
     assert first.stop() == 0
 
     catalog_file.write_text(V2)
+    restarted = now_ms()
     second = worker_factory(deployment)
     changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=len(run1) + 3)
 
     second.assert_running()
-    run2 = by_customer(changes[len(run1) :])
+    assert {c["cause"] for c in run1} == {"event"}
+    # Stamped when the second worker applied V2, not with the customers' last event time.
+    applied = changes[len(run1) :]
+    assert {c["cause"] for c in applied} == {"catalog"}
+    assert all(restarted <= parse_ts(c["at"]) <= now_ms() for c in applied)
+    run2 = by_customer(applied)
     assert {k: [(c[0], c[1], c[3]) for c in v] for k, v in run2.items()} == {
         "one": [("buyers", "exit", None)],
         "two": [("openers", "exit", None), ("clickers_or_openers", "enter", None)],

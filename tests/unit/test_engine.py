@@ -258,20 +258,22 @@ def test_the_default_buyer_segments_need_consent(consent_given: bool) -> None:
 
 
 def test_segment_change_to_dict() -> None:
-    change = SegmentChange(CUSTOMER, FIRST, ENTER, T0 + 42, "p1", 1)
+    change = SegmentChange(CUSTOMER, FIRST, ENTER, T0 + 42, "event", "p1", 1)
     assert change.to_dict() == {
         "customer_id": CUSTOMER,
         "segment": FIRST,
         "change": "enter",
         "at": "2026-01-01T00:00:00.042Z",
+        "cause": "event",
         "cause_event_id": "p1",
         "version": 1,
     }
     assert orjson.loads(orjson.dumps(change.to_dict())) == change.to_dict()
 
 
-def test_segment_change_to_dict_without_cause() -> None:
-    assert SegmentChange(CUSTOMER, REPEAT, EXIT, T0, None, 4).to_dict()["cause_event_id"] is None
+def test_segment_change_to_dict_without_a_causing_event() -> None:
+    record = SegmentChange(CUSTOMER, REPEAT, EXIT, T0, "time", None, 4).to_dict()
+    assert (record["cause"], record["cause_event_id"]) == ("time", None)
 
 
 def test_trigger_to_dict() -> None:
@@ -407,8 +409,8 @@ def test_erase_exits_every_segment_with_the_erasure_as_cause() -> None:
     outcome = erase(state, request)
     assert request.event_id == f"erasure:{CUSTOMER}:{at(hours=5)}"
     assert [c.segment for c in outcome.changes] == sorted(members)
-    assert {(c.change, c.cause_event_id, c.at) for c in outcome.changes} == {
-        (EXIT, request.event_id, at(hours=5))
+    assert {(c.change, c.cause, c.cause_event_id, c.at) for c in outcome.changes} == {
+        (EXIT, "erasure", request.event_id, at(hours=5))
     }
     assert [c.version for c in outcome.changes] == list(
         range(state.version - len(members) + 1, state.version + 1)
