@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
 
 from config import Settings, load_settings, names
-from segstream.display import format_change
+from segstream.display import format_change, format_trigger
 from segstream.errors import SegstreamError
 from streams.timestamps import wall_clock_ms
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
+    from segstream.kafka_clients import Reading
 
 T = TypeVar("T")
 
@@ -40,6 +45,44 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
 
     return wrapper
+
+
+def _refuse(message: str, status: int) -> NoReturn:
+    """End the command with one sentence on stderr, the way friendly_errors does."""
+    click.secho(f"segstream: {message}", fg="red", err=True)
+    sys.exit(status)
+
+
+def _show_table_reading(reading: Reading, customers: int) -> None:
+    click.echo(
+        f"\rReading the customers table: {reading.fraction:.0%} "
+        f"({reading.records} records, {customers} customers)",
+        nl=False,
+        err=True,
+    )
+
+
+@contextlib.contextmanager
+def _reading_bar(handle: BinaryIO, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr over how much of ``handle`` has been read; hidden unless
+    stderr is a terminal (a log gets no bar) and the handle a file of known size."""
+    import os
+
+    size = os.fstat(handle.fileno()).st_size
+    bar: ProgressBar[int] = click.progressbar(
+        length=size,
+        label=label,
+        file=sys.stderr,
+        hidden=not (size and sys.stderr.isatty()),
+        item_show_func=lambda records: f"{records:,} records" if records else None,
+    )
+    with bar:
+
+        def show(records: int) -> None:
+            bar.update(handle.tell() - bar.pos, records)
+
+        yield show
+        bar.update(size - bar.pos)
 
 
 @click.group()
@@ -130,13 +173,22 @@ def simulate(customers: int, rate: float, count: int, seed: int) -> None:
 @friendly_errors
 def tail(segment: str | None, customer: str | None, from_beginning: bool, as_json: bool) -> None:
     """Follow segment changes as they are published."""
+    from engine.catalog import catalog_for
     from segstream.kafka_clients import follow
     from streams import codec
 
+    settings = _settings()
+    if segment:
+        catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
+        if catalog.get(segment) is None:
+            _refuse(
+                f"no segment {segment!r} in {catalog.source} "
+                f"(known: {', '.join(sorted(catalog.names()))}).",
+                2,
+            )
+
     async def _tail() -> None:
-        async for change in follow(
-            _settings(), names.SEGMENT_CHANGES, from_beginning=from_beginning
-        ):
+        async for change in follow(settings, names.SEGMENT_CHANGES, from_beginning=from_beginning):
             if segment and change["segment"] != segment:
                 continue
             if customer and change["customer_id"] != customer:
@@ -170,17 +222,15 @@ def replay(events_file: str, segments_file: str | None, until: str | None, as_js
             if until == "now"
             else parse_ts(int(until) if until.isdigit() else until, "--until")
         )
-    with open(events_file, "rb") as lines:
-        result = run_replay(lines, catalog, end)
+    with open(events_file, "rb") as lines, _reading_bar(lines, f"Replaying {events_file}") as bar:
+        result = run_replay(lines, catalog, end, bar)
     if as_json:
         click.echo(codec.dumps(result.to_dict()).decode())
         return
     for change in result.changes:
         click.echo(format_change(change.to_dict()))
     for trigger in result.triggers:
-        click.echo(
-            f"trigger {trigger.trigger} for {trigger.customer_id} at {trigger.to_dict()['at']}"
-        )
+        click.echo(format_trigger(trigger.to_dict()))
     for item in result.rejected:
         click.echo(f"line {item.line} rejected: {item.reason}", err=True)
     for late in result.late:
@@ -245,10 +295,7 @@ def rebuild(yes: bool) -> None:
             abort=True,
         )
 
-    def show(done: int, total: int) -> None:
-        click.echo(f"\rReading stored customers: {done}/{total}", nl=False, err=True)
-
-    customers = _run(run_rebuild(settings, show))
+    customers = _run(run_rebuild(settings, _show_table_reading))
     click.echo("", err=True)
     click.echo(f"rebuilt the store from {customers} stored customers")
 
@@ -263,7 +310,8 @@ def customer() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors
 def customer_show(customer_id: str, as_json: bool) -> None:
-    """The customer's segments and the version of their last change."""
+    """The customer's segments and the version of their last change; exit 1 for a customer
+    the store has never seen change."""
     from serving.redis_store import RedisStore
     from streams import codec
 
@@ -279,6 +327,11 @@ def customer_show(customer_id: str, as_json: bool) -> None:
             await store.close()
 
     found = _run(look())
+    if not found["version"] and not found["segments"]:
+        # A customer with no segments now still has the version of their last exit.
+        _refuse(
+            f"no such customer {customer_id!r}: the serving store holds no change of theirs.", 1
+        )
     if as_json:
         click.echo(codec.dumps(found).decode())
     else:
@@ -322,11 +375,7 @@ def segments_preview(file: str, as_json: bool) -> None:
     settings = _settings()
     draft = catalog_for(file, settings.cart_quiet_minutes)
 
-    def show(done: int, total: int) -> None:
-        if not as_json:
-            click.echo(f"\rReading stored customers: {done}/{total}", nl=False, err=True)
-
-    result = _run(preview(settings, draft, show))
+    result = _run(preview(settings, draft, None if as_json else _show_table_reading))
     if as_json:
         counts = {name: len(result.members.get(name, [])) for name in draft.names()}
         click.echo(codec.dumps({"customers": result.customers, "segments": counts}).decode())

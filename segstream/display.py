@@ -1,4 +1,4 @@
-"""How the command line shows segment changes and triggers."""
+"""How the command line shows segment changes and triggers (one line each)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,35 @@ from typing import Any
 import click
 
 
+def _moment(at: str) -> str:
+    """``2026-11-30T11:20:10.123Z`` as ``2026-11-30 11:20:10`` (UTC, like every segstream time)."""
+    return f"{at[:10]} {at[11:19]}"
+
+
 def format_change(change: dict[str, Any]) -> str:
+    """One segment-changes value: when, who, enter or exit, which segment, version and why."""
     arrow = (
         click.style("→ enter", fg="green")
         if change["change"] == "enter"
         else click.style("← exit ", fg="yellow")
     )
-    cause = change["cause_event_id"] or "time"
+    cause = change.get("cause")
+    # Records written before `cause` existed say only the event id, or none for time.
+    why = change["cause_event_id"] if cause in ("event", None) else cause
     return (
-        f"{change['at'][11:19]}  {change['customer_id']:<10} {arrow}  "
-        f"{change['segment']:<28} v{change['version']:<4} ({cause})"
+        f"{_moment(change['at'])}  {change['customer_id']:<10} {arrow}  "
+        f"{change['segment']:<28} v{change['version']:<4} ({why or 'time'})"
+    )
+
+
+def format_trigger(trigger: dict[str, Any]) -> str:
+    """One trigger record: when, who, which trigger, and what the cart held."""
+    cart = trigger.get("cart") or []
+    items = sum(line["quantity"] for line in cart)
+    worth = sum(line["quantity"] * line["unit_price"] for line in cart)
+    held = f"cart: {items} item{'' if items == 1 else 's'} worth {worth:.2f}"
+    label = click.style(f"! {trigger['trigger']}", fg="magenta")
+    return (
+        f"{_moment(trigger['at'])}  {trigger['customer_id']:<10} {label}  {held}  "
+        f"v{trigger['version']}"
     )

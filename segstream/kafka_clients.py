@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -67,7 +68,21 @@ async def follow(
         await consumer.stop()
 
 
-Progress = Callable[[int, int], None]  # (records read so far, records to read)
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How far a read_to_end has come. Offsets, not records, measure the way: a compacted or
+    transactional topic has fewer records than its offsets span."""
+
+    records: int
+    passed: int
+    span: int
+
+    @property
+    def fraction(self) -> float:
+        return self.passed / self.span if self.span else 1.0
+
+
+Progress = Callable[[Reading], None]
 
 
 async def read_to_end(
@@ -92,19 +107,24 @@ async def read_to_end(
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
-        total, read = sum(ends[tp] - starts[tp] for tp in partitions), 0
+        span, read = sum(ends[tp] - starts[tp] for tp in partitions), 0
+        positions = dict(starts)
         remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
-            for messages in batches.values():
+            for tp, messages in batches.items():
+                # Records written since reading started are left for the next read.
+                messages = [m for m in messages if m.offset < ends[tp]]
                 await on_batch(messages)
                 read += len(messages)
             for tp in list(remaining):
                 # Position, not the last offset seen: transaction markers take offsets too.
-                if await consumer.position(tp) >= ends[tp]:
+                positions[tp] = min(await consumer.position(tp), ends[tp])
+                if positions[tp] >= ends[tp]:
                     remaining.discard(tp)
             if progress:
-                progress(read, total)
+                passed = sum(positions[tp] - starts[tp] for tp in partitions)
+                progress(Reading(read, passed, span))
         return read
     finally:
         await consumer.stop()

@@ -7,7 +7,7 @@ Input: JSON lines, one record each: {"topic": "purchases", "key": "c1", "value":
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ from segstream.errors import InvalidEvent
 from streams.events import Erasure, decode
 
 REPLAYABLE = (*names.INPUT_TOPICS,)
+# How many records between two progress calls: often enough for a bar, cheap enough to ignore.
+PROGRESS_EVERY = 2_000
 
 
 @dataclass
@@ -157,11 +159,17 @@ class Replay:
 
 
 def replay(
-    lines: Iterable[bytes | str], catalog: Catalog, until: int | None = None
+    lines: Iterable[bytes | str],
+    catalog: Catalog,
+    until: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
-    """Replay every line; then let time run on to ``until`` (default: the last event's time)."""
+    """Replay every line; then let time run on to ``until`` (default: the last event's time).
+    ``progress`` is called with the number of records read, every PROGRESS_EVERY records."""
     runner = Replay(catalog)
-    for record in read_lines(lines):
+    for count, record in enumerate(read_lines(lines), start=1):
         runner.feed(*record)
+        if progress is not None and count % PROGRESS_EVERY == 0:
+            progress(count)
     runner.run_until(until if until is not None else runner.clock)
     return runner.result

@@ -4,6 +4,7 @@ now, evaluated on the states in the customers table's changelog (no worker neede
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord
@@ -12,9 +13,12 @@ from config import Settings, names
 from engine.catalog import Catalog
 from engine.evaluate import reconcile
 from engine.state import CustomerState
-from segstream.kafka_clients import Progress, read_to_end
+from segstream.kafka_clients import Reading, read_to_end
 from streams import codec
 from streams.layout import changelog_topic
+
+# How far reading the customers table has come, and how many customers it holds so far.
+TableProgress = Callable[[Reading, int], None]
 
 
 @dataclass
@@ -23,7 +27,9 @@ class Preview:
     members: dict[str, list[str]] = field(default_factory=dict)
 
 
-async def latest_states(settings: Settings, progress: Progress | None = None) -> dict[str, bytes]:
+async def latest_states(
+    settings: Settings, progress: TableProgress | None = None
+) -> dict[str, bytes]:
     """The latest stored value per customer (tombstones drop the customer)."""
     latest: dict[str, bytes] = {}
 
@@ -37,11 +43,17 @@ async def latest_states(settings: Settings, progress: Progress | None = None) ->
             else:
                 latest[customer_id] = message.value
 
-    await read_to_end(settings, changelog_topic(settings, names.CUSTOMERS_TABLE), keep, progress)
+    def show(reading: Reading) -> None:
+        if progress is not None:
+            progress(reading, len(latest))
+
+    await read_to_end(settings, changelog_topic(settings, names.CUSTOMERS_TABLE), keep, show)
     return latest
 
 
-async def preview(settings: Settings, draft: Catalog, progress: Progress | None = None) -> Preview:
+async def preview(
+    settings: Settings, draft: Catalog, progress: TableProgress | None = None
+) -> Preview:
     now = int(time.time() * 1000)
     result = Preview()
     for customer_id, raw in (await latest_states(settings, progress)).items():

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from config import Settings
 from engine.state import CustomerState
-from segstream.kafka_clients import Progress
-from serving.preview import latest_states
+from serving.preview import TableProgress, latest_states
 from serving.redis_store import RedisStore
 from streams import codec
 
 
-async def rebuild(settings: Settings, progress: Progress | None = None) -> int:
+async def rebuild(settings: Settings, progress: TableProgress | None = None) -> int:
     """Return how many stored customers the store now reflects."""
     states = [
         CustomerState.from_dict(codec.loads(raw))

@@ -1,8 +1,10 @@
-"""CLI commands against a running worker, as a user runs them: tail, preview, customer show."""
+"""CLI commands against a running worker, as a user runs them: tail, preview, customer show,
+and their answers for customers and segments that do not exist."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from engine.catalog import load_catalog
 from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce
 from tests.integration.test_redis_store import expected_snapshot, wait_for
@@ -47,8 +50,12 @@ async def test_tail_preview_and_customer_show(
     shop.purchase("p1", t + 1000, total=150.0)
     shop.purchase("p2", t + 1000, total=120.0)
     shop.purchase("p3", t + 1000, total=20.0)
+    # p4 enters segments and leaves them all: a customer with a version and no segments.
+    shop.profile("p4", t, email_consent=True)
+    shop.purchase("p4", t + 1000, total=30.0)
+    shop.profile("p4", t + 2000, email_consent=False)
     await produce(deployment.settings, shop.kafka_records())
-    changes, _ = await read_settled(deployment, shop, minimum=3)
+    changes, _ = await read_settled(deployment, shop, minimum=5)
 
     command = [sys.executable, "-m", "segstream", "tail", "--from-beginning", "--json"]
     tail_out = tmp_path / "tail.jsonl"
@@ -65,6 +72,7 @@ async def test_tail_preview_and_customer_show(
     draft = tmp_path / "draft.yaml"
     draft.write_text(DRAFT)
     previewed = segstream(deployment, "segments", "preview", str(draft), "--json")
+    previewed_text = segstream(deployment, "segments", "preview", str(draft))
 
     from serving.redis_store import RedisStore
 
@@ -74,12 +82,15 @@ async def test_tail_preview_and_customer_show(
     finally:
         await store.close()
     shown = segstream(deployment, "customer", "show", "p1", "--json")
+    left_all = segstream(deployment, "customer", "show", "p4", "--json")
+    nobody = segstream(deployment, "customer", "show", "nobody")
+    unknown_segment = segstream(deployment, "tail", "--segment", "no_such")
 
     worker.assert_running()
     assert tailed == [c for c in changes if c["customer_id"] == "p1"][:3]
     assert previewed.returncode == 0, previewed.stderr
     assert orjson.loads(previewed.stdout) == {
-        "customers": 3,
+        "customers": 4,
         "segments": {"spent_100": 2, "anyone_with_consent": 1},
     }
     p1 = [c for c in changes if c["customer_id"] == "p1"]
@@ -88,3 +99,33 @@ async def test_tail_preview_and_customer_show(
         "segments": sorted(expected_snapshot(changes)["customers"]["p1"]),
         "version": p1[-1]["version"],
     }
+    p4 = [c for c in changes if c["customer_id"] == "p4"]
+    assert p4[-1]["change"] == "exit"
+    assert left_all.returncode == 0, left_all.stderr
+    assert orjson.loads(left_all.stdout) == {
+        "customer_id": "p4",
+        "segments": [],
+        "version": p4[-1]["version"],
+    }
+    assert (nobody.returncode, nobody.stdout) == (1, "")
+    assert nobody.stderr.strip() == (
+        "segstream: no such customer 'nobody': the serving store holds no change of theirs."
+    )
+    assert unknown_segment.returncode == 2
+    catalog = load_catalog()
+    assert unknown_segment.stderr.strip() == (
+        f"segstream: no segment 'no_such' in {catalog.source} "
+        f"(known: {', '.join(sorted(catalog.names()))})."
+    )
+
+    # Progress counts the changelog's records and the customers they hold, and ends at 100%.
+    assert previewed_text.returncode == 0, previewed_text.stderr
+    frames = [f.strip() for f in previewed_text.stderr.split("\r") if f.strip()]
+    last = re.fullmatch(
+        r"Reading the customers table: 100% \((\d+) records, 4 customers\)\n"
+        r"4 stored customers; with .*draft\.yaml:",
+        frames[-1],
+    )
+    assert last is not None, frames
+    assert int(last.group(1)) >= 4
+    assert all(re.match(r"Reading the customers table: \d{1,3}% ", f) for f in frames)

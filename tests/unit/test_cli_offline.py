@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import orjson
 
 from engine.catalog import load_catalog
-from segstream.replay import replay
+from segstream.replay import PROGRESS_EVERY, replay
 
 T0 = 1_767_225_600_000
 
 
-def segstream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def user_env(env: dict[str, str] | None = None) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SEGSTREAM_")}
+    return base | (env or {})
+
+
+def segstream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "segstream", *args],
-        env=base | (env or {}),
+        env=user_env(env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -87,3 +93,80 @@ def test_replay_prints_what_the_engine_computes(tmp_path: Path) -> None:
     assert output["membership"]["repeat_buyers"] == ["c1"]
     assert output["membership"]["first_time_buyers"] == ["c2"]
     assert output["rejected"] == [{"line": 7, "reason": "event_id: missing"}]
+
+
+def write_history(path: Path, customers: int, purchases: int) -> Path:
+    """Consent, then ``purchases`` purchases a second apart, spread over ``customers``."""
+    records = [
+        {
+            "topic": "profile-updates",
+            "key": f"c{n}",
+            "value": {
+                "event_id": f"p{n}",
+                "customer_id": f"c{n}",
+                "ts": T0 - 1000,
+                "traits": {"email_consent": True},
+            },
+        }
+        for n in range(customers)
+    ]
+    for n in range(purchases):
+        customer = f"c{n % customers}"
+        item = {"sku": "s", "category": "shoes", "quantity": 1, "unit_price": 20.0}
+        value = {"event_id": f"e{n}", "customer_id": customer, "ts": T0 + n * 1000}
+        value |= {"order_id": f"o{n}", "total": 20.0, "currency": "EUR", "items": [item]}
+        records.append({"topic": "purchases", "key": customer, "value": value})
+    path.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    return path
+
+
+def test_replay_text_shows_dates_and_stays_quiet_off_a_terminal(tmp_path: Path) -> None:
+    result = segstream("replay", str(write_history(tmp_path / "h.jsonl", 2, 3)))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = click.unstyle(result.stdout).splitlines()
+    assert (
+        lines[0]
+        == "2025-12-31 23:59:59  c0         → enter  never_purchased              v1    (p0)"
+    )
+    assert (
+        "2026-01-01 00:00:00  c0         → enter  first_time_buyers            v5    (e0)" in lines
+    )
+
+
+def test_replay_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    history = write_history(tmp_path / "h.jsonl", 50, 2 * PROGRESS_EVERY)
+    leader, follower = pty.openpty()
+    with (tmp_path / "out.txt").open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "segstream", "replay", str(history)],
+            env=user_env(),
+            stdout=out,
+            stderr=follower,
+        )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal's other end closed: the command is done
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert process.wait(timeout=60) == 0
+    frames = [frame.strip() for frame in shown.decode().split("\r") if "Replaying" in frame]
+    assert len(frames) >= 2
+    assert "4,000 records" in frames[-2]
+    assert "100%" in frames[-1]
+
+
+def test_tail_of_an_unknown_segment_names_the_known_ones() -> None:
+    # Checked before Kafka is asked: no broker runs here.
+    result = segstream("tail", "--segment", "no_such")
+    known = ", ".join(sorted(load_catalog().names()))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"segstream: no segment 'no_such' in {load_catalog().source} (known: {known})."
+    )
