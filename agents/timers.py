@@ -33,7 +33,8 @@ deadlines = DeadlineIndex()
 
 
 class CatalogResync:
-    """Counts the customers still to re-evaluate after a definition change, for the log."""
+    """Counts the customers still to re-evaluate after a definition change, for the log and
+    the metrics (the demo shows its progress from them)."""
 
     def __init__(self) -> None:
         self.pending: set[str] = set()
@@ -47,12 +48,14 @@ class CatalogResync:
         elif not stale and customer_id in self.pending:
             self.pending.discard(customer_id)
             self.total -= 1
+        metrics.catalog_reevaluation_total.set(self.total)
 
     def done(self, customer_id: str) -> None:
         if not self.pending:
             return
         self.pending.discard(customer_id)
         finished = self.total - len(self.pending)
+        metrics.catalog_reevaluation_done.set(finished)
         if not self.pending or finished % 10_000 == 0:
             log.info(
                 "Re-evaluated %d of %d customers against the changed segment definitions",

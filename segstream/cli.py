@@ -154,13 +154,18 @@ def stack_stop() -> None:
 )
 @click.option("--count", default=1000, show_default=True, help="How many events to send.")
 @click.option("--seed", default=7, show_default=True, help="Random seed.")
+@click.option(
+    "--run-id", help="Names this run's event ids (default: a new one, so no run repeats another)."
+)
 @friendly_errors
-def simulate(customers: int, rate: float, count: int, seed: int) -> None:
+def simulate(customers: int, rate: float, count: int, seed: int, run_id: str | None) -> None:
     """Send a synthetic shop's events to the input topics."""
     from segstream.kafka_clients import send_records
-    from segstream.simulator import SyntheticShop
+    from segstream.simulator import SyntheticShop, new_run_id
 
-    shop = SyntheticShop(customers=customers, seed=seed, clock=wall_clock_ms)
+    shop = SyntheticShop(
+        customers=customers, seed=seed, run_id=run_id or new_run_id(), clock=wall_clock_ms
+    )
     sent = _run(send_records(_settings(), shop.events(count), rate or None))
     click.echo(f"sent {sent} events")
 
@@ -410,11 +415,11 @@ def erase(customer_id: str) -> None:
 )
 @friendly_errors
 def demo(customers: int, rate: float, duration: float | None) -> None:
-    """Start the stack and the worker, feed a synthetic shop, show segment changes live."""
+    """Start the stack and the worker, feed a synthetic shop, show segment changes and
+    triggers live; Ctrl-C, SIGTERM or a closed terminal stop everything it started."""
     from segstream.demo import run_demo
 
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(run_demo(_settings(), customers, rate, duration))
+    sys.exit(_run(run_demo(_settings(), customers, rate, duration)))
 
 
 @main.command()

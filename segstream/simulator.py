@@ -1,11 +1,12 @@
 """A synthetic shop: customers who browse, buy, read email and update their profiles.
 
-Pure and seeded: the same seed and clock give the same events, so demos and tests can rely on it.
+Pure and seeded: the same seed, run id and clock give the same events, so tests can rely on it.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,11 @@ CATALOG = {
 }
 INTERESTS = ("running", "hiking", "yoga", "cycling")
 SOURCES = ("shop", "social_ads", "download", None)
+
+
+def new_run_id() -> str:
+    """A run id that no earlier run used (live runs: each one's events are new to segstream)."""
+    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,9 @@ class SyntheticShop:
 
     customers: int = 50
     seed: int = 7
+    # Names this run in event and order ids (default: the seed). Runs that share ids are
+    # redeliveries to segstream, so a live run that repeats a seed needs its own run id.
+    run_id: str = ""
     start_ms: int = 1_767_225_600_000  # 2026-01-01T00:00:00Z
     step_ms: int = 1_000
     # Live runs pass a wall clock; events then carry the real time of their sending.
@@ -65,6 +74,7 @@ class SyntheticShop:
     _carts: dict[str, list[tuple[str, str, float]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.run_id = self.run_id or str(self.seed)
         self._rng = random.Random(self.seed)
         self._now = self.start_ms
         names_, shares = zip(*((n, share) for n, (_, share) in PERSONAS.items()), strict=True)
@@ -94,7 +104,7 @@ class SyntheticShop:
     def _head(self, customer: str) -> dict[str, Any]:
         self._serial += 1
         return {
-            "event_id": f"sim-{self.seed}-{self._serial}",
+            "event_id": f"sim-{self.run_id}-{self._serial}",
             "customer_id": customer,
             "ts": self._now,
         }
@@ -109,7 +119,7 @@ class SyntheticShop:
         ]
         total = round(sum(quantity * price for _, _, price in cart), 2)
         value = self._head(customer) | {
-            "order_id": f"o-{self._serial}",
+            "order_id": f"o-{self.run_id}-{self._serial}",
             "total": total,
             "currency": "EUR",
             "items": items,

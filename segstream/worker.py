@@ -10,7 +10,9 @@ import faust
 import uvloop
 
 from config import Settings
+from config.settings import env_name
 from segstream.app import app, catalog, settings
+from segstream.errors import ConfigError
 from streams.layout import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,21 @@ class SegmentWorker(faust.Worker):
         )
 
 
+def make_data_dir(conf: Settings) -> None:
+    """Create the worker's state directory with its parents (Faust makes only the last one, so
+    a fresh clone's default ``var/worker`` stopped the worker at start-up)."""
+    try:
+        conf.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"Bad setting in the environment: {env_name('data_dir')}={str(conf.data_dir)!r}: "
+            f"cannot create it ({exc.strerror})."
+        ) from None
+
+
 def run_worker() -> None:
     """Blocks until the worker is stopped (SIGINT or SIGTERM shut it down cleanly)."""
+    make_data_dir(settings)
     # uvloop: the same asyncio API with a faster event loop, and Faust runs one loop
     # iteration after another per event.
     loop = uvloop.new_event_loop()

@@ -228,7 +228,22 @@ def summary(state: CustomerState) -> dict[str, Any]:
         "cart": state.cart_items(),
         "support_contacts": state.support_count,
         "next_deadline": state.next_deadline,
+        **consent_of(state),
     }
+
+
+NO_CONSENT = (
+    "no email_consent: true among this customer's traits, so they are in no segment that "
+    "requires consent (every default segment does); a profile update with "
+    "traits.email_consent true brings them in"
+)
+
+
+def consent_of(state: CustomerState) -> dict[str, Any]:
+    """Whether the customer agreed to email, and why they are in few segments if not."""
+    if state.email_consent:
+        return {"email_consent": True}
+    return {"email_consent": False, "note": NO_CONSENT}
 
 
 @app.page("/v1/customers/{customer_id}")

@@ -85,6 +85,16 @@ redis_writes = Counter(
     registry=registry,
 )
 redis_errors = Counter("segstream_redis_errors", "Failed Redis writes (retried)", registry=registry)
+catalog_reevaluation_total = Gauge(
+    "segstream_catalog_reevaluation_customers",
+    "Stored customers to re-evaluate against changed segment definitions (this worker)",
+    registry=registry,
+)
+catalog_reevaluation_done = Gauge(
+    "segstream_catalog_reevaluation_done",
+    "Of those, the customers re-evaluated so far",
+    registry=registry,
+)
 
 
 def labelled(metric: Counter | Gauge | Histogram) -> Callable[..., Any]:

@@ -8,15 +8,15 @@ import os
 import re
 import shlex
 import shutil
-import site
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.suite_venv import OFFLINE_PIP_INSTALL, suite_backed_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -155,17 +155,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     tmp = tmp_path_factory.mktemp("image")
     workdir, venv = tmp / "app", tmp / "venv"
     lay_out_workdir(workdir)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
-    python = venv / "bin" / "python"
-    purelib = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    # Path lines only: the suite's own .pth files (its editable segstream) stay unprocessed,
-    # so the working tree is not importable from the venv.
-    Path(purelib, "suite-packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    python = suite_backed_venv(venv)
     env = {
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(tmp),
@@ -173,9 +163,9 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         **worker_environment(tmp / "data"),
     }
-    # --no-build-isolation: setuptools comes from the suite's packages, not from an index.
-    pip = ["-m", "pip", "install", "-q", "--no-index", "--no-build-isolation", "--no-cache-dir"]
-    done = subprocess.run([python, *pip, workdir], cwd=tmp, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [python, *OFFLINE_PIP_INSTALL, workdir], cwd=tmp, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return venv, env
 

@@ -12,7 +12,7 @@ from config import names
 from engine.catalog import load_catalog
 from engine.evaluate import apply_event
 from engine.state import CustomerState
-from segstream.simulator import Record, SyntheticShop
+from segstream.simulator import Record, SyntheticShop, new_run_id
 from streams.events import (
     CartEvent,
     EmailClick,
@@ -134,3 +134,22 @@ def test_the_engine_keeps_buyer_segments_consistent(records: list[Record]) -> No
         buyers = state.segments & {"first_time_buyers", "repeat_buyers"}
         assert buyers == buyer_segments(state.purchase_count, state.email_consent)
     assert any(state.email_consent and state.purchase_count for state in states.values())
+
+
+def test_runs_with_their_own_run_id_share_no_event_or_order_id() -> None:
+    """A second live run with the same seed must not look like a redelivery of the first."""
+
+    def ids(shop: SyntheticShop) -> set[str]:
+        found = set()
+        for record in shop.events(300):
+            found.add(record.value["event_id"])
+            if "order_id" in record.value:
+                found.add(record.value["order_id"])
+        return found
+
+    first, second = ids(SyntheticShop(seed=7, run_id="a")), ids(SyntheticShop(seed=7, run_id="b"))
+    assert first and second and not first & second
+
+
+def test_a_new_run_id_differs_each_time() -> None:
+    assert len({new_run_id() for _ in range(50)}) == 50
