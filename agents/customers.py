@@ -12,6 +12,7 @@ from faust.types import TP, Message
 
 from agents.outbox import Outbox, buffer, entries
 from agents.projection import pending_spend
+from agents.store_sync import catch_up
 from agents.timers import deadlines, on_customer_changelog, resync
 from config import names
 from engine.changes import Outcome
@@ -119,6 +120,7 @@ async def settle(
     if outcome.changes:
         change_latency(outcome.changes[-1].cause).observe(max(time.time() - since, 0.0))
     deadlines.set(partition, customer_id, state.next_deadline)
+    catch_up.stored(partition, customer_id)
     resync.done(customer_id)
 
 

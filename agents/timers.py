@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import faust
 
+from agents.store_sync import catch_up
 from config import names
 from engine.deadlines import DeadlineIndex
 from segstream.app import app, catalog, settings
@@ -80,6 +81,7 @@ async def on_customer_changelog(event: faust.EventT) -> None:
         return
     active = message.tp not in app.assignor.assigned_standbys()
     customer_id = codec.loads(message.key)
+    catch_up.restored(message.partition, customer_id, active, message.value is not None)
     if message.value is None:
         if active:
             resync.mark(customer_id, stale=False)

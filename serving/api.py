@@ -19,6 +19,7 @@ from faust.exceptions import SameNode
 
 from agents.customers import customers
 from agents.projection import store
+from agents.store_sync import health
 from config import names
 from engine.state import CustomerState
 from segstream.app import app, catalog, settings
@@ -66,6 +67,9 @@ def _error(view: web.View, status: int, reason: str) -> web.Response:
 
 @app.page("/health")
 class Health(web.View):
+    """Always 200 while the worker runs; "degraded" (with the reason) while the serving store is
+    behind the customers table."""
+
     async def get(self, request: web.Request) -> web.Response:
         try:
             redis_ok = bool(await asyncio.wait_for(store.client.ping(), timeout=1))
@@ -73,7 +77,7 @@ class Health(web.View):
             redis_ok = False
         return self.json(
             {
-                "status": "ok",
+                **(await health()),
                 "redis": redis_ok,
                 "segments": len(catalog.segments),
                 "catalog_digest": catalog.digest,

@@ -85,6 +85,16 @@ redis_writes = Counter(
     registry=registry,
 )
 redis_errors = Counter("segstream_redis_errors", "Failed Redis writes (retried)", registry=registry)
+store_customers_checked = Counter(
+    "segstream_store_customers_checked",
+    "Customers checked against the serving store by its catch-up (restart, flush)",
+    registry=registry,
+)
+store_customers_repaired = Counter(
+    "segstream_store_customers_repaired",
+    "Customers the catch-up rewrote in the serving store (it held an older version or none)",
+    registry=registry,
+)
 catalog_reevaluation_total = Gauge(
     "segstream_catalog_reevaluation_customers",
     "Stored customers to re-evaluate against changed segment definitions (this worker)",

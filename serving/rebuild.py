@@ -20,7 +20,7 @@ async def rebuild(settings: Settings, progress: TableProgress | None = None) -> 
     store = RedisStore.connect(settings)
     try:
         await store.reset_memberships()
-        await store.load(states)
+        await store.sync(states)
     finally:
         await store.close()
     return len(states)

@@ -3,7 +3,8 @@ time, and a capped stream of changes for senders that do not speak Kafka.
 
 Changes are applied by one Lua script per batch (one round trip), idempotently and in order per
 customer: a change is applied only if its version is newer than the one Redis holds for that
-customer, so a replay or a duplicate changes nothing.
+customer, so a replay or a duplicate changes nothing. A customer's whole state is written the
+same way (``sync``): only over an older version, so the two kinds of write meet in any order.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from streams.events import ERASURE_CAUSE
 # ARGV: prefix, stream cap, then 6 values per change:
 #   customer, segment, change, version, erasing (1 when an erasure caused it), the change's JSON.
 # An erased customer's version is dropped with their last segment: if they come back, their new
-# state counts versions from 1 again.
+# state counts versions from 1 again. Versions count a customer's changes one by one, so a change
+# that does not follow the version held (after a flush: none held) is applied without recording
+# its version: the memberships are incomplete, and the catch-up (``sync``) replaces them.
 APPLY_CHANGES = """
 local prefix, cap = ARGV[1], tonumber(ARGV[2])
 local versions = prefix .. 'versions'
@@ -40,7 +43,9 @@ for i = 3, #ARGV, 6 do
       redis.call('SREM', prefix .. 'members:' .. segment, customer)
       redis.call('SREM', own, segment)
     end
-    redis.call('HSET', versions, customer, version)
+    if version == current + 1 then
+      redis.call('HSET', versions, customer, version)
+    end
     redis.call('XADD', prefix .. 'changes', 'MAXLEN', '~', cap, '*', 'change', ARGV[i + 5])
     applied = applied + 1
     if ARGV[i + 4] == '1' and redis.call('SCARD', own) == 0 then
@@ -49,6 +54,54 @@ for i = 3, #ARGV, 6 do
   end
 end
 return applied
+"""
+
+# ARGV: prefix, then 4 values per customer: customer, version, spend ('' for none), the JSON
+# array of their segments. A customer whose version Redis holds already (or a newer one) is left
+# as is; otherwise their memberships become the state's.
+SYNC_CUSTOMERS = """
+local prefix = ARGV[1]
+local versions = prefix .. 'versions'
+local repaired = 0
+for i = 2, #ARGV, 4 do
+  local customer, version = ARGV[i], tonumber(ARGV[i + 1])
+  if version > tonumber(redis.call('HGET', versions, customer) or '0') then
+    local own = prefix .. 'customer:' .. customer
+    local wanted = {}
+    for _, segment in ipairs(cjson.decode(ARGV[i + 3])) do
+      wanted[segment] = true
+    end
+    for _, segment in ipairs(redis.call('SMEMBERS', own)) do
+      if not wanted[segment] then
+        redis.call('SREM', prefix .. 'members:' .. segment, customer)
+        redis.call('SREM', own, segment)
+      end
+    end
+    for segment in pairs(wanted) do
+      redis.call('SADD', prefix .. 'members:' .. segment, customer)
+      redis.call('SADD', own, segment)
+    end
+    redis.call('HSET', versions, customer, version)
+    if ARGV[i + 2] ~= '' then
+      redis.call('HSET', prefix .. 'spend', customer, ARGV[i + 2])
+    end
+    repaired = repaired + 1
+  end
+end
+return repaired
+"""
+
+# KEYS: the in-step hash; ARGV: partitions. A partition is marked in step only if its check's
+# "checking" mark is still there: a flush during the check removed it, and the check is redone.
+MARK_IN_STEP = """
+local marked = 0
+for _, partition in ipairs(ARGV) do
+  if redis.call('HGET', KEYS[1], partition) == 'checking' then
+    redis.call('HSET', KEYS[1], partition, 'done')
+    marked = marked + 1
+  end
+end
+return marked
 """
 
 
@@ -67,6 +120,8 @@ class RedisStore:
         self.stream_cap = settings.redis_stream_maxlen
         self.samples_kept = settings.size_samples_kept
         self._apply = client.register_script(APPLY_CHANGES)
+        self._sync = client.register_script(SYNC_CUSTOMERS)
+        self._mark_in_step = client.register_script(MARK_IN_STEP)
 
     @classmethod
     def connect(cls, settings: Settings) -> RedisStore:
@@ -167,22 +222,42 @@ class RedisStore:
         await self._delete_matching(self.key(names.REDIS_CUSTOMER, "*"))
         await self.client.delete(self.key(names.REDIS_VERSIONS), self.key(names.REDIS_SPEND))
 
-    async def load(self, states: Iterable[CustomerState], batch: int = 1000) -> None:
-        """Write customers' memberships, versions and spend as their states hold them."""
-        pending = 0
-        pipe = self.client.pipeline(transaction=False)
+    async def sync(self, states: Iterable[CustomerState], batch: int = 500) -> int:
+        """Make the store hold each customer's state where it holds an older version (or none):
+        memberships, version and spend. Return how many customers were repaired."""
+        repaired = 0
+        args: list[Any] = [self.prefix]
         for state in states:
-            for segment in state.segments:
-                pipe.sadd(self.key(names.REDIS_MEMBERS, segment), state.customer_id)
-                pipe.sadd(self.key(names.REDIS_CUSTOMER, state.customer_id), segment)
-            pipe.hset(self.key(names.REDIS_VERSIONS), state.customer_id, state.version)
-            if state.total_spend:
-                pipe.hset(self.key(names.REDIS_SPEND), state.customer_id, state.total_spend)
-            pending += 1
-            if pending >= batch:
-                await pipe.execute()
-                pending = 0
-        await pipe.execute()
+            spend = state.total_spend or ""
+            args += [state.customer_id, state.version, spend, orjson.dumps(sorted(state.segments))]
+            if len(args) > batch * 4:
+                repaired += int(await self._sync(args=args))
+                args = [self.prefix]
+        if len(args) > 1:
+            repaired += int(await self._sync(args=args))
+        return repaired
+
+    async def partitions_in_step(self, partitions: Iterable[int]) -> set[int]:
+        """Which of these partitions a finished check found in step (since the last flush)."""
+        asked = sorted(partitions)
+        if not asked:
+            return set()
+        marks = await self.client.hmget(self.key(names.REDIS_IN_STEP), asked)
+        return {partition for partition, mark in zip(asked, marks, strict=True) if mark == b"done"}
+
+    async def begin_check(self, partitions: Iterable[int]) -> None:
+        """Mark these partitions as being checked (``mark_in_step`` ends the check)."""
+        marks = [item for partition in partitions for item in (partition, "checking")]
+        if marks:
+            await self.client.hset(self.key(names.REDIS_IN_STEP), items=marks)
+
+    async def mark_in_step(self, partitions: Iterable[int]) -> int:
+        """End these partitions' checks; return how many were marked (none if flushed since)."""
+        asked = [str(partition) for partition in partitions]
+        if not asked:
+            return 0
+        keys = [self.key(names.REDIS_IN_STEP)]
+        return int(await self._mark_in_step(keys=keys, args=asked))
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from config import names
+from engine.state import CustomerState
 from serving.redis_store import RedisStore
 from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce, read
@@ -95,3 +96,79 @@ async def test_store_follows_changes_and_survives_replay_and_rebuild(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "rebuilt the store from 12 stored customers"
     assert rebuilt == live
+
+
+SYNC_CASES = [
+    # (what Redis holds for c1: version and segments, or None; the table's state; after)
+    pytest.param(None, (3, {"a", "b"}), (3, ["a", "b"]), id="nothing held: written"),
+    pytest.param((2, {"a", "c"}), (3, {"a", "b"}), (3, ["a", "b"]), id="older: replaced"),
+    pytest.param((3, {"a"}), (3, {"b"}), (3, ["a"]), id="same version: left"),
+    pytest.param((5, {"a"}), (3, {"b"}), (5, ["a"]), id="newer held: left"),
+    pytest.param((2, {"a"}), (4, set()), (4, []), id="newer state in no segment: emptied"),
+    pytest.param(None, (0, set()), (0, []), id="a state without changes: nothing to write"),
+]
+
+
+@pytest.mark.parametrize(("held", "state", "after"), SYNC_CASES)
+async def test_sync_writes_a_state_only_over_an_older_version(
+    deployment_factory: Callable[..., Deployment],
+    held: tuple[int, set[str]] | None,
+    state: tuple[int, set[str]],
+    after: tuple[int, list[str]],
+) -> None:
+    store = RedisStore.connect(deployment_factory().settings)
+    try:
+        if held is not None:
+            version, segments = held
+            await store.sync([CustomerState("c1", version=version, segments=segments)])
+        version, segments = state
+        repaired = await store.sync(
+            [CustomerState("c1", version=version, segments=segments, total_spend=12.5)]
+        )
+        snapshot = await store.snapshot()
+        spend = await store.client.hget(store.key(names.REDIS_SPEND), "c1")
+    finally:
+        await store.flush()
+        await store.close()
+    members = {s: ids for s, ids in snapshot["members"].items() if ids}
+    assert (snapshot["versions"].get("c1", 0), snapshot["customers"].get("c1", [])) == after
+    assert members == {segment: ["c1"] for segment in after[1]}
+    assert repaired == (1 if after[0] != (held or (0,))[0] else 0)
+    assert spend == (b"12.5" if repaired else None)
+
+
+async def test_an_in_step_mark_survives_only_if_no_flush_came_during_the_check(
+    deployment_factory: Callable[..., Deployment],
+) -> None:
+    store = RedisStore.connect(deployment_factory().settings)
+    try:
+        unmarked = await store.partitions_in_step([0, 1, 2])
+        await store.begin_check([0, 1])
+        during = await store.partitions_in_step([0, 1, 2])
+        marked = await store.mark_in_step([0])
+        await store.flush()
+        flushed_during_check = await store.mark_in_step([1])
+        after = await store.partitions_in_step([0, 1, 2])
+    finally:
+        await store.close()
+    assert (unmarked, during) == (set(), set())
+    assert (marked, flushed_during_check) == (1, 0)
+    assert after == set()
+
+
+async def test_a_change_over_a_gap_leaves_the_customer_to_the_catch_up(
+    deployment_factory: Callable[..., Deployment],
+) -> None:
+    store = RedisStore.connect(deployment_factory().settings)
+    try:
+        # A flushed store sees only the customer's latest change (version 7): not in step.
+        await store.apply([{"customer_id": "c1", "segment": "b", "change": "enter", "version": 7}])
+        gapped = await store.version_of("c1")
+        repaired = await store.sync([CustomerState("c1", version=7, segments={"a", "b"})])
+        await store.apply([{"customer_id": "c1", "segment": "a", "change": "exit", "version": 8}])
+        after = (await store.version_of("c1"), await store.segments_of("c1"))
+    finally:
+        await store.flush()
+        await store.close()
+    assert (gapped, repaired) == (0, 1)
+    assert after == (8, ["b"])
