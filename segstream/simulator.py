@@ -51,6 +51,10 @@ MIX = (45, 15, 20, 10, 5, 5)  # opens, clicks, cart, purchases, profiles, suppor
 # Lapsing customers go quiet after this share of an endless stream's first 100 events per
 # customer (or of a counted stream).
 LAPSE_AFTER = 0.3
+# A cart abandoner leaves the shop after putting something in the cart: no cart activity for
+# this many of the shop's events (5 to 10 minutes at the demo's 10 events a second), so the
+# cart's quiet period runs out and the abandoned-cart trigger fires while one watches.
+ABANDON_PAUSE = (3_000, 6_000)
 
 
 @dataclass
@@ -72,6 +76,8 @@ class SyntheticShop:
     _now: int = field(init=False)
     _serial: int = field(init=False, default=0)
     _carts: dict[str, list[tuple[str, str, float]]] = field(init=False, default_factory=dict)
+    # Cart abandoners away from the shop: customer -> the event count they come back at.
+    _away_until: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or str(self.seed)
@@ -197,6 +203,13 @@ class SyntheticShop:
                 self._weights = self._cumulative(lapsed=True)
             kind = self._rng.choices(range(len(kinds)), MIX)[0]
             index = self._rng.choices(indices, cum_weights=self._weights[kind])[0]
+            customer = self.customer_id(index)
+            abandoner = self._persona(customer) == "cart_abandoner"
+            if abandoner and kinds[kind] in (self._cart_add, self._purchase):
+                if produced < self._away_until.get(customer, 0):
+                    kind = 0  # away from the shop: they still read their email
+                elif kinds[kind] == self._cart_add:
+                    self._away_until[customer] = produced + self._rng.randint(*ABANDON_PAUSE)
             self._now = self.clock() if self.clock else self._now + self.step_ms
             produced += 1
-            yield kinds[kind](self.customer_id(index))
+            yield kinds[kind](customer)

@@ -153,3 +153,18 @@ def test_runs_with_their_own_run_id_share_no_event_or_order_id() -> None:
 
 def test_a_new_run_id_differs_each_time() -> None:
     assert len({new_run_id() for _ in range(50)}) == 50
+
+
+def test_cart_abandoners_leave_their_carts_long_enough_to_fall_due() -> None:
+    """At the demo's pace (30 customers, 10 events a second, a 2-minute quiet period) several
+    carts are abandoned within its first three minutes: the engine, fed by the shop, says so."""
+    catalog = load_catalog(cart_quiet_ms=2 * 60_000)
+    start = 1_767_225_600_000
+    shop = SyntheticShop(customers=30, seed=3, start_ms=start, step_ms=100)
+    states: dict[str, CustomerState] = {}
+    abandoned = []
+    for record, event in decoded(list(shop.events(10 * 60 * 3))):
+        state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        for trigger in apply_event(state, event, record.topic, catalog).triggers:
+            abandoned.append(trigger.customer_id)
+    assert len(abandoned) >= 3, abandoned
