@@ -12,10 +12,12 @@ if it is still "checking" at the end: a flush in between removes it and the chec
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 from faust.tables.manager import TableManager
@@ -24,10 +26,13 @@ from redis.exceptions import RedisError
 from agents.projection import store
 from config import names
 from engine.state import CustomerState
-from segstream.app import app
+from segstream.app import app, settings
 from segstream.tuning import TunedConsumer
 from serving import metrics
 from streams import codec
+
+if TYPE_CHECKING:  # rocksdict is an optional extra
+    from faust.stores.rocksdb import Store as RocksStore
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +74,9 @@ class CatchUp:
         for partition in [p for p in self.held if p not in active | standby]:
             del self.held[partition]
 
-    def start_full(self, partitions: set[int]) -> None:
+    def start_full(self, partitions: set[int], customers_of: Callable[[int], set[str]]) -> None:
         for partition in partitions - self.full:
-            self.pending[partition] = set(self.held.get(partition, ()))
+            self.pending[partition] = customers_of(partition)
         self.full |= partitions
 
 
@@ -119,6 +124,17 @@ def table_partitions() -> tuple[set[int], set[int]]:
     return active, standby
 
 
+def held_customers(partition: int) -> set[str]:
+    """Every customer the table holds in the partition. The RocksDB store keeps one database per
+    partition and restores only the changelog past its local offset, so the customers it had
+    are read from that database; the memory store restores them all, so ``held`` knows them."""
+    if settings.store != "rocksdb://":
+        return set(catch_up.held.get(partition, ()))
+    rocks = cast("RocksStore", customers_table().data)
+    database = rocks._db_for_partition(partition)
+    return {cast(str, rocks._decode_key(key)) for key in rocks._visible_keys(database)}
+
+
 def stored_states(partition: int, customer_ids: list[str]) -> list[CustomerState]:
     """The customers' states in the table; those no longer in it (erased) are forgotten."""
     table = customers_table()
@@ -133,17 +149,23 @@ def stored_states(partition: int, customer_ids: list[str]) -> list[CustomerState
 
 
 async def check(partition: int) -> bool:
-    """Check the partition's pending customers chunk by chunk; False if a rebalance cut in."""
+    """Check the partition's pending customers chunk by chunk; True once none is left. A
+    rebalance cuts a check short; customers Redis has a newer change of than the table's state
+    read (applied meanwhile) stay pending for the next run, which reads the table again."""
     pending = catch_up.pending[partition]
+    stale: set[str] = set()
     while pending:
         if rebalancing() or partition not in table_partitions()[0]:
+            pending |= stale
             return False
-        chunk = [pending.pop() for _ in range(min(CHUNK, len(pending)))]
-        repaired = await store.sync(stored_states(partition, chunk))
+        chunk = list(itertools.islice(pending, CHUNK))
+        result = await store.sync(stored_states(partition, chunk))
+        pending.difference_update(chunk)  # only now: a Redis error leaves the chunk pending
+        stale.update(result.stale)
         catch_up.checked += len(chunk)
-        catch_up.repaired += repaired
+        catch_up.repaired += result.repaired
         metrics.store_customers_checked.inc(len(chunk))
-        metrics.store_customers_repaired.inc(repaired)
+        metrics.store_customers_repaired.inc(result.repaired)
         if catch_up.checked % LOG_EVERY < len(chunk):
             log.info(
                 "Serving store catch-up: %d of %d customers checked, %d repaired",
@@ -152,6 +174,9 @@ async def check(partition: int) -> bool:
                 catch_up.repaired,
             )
         await asyncio.sleep(0)
+    if stale:
+        pending |= stale
+        return False
     del catch_up.pending[partition]
     return True
 
@@ -169,19 +194,21 @@ async def catch_up_once() -> None:
             "Serving store: %d partitions not marked in step; checking all their customers",
             len(fresh),
         )
-        catch_up.start_full(fresh)
+        catch_up.start_full(fresh, held_customers)
     if not catch_up.pending:
         return
-    if not catch_up.total:  # a new catch-up (not one a rebalance cut short): count afresh
+    if not catch_up.total:  # a new catch-up (not one cut short): count afresh
         catch_up.checked = catch_up.repaired = 0
     catch_up.total = catch_up.checked + sum(len(p) for p in catch_up.pending.values())
     started = time.monotonic()
     for partition in sorted(catch_up.pending):
-        if not await check(partition):
+        if rebalancing():
             return
-        if partition in catch_up.full:
+        if await check(partition) and partition in catch_up.full:
             catch_up.full.discard(partition)
             await store.mark_in_step([partition])
+    if catch_up.pending:  # stale customers, or a partition that moved: the next run goes on
+        return
     log.info(
         "Serving store in step: %d customers checked, %d repaired (%.1f s)",
         catch_up.checked,

@@ -1,6 +1,10 @@
 """Rebuild the Redis store from Kafka: every stored customer's memberships, version and spend,
 read from the customers table's changelog (compacted, so it keeps each customer's latest state
-for as long as the customer exists, unlike segment-changes, which ages out)."""
+for as long as the customer exists, unlike segment-changes, which ages out).
+
+Running workers may write newer states meanwhile: the sync writes only over older versions, and
+the in-step marks are dropped before and after it, so every worker checks its customers against
+its live table once the rebuild is done (the newer versions win)."""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ async def rebuild(settings: Settings, progress: TableProgress | None = None) -> 
     store = RedisStore.connect(settings)
     try:
         await store.reset_memberships()
-        await store.sync(states)
+        await store.sync(states)  # stale customers are the workers' to write (marks dropped)
+        await store.forget_in_step()
     finally:
         await store.close()
     return len(states)

@@ -2,9 +2,9 @@
 time, and a capped stream of changes for senders that do not speak Kafka.
 
 Changes are applied by one Lua script per batch (one round trip), idempotently and in order per
-customer: a change is applied only if its version is newer than the one Redis holds for that
+customer: a change is applied only if its version is newer than the ones Redis holds for that
 customer, so a replay or a duplicate changes nothing. A customer's whole state is written the
-same way (``sync``): only over an older version, so the two kinds of write meet in any order.
+same way (``sync``): only over older versions, so the two kinds of write meet in any order.
 """
 
 from __future__ import annotations
@@ -22,20 +22,24 @@ from streams.events import ERASURE_CAUSE
 
 # ARGV: prefix, stream cap, then 6 values per change:
 #   customer, segment, change, version, erasing (1 when an erasure caused it), the change's JSON.
-# An erased customer's version is dropped with their last segment: if they come back, their new
-# state counts versions from 1 again. Versions count a customer's changes one by one, so a change
-# that does not follow the version held (after a flush: none held) is applied without recording
-# its version: the memberships are incomplete, and the catch-up (``sync``) replaces them.
+# Versions count a customer's changes one by one, and `versions` holds the one whose whole state
+# Redis reflects: a change that follows it is applied and recorded. A change over a gap (after a
+# flush: no version held) is applied only if newer than any other applied over a gap, and its
+# version goes to `seen` (kept only while above `versions`), so the catch-up (``sync``) knows not
+# to write an older state over it. An erased customer's versions are dropped with their last
+# segment: if they come back, their new state counts versions from 1 again.
 APPLY_CHANGES = """
 local prefix, cap = ARGV[1], tonumber(ARGV[2])
-local versions = prefix .. 'versions'
+local versions, seen = prefix .. 'versions', prefix .. 'seen'
 local applied = 0
 for i = 3, #ARGV, 6 do
   local customer, segment, change = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local version = tonumber(ARGV[i + 3])
   local own = prefix .. 'customer:' .. customer
   local current = tonumber(redis.call('HGET', versions, customer) or '0')
-  if version > current then
+  local newest = tonumber(redis.call('HGET', seen, customer) or '0')
+  local follows = version == current + 1
+  if follows or (version > current and version > newest) then
     if change == 'enter' then
       redis.call('SADD', prefix .. 'members:' .. segment, customer)
       redis.call('SADD', own, segment)
@@ -43,13 +47,19 @@ for i = 3, #ARGV, 6 do
       redis.call('SREM', prefix .. 'members:' .. segment, customer)
       redis.call('SREM', own, segment)
     end
-    if version == current + 1 then
+    if follows then
       redis.call('HSET', versions, customer, version)
+      if version >= newest then
+        redis.call('HDEL', seen, customer)
+      end
+    else
+      redis.call('HSET', seen, customer, version)
     end
     redis.call('XADD', prefix .. 'changes', 'MAXLEN', '~', cap, '*', 'change', ARGV[i + 5])
     applied = applied + 1
     if ARGV[i + 4] == '1' and redis.call('SCARD', own) == 0 then
       redis.call('HDEL', versions, customer)
+      redis.call('HDEL', seen, customer)
     end
   end
 end
@@ -58,14 +68,20 @@ return applied
 
 # ARGV: prefix, then 4 values per customer: customer, version, spend ('' for none), the JSON
 # array of their segments. A customer whose version Redis holds already (or a newer one) is left
-# as is; otherwise their memberships become the state's.
+# as is; one with a newer change applied over a gap is left too, and returned as stale (the
+# caller reads the table again); otherwise their memberships become the state's.
+# Returns {repaired, {stale customers}}.
 SYNC_CUSTOMERS = """
 local prefix = ARGV[1]
-local versions = prefix .. 'versions'
-local repaired = 0
+local versions, seen = prefix .. 'versions', prefix .. 'seen'
+local repaired, stale = 0, {}
 for i = 2, #ARGV, 4 do
   local customer, version = ARGV[i], tonumber(ARGV[i + 1])
-  if version > tonumber(redis.call('HGET', versions, customer) or '0') then
+  if version <= tonumber(redis.call('HGET', versions, customer) or '0') then
+    -- in step already
+  elseif version < tonumber(redis.call('HGET', seen, customer) or '0') then
+    table.insert(stale, customer)
+  else
     local own = prefix .. 'customer:' .. customer
     local wanted = {}
     for _, segment in ipairs(cjson.decode(ARGV[i + 3])) do
@@ -82,13 +98,14 @@ for i = 2, #ARGV, 4 do
       redis.call('SADD', own, segment)
     end
     redis.call('HSET', versions, customer, version)
+    redis.call('HDEL', seen, customer)
     if ARGV[i + 2] ~= '' then
       redis.call('HSET', prefix .. 'spend', customer, ARGV[i + 2])
     end
     repaired = repaired + 1
   end
 end
-return repaired
+return {repaired, stale}
 """
 
 # KEYS: the in-step hash; ARGV: partitions. A partition is marked in step only if its check's
@@ -103,6 +120,12 @@ for _, partition in ipairs(ARGV) do
 end
 return marked
 """
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    repaired: int  # customers written
+    stale: list[str]  # customers Redis holds a newer change of: read their state again
 
 
 @dataclass(frozen=True)
@@ -164,6 +187,7 @@ class RedisStore:
                 if total is None:
                     pipe.hdel(key, customer_id)
                     pipe.hdel(self.key(names.REDIS_VERSIONS), customer_id)
+                    pipe.hdel(self.key(names.REDIS_SEEN), customer_id)
                     pipe.delete(self.key(names.REDIS_CUSTOMER, customer_id))
                 else:
                     pipe.hset(key, customer_id, total)
@@ -217,25 +241,30 @@ class RedisStore:
         return deleted
 
     async def reset_memberships(self) -> None:
-        """Forget memberships, versions and spend; keep the size history and change stream."""
+        """Forget memberships, versions, spend and in-step marks; keep the size history and
+        change stream."""
         await self._delete_matching(self.key(names.REDIS_MEMBERS, "*"))
         await self._delete_matching(self.key(names.REDIS_CUSTOMER, "*"))
-        await self.client.delete(self.key(names.REDIS_VERSIONS), self.key(names.REDIS_SPEND))
+        await self.client.delete(
+            self.key(names.REDIS_VERSIONS), self.key(names.REDIS_SEEN), self.key(names.REDIS_SPEND)
+        )
+        await self.forget_in_step()
 
-    async def sync(self, states: Iterable[CustomerState], batch: int = 500) -> int:
+    async def sync(self, states: Iterable[CustomerState], batch: int = 500) -> SyncResult:
         """Make the store hold each customer's state where it holds an older version (or none):
-        memberships, version and spend. Return how many customers were repaired."""
-        repaired = 0
-        args: list[Any] = [self.prefix]
-        for state in states:
-            spend = state.total_spend or ""
-            args += [state.customer_id, state.version, spend, orjson.dumps(sorted(state.segments))]
-            if len(args) > batch * 4:
-                repaired += int(await self._sync(args=args))
-                args = [self.prefix]
-        if len(args) > 1:
-            repaired += int(await self._sync(args=args))
-        return repaired
+        memberships, version and spend. Customers with a newer change applied are returned as
+        stale, not written."""
+        listed = list(states)
+        repaired, stale = 0, []
+        for start in range(0, len(listed), batch):
+            args: list[Any] = [self.prefix]
+            for state in listed[start : start + batch]:
+                segments = orjson.dumps(sorted(state.segments))
+                args += [state.customer_id, state.version, state.total_spend or "", segments]
+            written, behind = await self._sync(args=args)
+            repaired += int(written)
+            stale += [_text(customer) for customer in behind]
+        return SyncResult(repaired, stale)
 
     async def partitions_in_step(self, partitions: Iterable[int]) -> set[int]:
         """Which of these partitions a finished check found in step (since the last flush)."""
@@ -250,6 +279,10 @@ class RedisStore:
         marks = [item for partition in partitions for item in (partition, "checking")]
         if marks:
             await self.client.hset(self.key(names.REDIS_IN_STEP), items=marks)
+
+    async def forget_in_step(self) -> None:
+        """Drop every partition's in-step mark: the workers check all their customers again."""
+        await self.client.delete(self.key(names.REDIS_IN_STEP))
 
     async def mark_in_step(self, partitions: Iterable[int]) -> int:
         """End these partitions' checks; return how many were marked (none if flushed since)."""

@@ -122,7 +122,7 @@ async def test_sync_writes_a_state_only_over_an_older_version(
             version, segments = held
             await store.sync([CustomerState("c1", version=version, segments=segments)])
         version, segments = state
-        repaired = await store.sync(
+        result = await store.sync(
             [CustomerState("c1", version=version, segments=segments, total_spend=12.5)]
         )
         snapshot = await store.snapshot()
@@ -133,8 +133,9 @@ async def test_sync_writes_a_state_only_over_an_older_version(
     members = {s: ids for s, ids in snapshot["members"].items() if ids}
     assert (snapshot["versions"].get("c1", 0), snapshot["customers"].get("c1", [])) == after
     assert members == {segment: ["c1"] for segment in after[1]}
-    assert repaired == (1 if after[0] != (held or (0,))[0] else 0)
-    assert spend == (b"12.5" if repaired else None)
+    assert result.repaired == (1 if after[0] != (held or (0,))[0] else 0)
+    assert result.stale == []
+    assert spend == (b"12.5" if result.repaired else None)
 
 
 async def test_an_in_step_mark_survives_only_if_no_flush_came_during_the_check(
@@ -164,7 +165,9 @@ async def test_a_change_over_a_gap_leaves_the_customer_to_the_catch_up(
         # A flushed store sees only the customer's latest change (version 7): not in step.
         await store.apply([{"customer_id": "c1", "segment": "b", "change": "enter", "version": 7}])
         gapped = await store.version_of("c1")
-        repaired = await store.sync([CustomerState("c1", version=7, segments={"a", "b"})])
+        repaired = (
+            await store.sync([CustomerState("c1", version=7, segments={"a", "b"})])
+        ).repaired
         await store.apply([{"customer_id": "c1", "segment": "a", "change": "exit", "version": 8}])
         after = (await store.version_of("c1"), await store.segments_of("c1"))
     finally:
@@ -172,3 +175,115 @@ async def test_a_change_over_a_gap_leaves_the_customer_to_the_catch_up(
         await store.close()
     assert (gapped, repaired) == (0, 1)
     assert after == (8, ["b"])
+
+
+# Steps on customer c1: ("apply", version, segment, change, erasing), ("sync", version, segments),
+# ("erase",) for set_spend(None), ("reset",) for reset_memberships.
+Step = tuple[Any, ...]
+GAP_CASES = [
+    pytest.param(
+        [("apply", 6, "b", "enter", False), ("sync", 5, {"a"})],
+        (0, 6, ["b"], [["c1"]]),
+        id="an older state over a change applied over a gap: stale, not written",
+    ),
+    pytest.param(
+        [("apply", 6, "b", "enter", False), ("sync", 5, {"a"}), ("sync", 6, {"a", "b"})],
+        (6, None, ["a", "b"], [["c1"], []]),
+        id="the state read again: written, in step",
+    ),
+    pytest.param(
+        [("apply", 6, "b", "enter", False), ("sync", 8, {"a"})],
+        (8, None, ["a"], [[]]),
+        id="a state newer than the gap's change: written",
+    ),
+    pytest.param(
+        [("apply", 7, "a", "enter", False), ("apply", 6, "a", "exit", False)],
+        (0, 7, ["a"], []),
+        id="over a gap, an older change than one seen is skipped",
+    ),
+    pytest.param(
+        [("sync", 5, {"a"}), ("apply", 6, "b", "enter", False)],
+        (6, None, ["a", "b"], [[]]),
+        id="a change that follows: recorded",
+    ),
+    pytest.param(
+        [("apply", 8, "x", "enter", False), ("apply", 1, "a", "enter", False)],
+        (1, 8, ["a", "x"], []),
+        id="a change that follows but is older than one seen: seen kept",
+    ),
+    pytest.param(
+        [("apply", 3, "a", "enter", False), ("apply", 5, "a", "exit", True)],
+        (0, None, [], []),
+        id="an erasure over a gap drops both versions",
+    ),
+    pytest.param(
+        [("apply", 3, "a", "enter", False), ("erase",)],
+        (0, None, [], []),
+        id="an erased customer's spend forgotten: both versions dropped",
+    ),
+    pytest.param(
+        [("apply", 3, "a", "enter", False), ("reset",), ("sync", 2, {"b"})],
+        (2, None, ["b"], [[]]),
+        id="a rebuild's reset drops the seen version",
+    ),
+]
+
+
+@pytest.mark.parametrize(("steps", "after"), GAP_CASES)
+async def test_a_state_is_never_written_over_a_newer_change(
+    deployment_factory: Callable[..., Deployment],
+    steps: list[Step],
+    after: tuple[int, int | None, list[str], list[list[str]]],
+) -> None:
+    store = RedisStore.connect(deployment_factory().settings)
+    stale: list[list[str]] = []
+    try:
+        for kind, *args in steps:
+            if kind == "apply":
+                version, segment, change, erasing = args
+                cause = "erasure:x" if erasing else "e1"
+                await store.apply(
+                    [
+                        {
+                            "customer_id": "c1",
+                            "segment": segment,
+                            "change": change,
+                            "version": version,
+                            "cause_event_id": cause,
+                        }
+                    ]
+                )
+            elif kind == "sync":
+                version, segments = args
+                result = await store.sync([CustomerState("c1", version=version, segments=segments)])
+                stale.append(result.stale)
+            elif kind == "erase":
+                await store.set_spend({"c1": None})
+            else:
+                await store.reset_memberships()
+        seen = await store.client.hget(store.key(names.REDIS_SEEN), "c1")
+        found = (
+            await store.version_of("c1"),
+            int(seen) if seen is not None else None,
+            await store.segments_of("c1"),
+            stale,
+        )
+    finally:
+        await store.flush()
+        await store.close()
+    assert found == after
+
+
+async def test_a_rebuild_drops_the_in_step_marks(
+    deployment_factory: Callable[..., Deployment],
+) -> None:
+    store = RedisStore.connect(deployment_factory().settings)
+    try:
+        await store.begin_check([0, 1])
+        await store.mark_in_step([0, 1])
+        marked = await store.partitions_in_step([0, 1])
+        await store.reset_memberships()
+        after = await store.partitions_in_step([0, 1])
+    finally:
+        await store.close()
+    assert (marked, after) == ({0, 1}, set())
