@@ -49,7 +49,6 @@ class CatalogResync:
         elif not stale and customer_id in self.pending:
             self.pending.discard(customer_id)
             self.total -= 1
-        metrics.catalog_reevaluation_total.set(self.total)
 
     def done(self, customer_id: str) -> None:
         if not self.pending:
@@ -148,5 +147,6 @@ def keep_if_lost(partition: int, chunk: list[list[Any]], sent: asyncio.Future[An
 
 @app.timer(interval=5.0)
 async def measure_deadlines() -> None:
+    metrics.catalog_reevaluation_total.set(resync.total)
     metrics.deadlines_scheduled.set(len(deadlines))
     metrics.deadlines_overdue.set(deadlines.count_due(int(time.time() * 1000)))

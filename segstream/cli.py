@@ -335,7 +335,10 @@ def customer_show(customer_id: str, as_json: bool) -> None:
     if not found["version"] and not found["segments"]:
         # A customer with no segments now still has the version of their last exit.
         _refuse(
-            f"no such customer {customer_id!r}: the serving store holds no change of theirs.", 1
+            f"no such customer {customer_id!r} in the serving store: it holds no segment change "
+            "of theirs (a customer without email consent is in no default segment; "
+            "GET /v1/customers/ID on a worker shows every stored customer).",
+            1,
         )
     if as_json:
         click.echo(codec.dumps(found).decode())

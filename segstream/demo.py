@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
@@ -24,6 +26,7 @@ import click
 from config import Settings, names
 from config.settings import env_name
 from segstream.display import format_change, format_trigger
+from segstream.errors import StackError
 from streams.timestamps import wall_clock_ms
 
 if TYPE_CHECKING:
@@ -34,6 +37,7 @@ DEMO_CART_QUIET_MINUTES = "2"
 READY_TIMEOUT_S = 180.0
 WORKER_STOP_TIMEOUT_S = 60.0
 LOG_LINES_SHOWN = 15
+PR_SET_PDEATHSIG = 1
 
 
 class DemoStopped(Exception):
@@ -104,7 +108,7 @@ class Worker:
                 # Its own session: a Ctrl-C or hang-up reaches the demo, which stops the worker
                 # in order; the death signal stops it should the demo itself be killed.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_death_signal(),
             )
         self.pid_file.write_text(str(self.process.pid))
 
@@ -130,15 +134,15 @@ class Worker:
         )
 
     async def wait_ready(self, session: aiohttp.ClientSession) -> None:
-        """Until the worker's web server answers. Faust starts it only once the worker holds
-        its partitions and has recovered their tables, so an answer means ready."""
+        """Until the worker's /health says ready: it holds its partitions and has recovered
+        their tables (its web server answers before that)."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.exit_code is not None:
                 raise self.exited()
-            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
                 async with session.get(self.health_url) as answer:
-                    if answer.status == 200:
+                    if answer.status == 200 and (await answer.json()).get("ready") is True:
                         return
             await asyncio.sleep(0.5)
         raise DemoStopped(
@@ -168,19 +172,23 @@ class Worker:
         return True
 
 
-def _die_with_parent() -> None:
-    """In the worker's process: receive SIGTERM when the demo's process dies (Linux)."""
-    with contextlib.suppress(Exception):
-        import ctypes
+def _death_signal() -> Callable[[], None] | None:
+    """What the worker's process runs before exec: ask for SIGTERM when the demo's process dies
+    (Linux). Looked up here, in the parent, so the child only makes the call."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return partial(prctl, PR_SET_PDEATHSIG, signal.SIGTERM)
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
-
-async def follow_into(settings: Settings, topic: str, show: Callable[[str], None]) -> None:
+async def follow_into(
+    settings: Settings, topic: str, show: Callable[[str], None], positioned: asyncio.Event
+) -> None:
     from segstream.kafka_clients import follow
 
     shown = format_change if topic == names.SEGMENT_CHANGES else format_trigger
-    async for record in follow(settings, topic):
+    async for record in follow(settings, topic, positioned=positioned):
         show(shown(record))
 
 
@@ -188,7 +196,7 @@ async def show_reevaluation(session: aiohttp.ClientSession, worker: Worker, scre
     """The worker's re-evaluation of stored customers after a definition change, as it goes."""
     last: tuple[int, int] | None = None
     while True:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(1.0)
         try:
             async with session.get(worker.metrics_url) as answer:
                 text = await answer.text()
@@ -196,7 +204,7 @@ async def show_reevaluation(session: aiohttp.ClientSession, worker: Worker, scre
             continue
         total = _gauge(text, "segstream_catalog_reevaluation_customers")
         done = _gauge(text, "segstream_catalog_reevaluation_done")
-        if total and (done, total) != last and (last is not None or done < total):
+        if total and (done, total) != last:
             state = "done" if done >= total else "in progress"
             screen.status(
                 f"Segment definitions changed: re-evaluated {done} of {total} stored "
@@ -238,7 +246,9 @@ async def run_demo(settings: Settings, customers: int, rate: float, duration: fl
     status = 0
     try:
         await _run(settings, local, worker, screen, customers, rate, duration)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, StackError):
+        # A Ctrl-C during a blocking start-up step (the first run's Maven fetch) also stops
+        # that step's child, which then reports failure: the signal is the news, not that.
         if not stopped_by:
             raise
         screen.status(f"\n{stopped_by[0]} received.")
@@ -289,17 +299,25 @@ async def _run(
             f"as abandoned after {quiet} quiet minutes). Segment changes and triggers follow; "
             "Ctrl-C stops everything.\n"
         )
+        followers = {names.SEGMENT_CHANGES: asyncio.Event(), names.TRIGGERS: asyncio.Event()}
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(worker.watch()),
-            asyncio.create_task(follow_into(settings, names.SEGMENT_CHANGES, screen.line)),
-            asyncio.create_task(follow_into(settings, names.TRIGGERS, screen.line)),
             asyncio.create_task(show_reevaluation(session, worker, screen)),
+            *(
+                asyncio.create_task(follow_into(settings, topic, screen.line, positioned))
+                for topic, positioned in followers.items()
+            ),
         ]
-        # The followers start at the newest records: give them a moment before the first event.
-        await asyncio.sleep(1.0)
-        shop = SyntheticShop(customers=customers, run_id=new_run_id(), clock=wall_clock_ms)
-        tasks.append(asyncio.create_task(send_records(settings, shop.events(None), rate)))
         try:
+            # The followers start at the newest records: the first event waits until they stand.
+            standing = asyncio.create_task(_all_set(followers.values()))
+            await asyncio.wait([standing, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            standing.cancel()
+            for task in tasks:
+                if task.done():
+                    task.result()
+            shop = SyntheticShop(customers=customers, run_id=new_run_id(), clock=wall_clock_ms)
+            tasks.append(asyncio.create_task(send_records(settings, shop.events(None), rate)))
             done, _ = await asyncio.wait(
                 tasks, timeout=duration, return_when=asyncio.FIRST_EXCEPTION
             )
@@ -311,3 +329,8 @@ async def _run(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _all_set(events: Iterable[asyncio.Event]) -> None:
+    for event in events:
+        await event.wait()

@@ -46,11 +46,19 @@ async def send_records(
 
 
 async def follow(
-    settings: Settings, topic: str, *, from_beginning: bool = False
+    settings: Settings,
+    topic: str,
+    *,
+    from_beginning: bool = False,
+    positioned: asyncio.Event | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every JSON value on ``topic`` (all partitions, no consumer group), as it arrives."""
+    """Every JSON value on ``topic`` (all partitions, no consumer group), as it arrives.
+    ``positioned`` is set once every partition's start position is fixed: records produced
+    after that are seen."""
+    await ensure_topics(settings)  # as send_records does: following first is fine too
+    full_name = settings.topic(topic)
+    partitions = [TopicPartition(full_name, p) for p in await partition_ids(settings, full_name)]
     consumer = AIOKafkaConsumer(
-        settings.topic(topic),
         **kafka_options(settings),
         group_id=None,
         enable_auto_commit=False,
@@ -61,6 +69,11 @@ async def follow(
     except KafkaError as exc:
         raise unreachable(settings, exc) from None
     try:
+        consumer.assign(partitions)
+        for partition in partitions:
+            await consumer.position(partition)
+        if positioned is not None:
+            positioned.set()
         async for message in consumer:
             if message.value is not None:
                 yield codec.loads(message.value)

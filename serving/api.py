@@ -19,7 +19,7 @@ from faust.exceptions import SameNode
 
 from agents.customers import customers
 from agents.projection import store
-from agents.store_sync import health
+from agents.store_sync import health, rebalancing
 from config import names
 from engine.state import CustomerState
 from segstream.app import app, catalog, settings
@@ -67,8 +67,9 @@ def _error(view: web.View, status: int, reason: str) -> web.Response:
 
 @app.page("/health")
 class Health(web.View):
-    """Always 200 while the worker runs; "degraded" (with the reason) while the serving store is
-    behind the customers table."""
+    """Always 200 while the worker runs (Faust's web server starts before the consumer); `ready`
+    once the worker holds its partitions and has recovered their tables; "degraded" (with the
+    reason) until then and while the serving store is behind the customers table."""
 
     async def get(self, request: web.Request) -> web.Response:
         try:
@@ -78,6 +79,7 @@ class Health(web.View):
         return self.json(
             {
                 **(await health()),
+                "ready": not rebalancing(),
                 "redis": redis_ok,
                 "segments": len(catalog.segments),
                 "catalog_digest": catalog.digest,

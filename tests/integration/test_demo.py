@@ -75,7 +75,13 @@ class StackPids:
             "redis": self.stack_dir / "redis" / "redis.pid",
             "worker": self.stack_dir / "worker.pid",
         }
-        return {name: int(path.read_text()) for name, path in files.items() if path.exists()}
+        found = {}
+        for name, path in files.items():
+            try:  # a pid file can vanish or be half-written between two looks
+                found[name] = int(path.read_text())
+            except (FileNotFoundError, ValueError):
+                continue
+        return found
 
 
 def wait_for(
@@ -165,7 +171,8 @@ def test_a_worker_that_exits_ends_the_demo_with_its_last_log_lines(tmp_path: Pat
         text=True,
     )
     seen: dict[str, int] = {}
-    while demo.poll() is None:
+    deadline = time.monotonic() + 300
+    while demo.poll() is None and time.monotonic() < deadline:
         seen |= pids.read()
         time.sleep(0.2)
     text = demo.communicate(timeout=120)[0]

@@ -48,7 +48,7 @@ def until_answer(
     block: str, address: str, holds: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for _ in range(150):
+    for _ in range(300):
         found = answer(block, address)
         if holds(found):
             return found
@@ -57,14 +57,16 @@ def until_answer(
 
 
 def ready(worker: WorkerProcess, address: str) -> None:
-    for _ in range(300):
+    """Until /health says the worker holds its partitions (its web server answers earlier)."""
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
         worker.assert_running()
         probe = subprocess.run(
             ["curl", "-sf", f"http://{address}/health"], capture_output=True, check=False
         )
-        if probe.returncode == 0:
+        if probe.returncode == 0 and json.loads(probe.stdout).get("ready") is True:
             return
-        time.sleep(0.2)
+        time.sleep(0.5)
     raise AssertionError(f"worker not ready:\n{worker.log_tail()}")
 
 
