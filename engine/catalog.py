@@ -111,7 +111,11 @@ class _Where:
         where = f"{self.source}: "
         if self.segment is not None:
             where += f"segment {self.segment!r}, "
-        return CatalogError(f"{where}field {self.path or '(top)'!r}: {message}.")
+        if self.path:
+            where += f"field {self.path!r}: "
+        elif self.segment is not None:
+            where = where.removesuffix(", ") + ": "
+        return CatalogError(f"{where}{message}.")
 
 
 def _mapping(
@@ -456,6 +460,8 @@ def load_catalog(path: Path | str = DEFAULT_CATALOG, cart_quiet_ms: int = 3_600_
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = " ".join(str(exc.problem or exc.context or "unreadable").split())
+        if "'\\t'" in reason:
+            reason += " (YAML indents with spaces, never tabs)"
         raise CatalogError(f"{path}: not valid YAML{where}: {reason}.") from None
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {' '.join(str(exc).split())}.") from None

@@ -264,7 +264,10 @@ def segments_validate(file: str | None) -> None:
 
     settings = _settings()
     catalog = catalog_for(file or settings.segments_file, settings.cart_quiet_minutes)
-    click.echo(f"{catalog.source}: {len(catalog.segments)} segments, OK (digest {catalog.digest})")
+    click.echo(
+        f"{catalog.source}: {len(catalog.segments)} segments, OK (digest {catalog.digest} "
+        f"with a cart quiet period of {settings.cart_quiet_minutes} minutes)"
+    )
 
 
 @segments.command("list")

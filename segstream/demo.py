@@ -46,11 +46,13 @@ class DemoStopped(Exception):
 
 class Screen:
     """The demo's output. A reader that went away (a closed pipe, a closed terminal) is not an
-    error: lines for it are dropped, and status lines go to stderr if that still works."""
+    error: lines for it are dropped, and status lines go to stderr if that still works, else to
+    the controlling terminal (`demo 2>&1 | tee log` loses both to a Ctrl-C that ends tee)."""
 
     def __init__(self) -> None:
         self.out_ok = True
         self.err_ok = True
+        self.tty_ok = True
 
     def line(self, text: str) -> None:
         """A segment change or a trigger: stdout only."""
@@ -65,6 +67,19 @@ class Screen:
                 return
         if self.err_ok:
             self.err_ok = _write(sys.stderr, text)
+            if self.err_ok:
+                return
+        if self.tty_ok:
+            self.tty_ok = _write_tty(text)
+
+
+def _write_tty(text: str) -> bool:
+    try:
+        with open("/dev/tty", "w") as tty:
+            tty.write(text + "\n")
+        return True
+    except OSError:  # no controlling terminal (a service, CI), or it has gone
+        return False
 
 
 def _write(stream: IO[str], text: str) -> bool:

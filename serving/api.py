@@ -83,6 +83,8 @@ class Health(web.View):
                 "redis": redis_ok,
                 "segments": len(catalog.segments),
                 "catalog_digest": catalog.digest,
+                # Part of the digest: the demo runs with a shorter quiet period than the default.
+                "cart_quiet_minutes": settings.cart_quiet_minutes,
             }
         )
 

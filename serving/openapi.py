@@ -41,6 +41,26 @@ RESULT = {
         "reason": {"type": "string"},
     },
 }
+HEALTH = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["ok", "degraded"]},
+        "reason": {"type": "string", "description": "why degraded"},
+        "ready": {
+            "type": "boolean",
+            "description": "the worker holds its partitions and has recovered their tables",
+        },
+        "store_catch_up": {
+            "type": "object",
+            "properties": {n: {"type": "integer"} for n in ("checked", "of", "repaired")},
+        },
+        "redis": {"type": "boolean"},
+        "segments": {"type": "integer"},
+        "catalog_digest": {"type": "string"},
+        "cart_quiet_minutes": {"type": "integer"},
+    },
+    "required": ["status", "ready", "redis", "segments", "catalog_digest"],
+}
 SEGMENT = {
     "type": "object",
     "required": ["name", "description", "consent_required", "size"],
@@ -70,9 +90,9 @@ def document() -> dict[str, Any]:
         "paths": {
             "/health": {
                 "get": {
-                    "summary": "Liveness and the Redis connection (no token needed)",
+                    "summary": "Liveness, readiness and the serving store (no token needed)",
                     "security": [],
-                    "responses": {"200": _json({"type": "object"}, "the worker is up")},
+                    "responses": {"200": _json(HEALTH, "the worker is up")},
                 }
             },
             "/v1/events": {

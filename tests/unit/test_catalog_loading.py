@@ -142,14 +142,12 @@ BAD = [
     ),
     pytest.param(
         {"segments": {"Big-Spenders": seg()}},
-        f"{SOURCE}: segment 'Big-Spenders', field '(top)': "
-        "segment names are lower-case letters, digits and _.",
+        f"{SOURCE}: segment 'Big-Spenders': segment names are lower-case letters, digits and _.",
         id="bad-segment-name",
     ),
     pytest.param(
         {"segments": {"1st_buyers": seg()}},
-        f"{SOURCE}: segment '1st_buyers', field '(top)': "
-        "segment names are lower-case letters, digits and _.",
+        f"{SOURCE}: segment '1st_buyers': segment names are lower-case letters, digits and _.",
         id="name-starts-with-a-digit",
     ),
     pytest.param(doc(a=WITHOUT_DESCRIPTION), in_a("description", "missing"), id="no-description"),
@@ -210,14 +208,12 @@ BAD = [
             "segments": {"cross_sell_shoes_to_socks": seg()},
             "cross_sell": [{"from": "shoes", "to": "socks"}],
         },
-        f"{SOURCE}: segment 'cross_sell_shoes_to_socks', field '(top)': "
-        "defined twice (once by cross_sell[0]).",
+        f"{SOURCE}: segment 'cross_sell_shoes_to_socks': defined twice (once by cross_sell[0]).",
         id="cross-sell-name-taken",
     ),
     pytest.param(
         {"segments": {}, "cross_sell": [{"from": "shoes", "to": "socks"}] * 2},
-        f"{SOURCE}: segment 'cross_sell_shoes_to_socks', field '(top)': "
-        "defined twice (once by cross_sell[1]).",
+        f"{SOURCE}: segment 'cross_sell_shoes_to_socks': defined twice (once by cross_sell[1]).",
         id="cross-sell-pair-twice",
     ),
     pytest.param(
@@ -225,9 +221,7 @@ BAD = [
         in_a("when.all", "expected a non-empty list of conditions"),
         id="empty-all",
     ),
-    pytest.param(
-        ["segments"], f"{SOURCE}: field '(top)': expected a mapping.", id="top-not-a-mapping"
-    ),
+    pytest.param(["segments"], f"{SOURCE}: expected a mapping.", id="top-not-a-mapping"),
     pytest.param({}, f"{SOURCE}: field 'segments': missing.", id="no-segments"),
     pytest.param(
         {"segmnts": {}},
@@ -287,7 +281,8 @@ SEGMENT_A = "  a:\n    description: A\n    when: {always: true}\n"
 BAD_FILES = [
     pytest.param(
         "segments:\n\ta: 1\n",
-        "not valid YAML at line 2, column 1: found character '\\t' that cannot start any token",
+        "not valid YAML at line 2, column 1: found character '\\t' that cannot start any token"
+        " (YAML indents with spaces, never tabs)",
         id="tab",
     ),
     pytest.param(
@@ -308,7 +303,7 @@ BAD_FILES = [
     ),
     pytest.param(
         f"segments:\n{SEGMENT_A}  b:\n    description: B\n    when: {{always: true}}\n{SEGMENT_A}",
-        "segment 'a', field '(top)': segment defined twice, at lines 2 and 8",
+        "segment 'a': segment defined twice, at lines 2 and 8",
         id="segment-twice",
     ),
     pytest.param(
@@ -384,7 +379,7 @@ def test_an_empty_file_is_not_a_catalog(tmp_path: Path) -> None:
     path.write_text("# nothing yet\n")
     with pytest.raises(CatalogError) as caught:
         load_catalog(path)
-    assert str(caught.value) == f"{path}: field '(top)': expected a mapping."
+    assert str(caught.value) == f"{path}: expected a mapping."
 
 
 def test_errors_name_the_file_they_came_from(tmp_path: Path) -> None:

@@ -36,7 +36,9 @@ def segstream(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 def test_segments_validate_accepts_the_shipped_catalog() -> None:
     result = segstream("segments", "validate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith(f"28 segments, OK (digest {load_catalog().digest})")
+    assert result.stdout.strip().endswith(
+        f"28 segments, OK (digest {load_catalog().digest} with a cart quiet period of 60 minutes)"
+    )
 
 
 def test_segments_validate_names_file_segment_and_field(tmp_path: Path) -> None:
