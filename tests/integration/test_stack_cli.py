@@ -121,7 +121,7 @@ def test_demo_shows_segment_changes_and_stops_what_it_started(tmp_path: Path) ->
 
     assert result.returncode == 0, result.stderr[-2000:]
     assert "→ enter  first_time_buyers" in result.stdout
-    assert result.stdout.rstrip().endswith("Stopped: redis, kafka")
+    assert result.stdout.rstrip().endswith("Stopped: worker, Redis, Kafka.")
     assert not list((tmp_path / "stack").rglob("*.pid"))
 
 
