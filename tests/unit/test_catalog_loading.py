@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from config import names
+from engine import conditions as c
 from engine.catalog import DEFAULT_CATALOG, catalog_for, load_catalog, parse_catalog
 from engine.changes import ENTER, EXIT
 from engine.evaluate import apply_event, sync_catalog
@@ -390,6 +391,87 @@ def test_errors_name_the_file_they_came_from(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"{path}: segment 'a', field 'when.age.min': min is greater than max."
     )
+
+
+# -- forms ------------------------------------------------------------------------------------
+
+PARSED = [
+    pytest.param({"always": True}, c.Always(), id="always"),
+    pytest.param({"segment": "b"}, c.InSegment("b"), id="segment"),
+    pytest.param({"not": {"always": True}}, c.Not(c.Always()), id="not"),
+    pytest.param(
+        {"all": [{"always": True}, {"segment": "b"}]},
+        c.All((c.Always(), c.InSegment("b"))),
+        id="all",
+    ),
+    pytest.param({"any": [{"segment": "b"}]}, c.Any((c.InSegment("b"),)), id="any"),
+    pytest.param(
+        {"trait": {"name": "country", "in": ["DE", "fr"]}},
+        c.Trait("country", one_of=frozenset({"de", "fr"})),
+        id="trait-in",
+    ),
+    pytest.param(
+        {"trait": {"name": "interests", "contains": "Running"}},
+        c.Trait("interests", contains="running"),
+        id="trait-contains",
+    ),
+    pytest.param({"age": {"min": 18}}, c.Age(18, None), id="age"),
+    pytest.param({"known_profile": True}, c.KnownProfile(), id="known_profile"),
+    pytest.param(
+        {"count": {"of": "spend", "within": "2w", "min": 100}},
+        c.Count("spend", 14, 100.0, None),
+        id="count",
+    ),
+    pytest.param(
+        {"largest_order": {"within": "30d", "min_total": 500}},
+        c.LargestOrder(30, None, 500.0),
+        id="largest_order",
+    ),
+    pytest.param(
+        {"last": {"of": "cart", "within": "2h"}}, c.Last("cart", 7_200_000, None), id="last"
+    ),
+    pytest.param({"quiet": {"of": "click", "for": "1d"}}, c.Quiet("click", 86_400_000), id="quiet"),
+    pytest.param(
+        {"abandoned": {"did": "cart", "then_not": "purchase"}},
+        c.Abandoned("cart", "purchase", 3_600_000),
+        id="abandoned-default-quiet",
+    ),
+    pytest.param(
+        {"bought": {"category": "shoes", "min_orders": 2}},
+        c.Bought(category="shoes", min_orders=2),
+        id="bought",
+    ),
+    pytest.param(
+        {"clicks_per_open": {"max": 0.1, "min_opens": 5}},
+        c.ClicksPerOpen(None, None, 0.1, 5),
+        id="clicks_per_open",
+    ),
+]
+
+
+@pytest.mark.parametrize(("when", "expected"), PARSED)
+def test_each_form_parses_into_the_condition_that_declares_it(
+    when: dict[str, Any], expected: c.Condition
+) -> None:
+    segment = parse_catalog(doc(a=seg(when), b=seg()), SOURCE).get("a")
+    assert segment is not None
+    assert segment.when == expected
+    assert type(segment.when).form == next(iter(when))
+
+
+def test_every_condition_class_is_registered_under_its_form() -> None:
+    def concrete(cls: type[c.Condition]) -> set[type[c.Condition]]:
+        below = set().union(*(concrete(sub) for sub in cls.__subclasses__()))
+        return below | ({cls} if "form" in vars(cls) else set())
+
+    assert {cls.form: cls for cls in concrete(c.Condition)} == c.FORMS
+    assert ", ".join(c.FORMS) == FORMS
+
+
+def test_a_catalog_of_every_form_keeps_its_digest() -> None:
+    # Pinned: customers' states store the digest, and a new one re-evaluates every customer.
+    every = {f"s{i}": seg(param.values[0]) for i, param in enumerate(PARSED)}
+    assert parse_catalog(doc(b=seg(), **every), SOURCE).digest == "00076bc88a3f"
 
 
 # -- structure --------------------------------------------------------------------------------

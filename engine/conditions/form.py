@@ -1,0 +1,114 @@
+"""Reading a condition's YAML form: where a value sits in the file, and readers that turn a bad
+value into one CatalogError sentence."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from engine.state import HORIZON_DAYS
+from segstream.errors import CatalogError
+
+#: A value as the YAML parser gave it: a mapping, a list, a string, a number or a bool.
+Node = Any
+
+DURATION = re.compile(r"(\d+)\s*(s|m|h|d|w)\Z")
+UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+class Where:
+    """Where in the file a value sits: turns a problem into a CatalogError sentence."""
+
+    def __init__(self, source: str, segment: str | None, path: str = "") -> None:
+        self.source, self.segment, self.path = source, segment, path
+
+    def at(self, key: str | int) -> Where:
+        step = f"[{key}]" if isinstance(key, int) else (f".{key}" if self.path else key)
+        return Where(self.source, self.segment, f"{self.path}{step}")
+
+    def error(self, message: str) -> CatalogError:
+        where = f"{self.source}: "
+        if self.segment is not None:
+            where += f"segment {self.segment!r}, "
+        if self.path:
+            where += f"field {self.path!r}: "
+        elif self.segment is not None:
+            where = where.removesuffix(", ") + ": "
+        return CatalogError(f"{where}{message}.")
+
+
+def mapping(
+    node: Node, where: Where, allowed: set[str], required: Iterable[str] = ()
+) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        raise where.error("expected a mapping")
+    unknown = sorted(set(map(str, node)) - allowed)
+    if unknown:
+        raise where.at(unknown[0]).error(
+            f"unknown key (expected one of {', '.join(sorted(allowed))})"
+        )
+    for key in required:
+        if key not in node:
+            raise where.at(key).error("missing")
+    return node
+
+
+def number(node: Node, where: Where, minimum: float = 0) -> float:
+    if isinstance(node, bool) or not isinstance(node, int | float) or node < minimum:
+        raise where.error(f"expected a number of at least {minimum:g}")
+    return float(node)
+
+
+def whole(node: Node, where: Where, minimum: int = 0) -> int:
+    if isinstance(node, bool) or not isinstance(node, int) or node < minimum:
+        raise where.error(f"expected a whole number of at least {minimum}")
+    return node
+
+
+def text(node: Node, where: Where) -> str:
+    if not isinstance(node, str) or not node:
+        raise where.error("expected a non-empty string")
+    return node
+
+
+def choice(node: Node, where: Where, options: Iterable[str]) -> str:
+    options = list(options)
+    if node not in options:
+        raise where.error(f"expected one of {', '.join(options)}")
+    return str(node)
+
+
+def duration_ms(node: Node, where: Where) -> int:
+    match = DURATION.match(str(node).strip()) if isinstance(node, str | int) else None
+    if match is None or int(match.group(1)) <= 0:
+        raise where.error("expected a duration such as 45s, 60m, 12h, 30d or 2w")
+    return int(match.group(1)) * UNIT_MS[match.group(2)]
+
+
+def window_days(node: Node, where: Where) -> int:
+    ms = duration_ms(node, where)
+    if ms % UNIT_MS["d"]:
+        raise where.error("windows count whole days: use d or w")
+    days = ms // UNIT_MS["d"]
+    if days > HORIZON_DAYS:
+        raise where.error(f"windows reach back at most {HORIZON_DAYS}d")
+    return days
+
+
+def bounds(node: dict[str, Any], where: Where, whole_numbers: bool = False) -> tuple[Any, Any]:
+    """The ``min`` and ``max`` of ``node`` (either may be None); min may not exceed max."""
+    read = whole if whole_numbers else number
+    low = read(node["min"], where.at("min")) if "min" in node else None
+    high = read(node["max"], where.at("max")) if "max" in node else None
+    if low is not None and high is not None and low > high:
+        raise where.at("min").error("min is greater than max")
+    return low, high
+
+
+def some_bound(node: dict[str, Any], where: Where, whole_numbers: bool = False) -> tuple[Any, Any]:
+    """Like ``bounds``, but at least one of them must be given."""
+    low, high = bounds(node, where, whole_numbers)
+    if low is None and high is None:
+        raise where.error("give min, max or both")
+    return low, high

@@ -1,0 +1,152 @@
+"""Conditions on the customer's profile: trait, age, known_profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from config import names
+from engine.conditions.base import Condition, Reader
+from engine.conditions.form import Node, Where, bounds, mapping, some_bound, text
+from engine.state import CustomerState
+from streams.events import TRAITS
+
+PROFILE = frozenset({names.PROFILE_UPDATES})
+TRAIT_KEYS = {"name", "equals", "in", "contains", "min", "max", "exists"}
+
+
+@dataclass(frozen=True)
+class Trait(Condition):
+    """A profile trait: equals a value, is one of a set, contains an item, lies in a range, or
+    merely exists (``exists: false`` holds when the trait is absent)."""
+
+    form = "trait"
+
+    name: str
+    equals: Any = None
+    one_of: frozenset[Any] | None = None
+    contains: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exists: bool | None = None
+
+    @classmethod
+    def parse(cls, body: Node, where: Where, reader: Reader) -> Condition:
+        node = mapping(body, where, TRAIT_KEYS, required=["name"])
+        tests = [key for key in ("equals", "in", "contains", "exists") if key in node]
+        if len(tests) + bool({"min", "max"} & set(node)) != 1:
+            raise where.error("give exactly one of equals, in, contains, exists, or min/max")
+        one_of = None
+        if "in" in node:
+            values = node["in"]
+            if not isinstance(values, list) or not values:
+                raise where.at("in").error("expected a non-empty list")
+            if not all(isinstance(v, str | int | float | bool) for v in values):
+                raise where.at("in").error("expected a list of strings or numbers")
+            one_of = frozenset(_fold_case(v) for v in values)
+        if "exists" in node and not isinstance(node["exists"], bool):
+            raise where.at("exists").error("expected true or false")
+        low, high = bounds(node, where)
+        name = text(node["name"], where.at("name"))
+        if name not in TRAITS:
+            raise where.at("name").error(
+                f"unknown trait {name!r} (the event contract keeps {', '.join(sorted(TRAITS))})"
+            )
+        contains = text(node["contains"], where.at("contains")) if "contains" in node else None
+        return cls(
+            name=name,
+            equals=node.get("equals"),
+            one_of=one_of,
+            contains=None if contains is None else contains.casefold(),
+            minimum=low,
+            maximum=high,
+            exists=node.get("exists"),
+        )
+
+    def holds(self, state: CustomerState, now: int) -> bool:
+        value = state.traits.get(self.name)
+        if self.exists is not None:
+            return (value is not None) == self.exists
+        if value is None:
+            return False
+        if self.equals is not None:
+            return bool(_fold_case(value) == _fold_case(self.equals))
+        if self.one_of is not None:
+            if isinstance(value, list):  # a list trait (interests): any of its items
+                return any(_fold_case(item) in self.one_of for item in value)
+            return _fold_case(value) in self.one_of
+        if self.contains is not None:
+            return isinstance(value, list) and self.contains in value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        low = self.minimum if self.minimum is not None else float("-inf")
+        high = self.maximum if self.maximum is not None else float("inf")
+        return low <= value <= high
+
+    def topics(self) -> frozenset[str]:
+        return PROFILE
+
+
+def _fold_case(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class KnownProfile(Condition):
+    """A profile update has arrived for the customer."""
+
+    form = "known_profile"
+
+    @classmethod
+    def parse(cls, body: Node, where: Where, reader: Reader) -> Condition:
+        if body is not True:
+            raise where.error("expected true (use not: for the opposite)")
+        return cls()
+
+    def holds(self, state: CustomerState, now: int) -> bool:
+        return state.profile_known
+
+    def topics(self) -> frozenset[str]:
+        return PROFILE
+
+
+def _year(ts: int) -> int:
+    return datetime.fromtimestamp(ts / 1000, tz=UTC).year
+
+
+def _new_year_after(ts: int) -> int:
+    return int(datetime(_year(ts) + 1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Age(Condition):
+    """Age in whole years from the birth year, as of the current calendar year (UTC)."""
+
+    form = "age"
+
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @classmethod
+    def parse(cls, body: Node, where: Where, reader: Reader) -> Condition:
+        node = mapping(body, where, {"min", "max"})
+        return cls(*some_bound(node, where, whole_numbers=True))
+
+    def holds(self, state: CustomerState, now: int) -> bool:
+        birth_year = state.traits.get("birth_year")
+        if birth_year is None:
+            return False
+        age = _year(now) - birth_year
+        return (self.minimum is None or age >= self.minimum) and (
+            self.maximum is None or age <= self.maximum
+        )
+
+    def deadline(self, state: CustomerState, now: int) -> int | None:
+        return _new_year_after(now) if "birth_year" in state.traits else None
+
+    def topics(self) -> frozenset[str]:
+        return PROFILE
+
+    def timed(self) -> bool:
+        return True
