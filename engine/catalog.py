@@ -1,4 +1,5 @@
-"""Segment definitions: the YAML catalog, parsed and checked into ready-to-evaluate segments.
+"""Segment definitions: the YAML catalog loaded, its segments checked and put in dependency
+order (each condition parses its own form: ``engine.conditions``).
 
 Every mistake in a catalog file is reported as one sentence naming the file, the segment and the
 field, before a worker consumes anything.
