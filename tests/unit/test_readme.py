@@ -1,4 +1,5 @@
-"""The README stays true: its settings table and its test command match the code."""
+"""The README stays true and short: its settings table, its commands and its metrics match the
+code, and the lab notebook lives in docs/."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import re
 from pathlib import Path
 
 from config.settings import Settings, env_name
+from serving import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
+MOST_BYTES = 30_000
 
 
 def test_settings_table_lists_exactly_the_settings() -> None:
@@ -30,3 +34,22 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert commands == ["./dev demo", "./dev test"]
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert "./dev test" in ci_lines
+
+
+def exported_names() -> list[str]:
+    """Every metric a worker serves, as Prometheus shows it (counters with ``_total``)."""
+    return [
+        f"{family.name}_total" if family.type == "counter" else family.name
+        for family in metrics.registry.collect()
+    ]
+
+
+def test_readme_and_operations_name_every_metric() -> None:
+    for name in exported_names():
+        assert f"`{name}`" in README, name
+        assert f"`{name}`" in OPERATIONS, name
+
+
+def test_readme_stays_short() -> None:
+    size = len(README.encode())
+    assert size <= MOST_BYTES, f"README.md is {size} bytes; move details to docs/"
