@@ -49,6 +49,8 @@ class CatchUp:
     held: dict[int, set[str]] = field(default_factory=dict)
     pending: dict[int, set[str]] = field(default_factory=dict)
     full: set[int] = field(default_factory=set)  # partitions under a full check
+    # Customers Redis held a newer change of than the table: the table's version then.
+    stale_at: dict[str, int] = field(default_factory=dict)
     checked: int = 0
     total: int = 0
     repaired: int = 0
@@ -73,6 +75,20 @@ class CatchUp:
         self.full &= active
         for partition in [p for p in self.held if p not in active | standby]:
             del self.held[partition]
+
+    def still_stale(self, states: list[CustomerState]) -> set[str]:
+        """Customers found stale before whose table state has not moved since: the newer change
+        Redis holds is not in the table's history (an erased customer's earlier life), so the
+        table's state is written over it."""
+        return {s.customer_id for s in states if self.stale_at.get(s.customer_id) == s.version}
+
+    def found_stale(self, states: list[CustomerState], stale: list[str]) -> None:
+        found = set(stale)
+        for state in states:
+            if state.customer_id in found:
+                self.stale_at[state.customer_id] = state.version
+            else:
+                self.stale_at.pop(state.customer_id, None)
 
     def start_full(self, partitions: set[int], customers_of: Callable[[int], set[str]]) -> None:
         for partition in partitions - self.full:
@@ -106,7 +122,10 @@ def rebalancing() -> bool:
     """Partitions are not settled: not assigned yet, restoring, or being given up."""
     recovered = cast(TableManager, app.tables).recovery.completed.is_set()
     return (
-        not recovered or app.in_recovery or cast(TunedConsumer, app.consumer).giving_up_partitions
+        not recovered
+        or app.rebalancing  # from the revoke listener until the tables are recovered again
+        or app.in_recovery
+        or cast(TunedConsumer, app.consumer).giving_up_partitions
     )
 
 
@@ -154,28 +173,31 @@ async def check(partition: int) -> bool:
     read (applied meanwhile) stay pending for the next run, which reads the table again."""
     pending = catch_up.pending[partition]
     stale: set[str] = set()
-    while pending:
-        if rebalancing() or partition not in table_partitions()[0]:
-            pending |= stale
-            return False
-        chunk = list(itertools.islice(pending, CHUNK))
-        result = await store.sync(stored_states(partition, chunk))
-        pending.difference_update(chunk)  # only now: a Redis error leaves the chunk pending
-        stale.update(result.stale)
-        catch_up.checked += len(chunk)
-        catch_up.repaired += result.repaired
-        metrics.store_customers_checked.inc(len(chunk))
-        metrics.store_customers_repaired.inc(result.repaired)
-        if catch_up.checked % LOG_EVERY < len(chunk):
-            log.info(
-                "Serving store catch-up: %d of %d customers checked, %d repaired",
-                catch_up.checked,
-                catch_up.total,
-                catch_up.repaired,
-            )
-        await asyncio.sleep(0)
-    if stale:
-        pending |= stale
+    try:
+        while pending:
+            if rebalancing() or partition not in table_partitions()[0]:
+                return False
+            chunk = list(itertools.islice(pending, CHUNK))
+            states = stored_states(partition, chunk)
+            result = await store.sync(states, force=catch_up.still_stale(states))
+            pending.difference_update(chunk)  # only now: a Redis error leaves the chunk pending
+            stale.update(result.stale)
+            catch_up.found_stale(states, result.stale)
+            catch_up.checked += len(chunk)
+            catch_up.repaired += result.repaired
+            metrics.store_customers_checked.inc(len(chunk))
+            metrics.store_customers_repaired.inc(result.repaired)
+            if catch_up.checked % LOG_EVERY < len(chunk):
+                log.info(
+                    "Serving store catch-up: %d of %d customers checked, %d repaired",
+                    catch_up.checked,
+                    catch_up.total,
+                    catch_up.repaired,
+                )
+            await asyncio.sleep(0)
+    finally:
+        pending |= stale  # stale customers, and a Redis error's: read again at the next run
+    if pending:
         return False
     del catch_up.pending[partition]
     return True

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
@@ -194,7 +193,14 @@ def _death_signal() -> Callable[[], None] | None:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
-    return partial(prctl, PR_SET_PDEATHSIG, signal.SIGTERM)
+    demo = os.getpid()
+
+    def ask() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != demo:  # the demo died before the request: nobody would stop us
+            os._exit(1)
+
+    return ask
 
 
 async def follow_into(

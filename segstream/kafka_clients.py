@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 
 from config import Settings
+from segstream.errors import StackError
 from segstream.simulator import Record
 from streams import codec
 from streams.connections import kafka_options
@@ -55,9 +56,13 @@ async def follow(
     """Every JSON value on ``topic`` (all partitions, no consumer group), as it arrives.
     ``positioned`` is set once every partition's start position is fixed: records produced
     after that are seen."""
-    await ensure_topics(settings)  # as send_records does: following first is fine too
     full_name = settings.topic(topic)
-    partitions = [TopicPartition(full_name, p) for p in await partition_ids(settings, full_name)]
+    try:
+        ids = await partition_ids(settings, full_name)
+    except StackError:  # no worker has created the topics yet: following first is fine too
+        await ensure_topics(settings)
+        ids = await partition_ids(settings, full_name)
+    partitions = [TopicPartition(full_name, p) for p in ids]
     consumer = AIOKafkaConsumer(
         **kafka_options(settings),
         group_id=None,

@@ -9,7 +9,7 @@ same way (``sync``): only over older versions, so the two kinds of write meet in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,20 +66,21 @@ end
 return applied
 """
 
-# ARGV: prefix, then 4 values per customer: customer, version, spend ('' for none), the JSON
-# array of their segments. A customer whose version Redis holds already (or a newer one) is left
-# as is; one with a newer change applied over a gap is left too, and returned as stale (the
-# caller reads the table again); otherwise their memberships become the state's.
+# ARGV: prefix, then 5 values per customer: customer, version, spend ('' for none), the JSON
+# array of their segments, and '1' to write over a newer change applied over a gap. A customer
+# whose version Redis holds already (or a newer one) is left as is; one with a newer change
+# applied over a gap is left too (unless forced), and returned as stale (the caller reads the
+# table again); otherwise their memberships become the state's.
 # Returns {repaired, {stale customers}}.
 SYNC_CUSTOMERS = """
 local prefix = ARGV[1]
 local versions, seen = prefix .. 'versions', prefix .. 'seen'
 local repaired, stale = 0, {}
-for i = 2, #ARGV, 4 do
+for i = 2, #ARGV, 5 do
   local customer, version = ARGV[i], tonumber(ARGV[i + 1])
   if version <= tonumber(redis.call('HGET', versions, customer) or '0') then
     -- in step already
-  elseif version < tonumber(redis.call('HGET', seen, customer) or '0') then
+  elseif ARGV[i + 4] ~= '1' and version < tonumber(redis.call('HGET', seen, customer) or '0') then
     table.insert(stale, customer)
   else
     local own = prefix .. 'customer:' .. customer
@@ -122,6 +123,17 @@ return marked
 """
 
 
+# ARGV: the pattern of a deployment's keys. One script, so no write lands halfway (KEYS blocks
+# Redis for the deletion: an operator's or a test's step, never the worker's).
+FLUSH_PREFIX = """
+local deleted = 0
+for _, key in ipairs(redis.call('KEYS', ARGV[1])) do
+  deleted = deleted + redis.call('DEL', key)
+end
+return deleted
+"""
+
+
 @dataclass(frozen=True)
 class SyncResult:
     repaired: int  # customers written
@@ -143,6 +155,7 @@ class RedisStore:
         self.stream_cap = settings.redis_stream_maxlen
         self.samples_kept = settings.size_samples_kept
         self._apply = client.register_script(APPLY_CHANGES)
+        self._flush = client.register_script(FLUSH_PREFIX)
         self._sync = client.register_script(SYNC_CUSTOMERS)
         self._mark_in_step = client.register_script(MARK_IN_STEP)
 
@@ -231,8 +244,10 @@ class RedisStore:
         return True
 
     async def flush(self) -> int:
-        """Delete every key of this deployment's store; return how many."""
-        return await self._delete_matching(f"{self.prefix}*")
+        """Delete every key of this deployment's store at once, as FLUSHDB would (a deletion
+        key by key under a running worker let its catch-up write between two deletions, and the
+        rest of the deletion then undid part of it); return how many."""
+        return int(await self._flush(args=[f"{self.prefix}*"]))
 
     async def _delete_matching(self, pattern: str) -> int:
         deleted = 0
@@ -243,24 +258,36 @@ class RedisStore:
     async def reset_memberships(self) -> None:
         """Forget memberships, versions, spend and in-step marks; keep the size history and
         change stream."""
-        await self._delete_matching(self.key(names.REDIS_MEMBERS, "*"))
+        # Customers' own sets first: a change applied in between then leaves its segment in the
+        # customer's set, where a later sync finds and cleans it up.
         await self._delete_matching(self.key(names.REDIS_CUSTOMER, "*"))
+        await self._delete_matching(self.key(names.REDIS_MEMBERS, "*"))
         await self.client.delete(
             self.key(names.REDIS_VERSIONS), self.key(names.REDIS_SEEN), self.key(names.REDIS_SPEND)
         )
         await self.forget_in_step()
 
-    async def sync(self, states: Iterable[CustomerState], batch: int = 500) -> SyncResult:
+    async def sync(
+        self, states: Iterable[CustomerState], batch: int = 500, force: Set[str] = frozenset()
+    ) -> SyncResult:
         """Make the store hold each customer's state where it holds an older version (or none):
         memberships, version and spend. Customers with a newer change applied are returned as
-        stale, not written."""
+        stale, not written, unless ``force`` names them (the table is the truth: a change newer
+        than it is one of an erased customer's earlier life)."""
         listed = list(states)
         repaired, stale = 0, []
         for start in range(0, len(listed), batch):
             args: list[Any] = [self.prefix]
             for state in listed[start : start + batch]:
                 segments = orjson.dumps(sorted(state.segments))
-                args += [state.customer_id, state.version, state.total_spend or "", segments]
+                forced = "1" if state.customer_id in force else "0"
+                args += [
+                    state.customer_id,
+                    state.version,
+                    state.total_spend or "",
+                    segments,
+                    forced,
+                ]
             written, behind = await self._sync(args=args)
             repaired += int(written)
             stale += [_text(customer) for customer in behind]

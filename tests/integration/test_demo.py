@@ -4,6 +4,7 @@ starts its own Kafka and Redis (on free ports), as the demo does, and must leave
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pty
@@ -103,6 +104,33 @@ def assert_nothing_left(pids: dict[str, int]) -> None:
     assert not left, f"still running after the demo ended: {left}"
 
 
+def run_to_the_end(
+    argv: list[str], cwd: Path, env: dict[str, str], out: Path, stack_dir: Path
+) -> tuple[int, dict[str, int]]:
+    """Run a demo to its own end (its exit status, and the processes it started), or kill it
+    and what it started after a deadline, so that a hung demo does not outlive the test."""
+    pids = StackPids(stack_dir)
+    seen: dict[str, int] = {}
+    with out.open("wb") as sink:
+        demo = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 400
+    while demo.poll() is None and time.monotonic() < deadline:
+        seen |= pids.read()
+        time.sleep(0.3)
+    if demo.poll() is None:
+        kill_all(demo, seen)
+        raise AssertionError(f"the demo did not end:\n{out.read_text(errors='replace')[-4000:]}")
+    return demo.returncode, seen
+
+
 def test_the_demo_runs_from_a_fresh_clone_with_default_settings(tmp_path: Path) -> None:
     """`./dev demo --duration` in a clone of HEAD: untracked files of the working tree do not
     help, and the virtualenv is the clone's own (it reuses the suite's packages, offline)."""
@@ -119,26 +147,12 @@ def test_the_demo_runs_from_a_fresh_clone_with_default_settings(tmp_path: Path) 
     digest = hashlib.sha256((clone / "pyproject.toml").read_bytes()).hexdigest()
     (clone / ".venv" / ".segstream-installed").write_text(digest + "\n")
 
-    pids = StackPids(clone / ".stack")
-    seen: dict[str, int] = {}
     out = tmp_path / "demo.out"
-    with out.open("wb") as sink:
-        demo = subprocess.Popen(
-            ["./dev", "demo", "--duration", "25"],
-            cwd=clone,
-            env=base_env() | port_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 400
-        while demo.poll() is None and time.monotonic() < deadline:
-            seen |= pids.read()
-            time.sleep(0.5)
-        if demo.poll() is None:
-            demo.kill()
+    status, seen = run_to_the_end(
+        ["./dev", "demo", "--duration", "25"], clone, base_env() | port_env(), out, clone / ".stack"
+    )
     text = out.read_text(errors="replace")
-    assert demo.wait() == 0, text
+    assert status == 0, text
     assert ENTER in text, text
     assert STOPPED_ALL in text, text
     assert (clone / "var" / "worker").is_dir()  # the default data directory, made with parents
@@ -161,22 +175,11 @@ def test_a_worker_that_exits_ends_the_demo_with_its_last_log_lines(tmp_path: Pat
         "    when: {count: {of: orders, within: 3h, min: 2}}\n"
     )
     env = demo_env(tmp_path, segments_file=str(bad))
-    pids = StackPids(tmp_path / "stack")
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "segstream", "demo"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen: dict[str, int] = {}
-    deadline = time.monotonic() + 300
-    while demo.poll() is None and time.monotonic() < deadline:
-        seen |= pids.read()
-        time.sleep(0.2)
-    text = demo.communicate(timeout=120)[0]
-    assert demo.returncode == 1, text
+    out = tmp_path / "demo.out"
+    argv = [sys.executable, "-m", "segstream", "demo"]
+    status, seen = run_to_the_end(argv, tmp_path, env, out, tmp_path / "stack")
+    text = out.read_text(errors="replace")
+    assert status == 1, text
     assert "The worker exited" in text, text
     # The validator's one sentence, naming the file, the segment and the field.
     assert "segments.yaml: segment 'vip', field 'when.count.within'" in text, text
@@ -197,10 +200,24 @@ def running_demo_is_stopped_by(
     def log() -> str:
         return output.read_text(errors="replace") if output.exists() else ""
 
-    wait_for(lambda: STARTED in log() and ENTER in log(), "segment changes", 300, log)
-    found = pids.read()
-    assert set(found) == {"kafka", "redis", "worker"}, found
+    try:
+        wait_for(lambda: STARTED in log() and ENTER in log(), "segment changes", 300, log)
+        found = pids.read()
+        assert set(found) == {"kafka", "redis", "worker"}, found
+    except BaseException:
+        kill_all(demo, pids.read())
+        raise
     return demo, found
+
+
+def kill_all(demo: subprocess.Popen[bytes], pids: dict[str, int]) -> None:
+    """A failed test leaves no demo, Kafka, Redis or worker running for the rest of the suite."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(demo.pid, signal.SIGKILL)
+    for pid in pids.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    demo.wait()
 
 
 def test_ctrl_c_with_the_output_piped_stops_everything(tmp_path: Path) -> None:
@@ -240,6 +257,7 @@ def test_sigterm_stops_everything(tmp_path: Path) -> None:
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     demo, pids = running_demo_is_stopped_by(tmp_path, start, out)
@@ -284,7 +302,11 @@ def test_a_closed_terminal_stops_everything(tmp_path: Path) -> None:
         read_terminal()
         return out.read_text(errors="replace") if out.exists() else ""
 
-    wait_for(lambda: STARTED in log() and ENTER in log(), "segment changes", 300, log)
+    try:
+        wait_for(lambda: STARTED in log() and ENTER in log(), "segment changes", 300, log)
+    except BaseException:
+        kill_all(demo, pids.read())
+        raise
     found = pids.read()
     os.close(master)  # the terminal closes
     os.killpg(demo.pid, signal.SIGHUP)

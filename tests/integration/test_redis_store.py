@@ -226,6 +226,13 @@ GAP_CASES = [
         (2, None, ["b"], [[]]),
         id="a rebuild's reset drops the seen version",
     ),
+    pytest.param(
+        # A redelivered change of an erased customer's earlier life, over a gap: the table's
+        # state (its new life, v2) is stale once, then forced, since the table has not moved.
+        [("apply", 11, "a", "enter", False), ("sync", 2, {"b"}), ("force", 2, {"b"})],
+        (2, None, ["b"], [["c1"], []]),
+        id="a state found stale twice at one version is written over the old life's change",
+    ),
 ]
 
 
@@ -253,10 +260,11 @@ async def test_a_state_is_never_written_over_a_newer_change(
                         }
                     ]
                 )
-            elif kind == "sync":
+            elif kind in ("sync", "force"):
                 version, segments = args
-                result = await store.sync([CustomerState("c1", version=version, segments=segments)])
-                stale.append(result.stale)
+                state = CustomerState("c1", version=version, segments=segments)
+                force = {"c1"} if kind == "force" else set()
+                stale.append((await store.sync([state], force=force)).stale)
             elif kind == "erase":
                 await store.set_spend({"c1": None})
             else:
