@@ -17,8 +17,8 @@ from agents.timers import deadlines, on_customer_changelog, resync
 from config import names
 from engine.changes import Outcome
 from engine.erasures import ERASED, RecentErasures
-from engine.evaluate import advance, apply_event, erase
 from engine.state import CustomerState
+from engine.step import Step, StepResult
 from segstream.app import app, catalog, settings
 from segstream.errors import InvalidEvent
 from segstream.tuning import publisher
@@ -30,6 +30,7 @@ from streams.timestamps import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
+step = Step(catalog)
 erasures = RecentErasures()
 outbox = Outbox()
 transitions = metrics.labelled(metrics.transitions)
@@ -87,14 +88,14 @@ def outputs(outcome: Outcome, late: dict[str, Any] | None) -> list[tuple[str, di
 
 def load(customer_id: str) -> CustomerState | None:
     stored = customers.get(customer_id)
-    return CustomerState.from_dict(codec.loads(stored)) if stored else None
+    return step.restore(stored) if stored else None
 
 
 async def settle(
     source: str,
     message: Message,
     state: CustomerState,
-    outcome: Outcome,
+    result: StepResult,
     since: float,
     late: dict[str, Any] | None = None,
 ) -> None:
@@ -106,20 +107,21 @@ async def settle(
     topics publish through (its transaction manager). Under at-least-once the state is stored
     with its outputs in its outbox, and they follow the state's delivery (``agents.outbox``)."""
     customer_id, partition = state.customer_id, message.partition
+    outcome = result.outcome
     state.mark_applied(source, message.offset)
     records = outputs(outcome, late)
     if app.in_transaction:
         for topic, record in records:
             await _send(topic, customer_id.encode(), codec.dumps(record))
-        customers[customer_id] = codec.dumps_kept(state.to_dict())
+        customers[customer_id] = step.snapshot(state)
     else:
         new = entries(source, message.offset, records)
         state.outbox = outbox.carried(customer_id, partition, state.outbox) + new
-        customers[customer_id] = codec.dumps_kept(state.to_dict())
+        customers[customer_id] = step.snapshot(state)
         outbox.send_after(customer_id, partition, new, stored_record())
     if outcome.changes:
         change_latency(outcome.changes[-1].cause).observe(max(time.time() - since, 0.0))
-    deadlines.set(partition, customer_id, state.next_deadline)
+    deadlines.set(partition, customer_id, result.next_deadline)
     catch_up.stored(partition, customer_id)
     resync.done(customer_id)
 
@@ -158,11 +160,11 @@ async def on_tick(message: Message, raw: bytes) -> None:
         if state.has_applied(names.CUSTOMER_TICKS, message.offset):
             skip_applied(message, state)
             continue
-        outcome = advance(state, due, catalog, catalog_at=wall_clock_ms())
+        result = step.on_time(state, due, catalog_at=wall_clock_ms())
         # A customer due at 0 is one to re-evaluate against changed definitions: the tick that
         # says so is the cause.
         since = due / 1000 if due else message.timestamp
-        await settle(names.CUSTOMER_TICKS, message, state, outcome, since)
+        await settle(names.CUSTOMER_TICKS, message, state, result, since)
 
 
 async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> None:
@@ -178,15 +180,15 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
     if isinstance(decoded, Erasure):
         erasures.add(customer_id, decoded.ts)
         if state is not None:
-            await erase_state(state, erase(state, decoded))
+            await erase_state(state, step.on_erasure(state, decoded).outcome)
         deadlines.set(partition, customer_id, None)
         pending_spend[customer_id] = None
         log.info("Erased a customer's state (partition %d)", partition)
         return
     state = state or CustomerState(customer_id)
-    outcome = apply_event(state, decoded, topic, catalog, catalog_at=now)
+    result = step.on_event(state, decoded, topic, catalog_at=now)
     late = None
-    if outcome.late is not None:
+    if result.outcome.late is not None:
         events_late(topic).inc()
         late = late_record(
             topic=topic,
@@ -195,12 +197,12 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
             customer_id=customer_id,
             event_id=decoded.event_id,
             ts=decoded.ts,
-            reason=outcome.late,
+            reason=result.outcome.late,
             at=wall_clock_ms(),
         )
     if topic == names.PURCHASES:
         pending_spend[customer_id] = state.total_spend
-    await settle(topic, message, state, outcome, since, late)
+    await settle(topic, message, state, result, since, late)
 
 
 async def erase_state(state: CustomerState, outcome: Outcome) -> None:

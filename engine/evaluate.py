@@ -6,7 +6,8 @@ transitions it causes:
 - ``erase``: a right-to-be-forgotten request.
 
 A step first fires whatever fell due before it, so the result does not depend on when a timer
-happens to run: the live worker and offline replay publish the same changes.
+happens to run: the live worker and offline replay publish the same changes. Callers outside
+the engine run them through ``engine.step.Step``, the one customer step.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ import tracemalloc
 from dataclasses import dataclass
 
 from engine.catalog import Catalog
-from engine.evaluate import apply_event
 from engine.state import CustomerState
+from engine.step import Step
 from segstream.simulator import SyntheticShop
 from streams import codec
 from streams.events import Erasure, decode
@@ -31,6 +31,7 @@ def measure(catalog: Catalog, customers: int, events_per_customer: int, seed: in
         seed=seed,
         step_ms=90 * 86_400_000 // max(customers * events_per_customer, 1) + 1,
     )
+    step = Step(catalog)
     states: dict[str, CustomerState] = {}
     events = 0
     for record in shop.events(customers * events_per_customer):
@@ -38,14 +39,12 @@ def measure(catalog: Catalog, customers: int, events_per_customer: int, seed: in
         assert not isinstance(event, Erasure)
         state = states.get(record.key) or CustomerState(record.key)
         states[record.key] = state
-        apply_event(state, event, record.topic, catalog)
+        step.on_event(state, event, record.topic)
         events += 1
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    table = {
-        customer_id: codec.dumps_kept(state.to_dict()) for customer_id, state in states.items()
-    }
+    table = {customer_id: step.snapshot(state) for customer_id, state in states.items()}
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     changelog = sum(len(value) for value in table.values())

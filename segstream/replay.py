@@ -1,6 +1,6 @@
-"""Offline replay: an event history through the same pure engine, with a simulated clock that
-follows the events' own times. Marketers try a definition on last month's events; the tests use
-it as the expected answer for what the live worker publishes.
+"""Offline replay: an event history through the live worker's customer step (``engine.step``),
+with a simulated clock that follows the events' own times. Marketers try a definition on last
+month's events; the tests use it as the expected answer for what the live worker publishes.
 
 Input: JSON lines, one record each: {"topic": "purchases", "key": "c1", "value": {...}}.
 """
@@ -15,11 +15,11 @@ import orjson
 
 from config import names
 from engine.catalog import Catalog
-from engine.changes import Outcome, SegmentChange, Trigger
+from engine.changes import SegmentChange, Trigger
 from engine.deadlines import DeadlineIndex
 from engine.erasures import ERASED, RecentErasures
-from engine.evaluate import advance, apply_event, erase
 from engine.state import CustomerState
+from engine.step import Step, StepResult
 from segstream.errors import InvalidEvent
 from streams.events import Erasure, decode
 
@@ -106,14 +106,17 @@ class Replay:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.step = Step(catalog)
         self.result = ReplayResult()
         self.deadlines = DeadlineIndex()
         self.clock = 0
         self.erasures = RecentErasures()
 
-    def _publish(self, outcome: Outcome) -> None:
-        self.result.changes += outcome.changes
-        self.result.triggers += outcome.triggers
+    def _publish(self, customer_id: str, stepped: StepResult) -> None:
+        """Record what a step published and schedule the customer's next deadline."""
+        self.result.changes += stepped.outcome.changes
+        self.result.triggers += stepped.outcome.triggers
+        self.deadlines.set(0, customer_id, stepped.next_deadline)
 
     def run_until(self, now: int) -> None:
         """Fire every deadline at or before ``now``, in time order."""
@@ -123,8 +126,7 @@ class Replay:
                 break
             for _, customer_id, at in due:
                 state = self.result.states[customer_id]
-                self._publish(advance(state, at, self.catalog))
-                self.deadlines.set(0, customer_id, state.next_deadline)
+                self._publish(customer_id, self.step.on_time(state, at))
         self.clock = max(self.clock, now)
 
     def feed(self, number: int, topic: str, key: bytes | None, raw: bytes) -> None:
@@ -146,16 +148,16 @@ class Replay:
             self.erasures.add(event.customer_id, event.ts)
             state = states.pop(event.customer_id, None)
             if state is not None:
-                self._publish(erase(state, event))
+                self._publish(event.customer_id, self.step.on_erasure(state, event))
             self.deadlines.set(0, event.customer_id, None)
             return
         state = states.get(event.customer_id) or CustomerState(event.customer_id)
         states[event.customer_id] = state
-        outcome = apply_event(state, event, topic, self.catalog)
-        if outcome.late is not None:
-            self.result.late.append(Late(number, event.customer_id, event.event_id, outcome.late))
-        self._publish(outcome)
-        self.deadlines.set(0, event.customer_id, state.next_deadline)
+        stepped = self.step.on_event(state, event, topic)
+        late = stepped.outcome.late
+        if late is not None:
+            self.result.late.append(Late(number, event.customer_id, event.event_id, late))
+        self._publish(event.customer_id, stepped)
 
 
 def replay(

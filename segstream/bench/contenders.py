@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from config import Settings, load_settings, names
 from engine.catalog import catalog_for
-from engine.evaluate import apply_event
 from engine.state import CustomerState
+from engine.step import Step
 from segstream.stack.process import resident_kb
 from segstream.tuning import TunedApp, faust_options
 from streams import codec
@@ -201,7 +201,7 @@ def naive_app(settings: Settings, group: str, web_port: int, expected: int) -> f
     """What a Faust user writes from the documentation: typed records, a table of dicts, one
     agent per topic, each event read, evaluated, written back and its changes sent."""
     app = faust_app(settings, group, web_port)
-    catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
+    step = Step(catalog_for(settings.segments_file, settings.cart_quiet_minutes))
     table = app.Table("customers", default=dict, partitions=settings.partitions)
     changes = app.topic(settings.topic("bench-naive-changes"), value_serializer="json")
     finish = Finish(expected)
@@ -217,7 +217,7 @@ def naive_app(settings: Settings, group: str, web_port: int, expected: int) -> f
                 state = (
                     CustomerState.from_dict(stored) if stored else CustomerState(event.customer_id)
                 )
-                outcome = apply_event(state, decoded, topic, catalog)
+                outcome = step.on_event(state, decoded, topic).outcome
                 table[event.customer_id] = state.to_dict()
                 for change in outcome.changes:
                     await changes.send(key=event.customer_id, value=change.to_dict())

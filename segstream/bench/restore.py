@@ -17,8 +17,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from config import Settings, names
 from engine.catalog import Catalog
-from engine.evaluate import apply_event
 from engine.state import CustomerState
+from engine.step import Step
 from segstream.bench.processes import Contender, WorkerMetrics
 from segstream.errors import SegstreamError
 from streams import codec
@@ -44,6 +44,7 @@ class Restore:
 def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[dict[str, Any]]:
     """Every customer's stored state after the workload (what the worker's table holds), from
     its records as (topic, key, value bytes)."""
+    step = Step(catalog)
     states: dict[str, CustomerState] = {}
     for topic, key, raw in records:
         event = decode(topic, key, raw)
@@ -51,7 +52,7 @@ def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[
         state = states.get(event.customer_id)
         if state is None:
             state = states[event.customer_id] = CustomerState(event.customer_id)
-        apply_event(state, event, topic, catalog)
+        step.on_event(state, event, topic)
     return [state.to_dict() for state in states.values()]
 
 

@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = (
     "engine.evaluate",
+    "engine.step",
     "engine.state",
     "engine.catalog",
     "engine.conditions",

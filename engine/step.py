@@ -1,0 +1,77 @@
+"""One customer step, the only one: the live worker, replay, the benchmarks and the footprint
+all run a customer through ``Step``, so replay is the live worker's code by construction.
+
+Shaped like bytewax's ``StatefulLogic``. For one customer, in this order:
+
+1. the state comes from ``restore`` (a stored snapshot) or is new (``CustomerState(id)``);
+2. each of the customer's records goes to ``on_event``, in the order they arrive; whenever the
+   clock reaches ``notify_at`` (the ``next_deadline`` the last call returned), ``on_time``.
+   Each call first fires every deadline due before it, so when a timer runs changes nothing;
+3. after each call the caller publishes the outcome's changes and triggers, in order, stores
+   ``snapshot(state)`` and schedules ``on_time`` at the returned ``next_deadline`` (None: no
+   timer);
+4. ``on_erasure`` is the customer's last call: every segment exits, and the caller deletes
+   the state.
+
+``catalog_at`` is when the caller applied the definitions (the live worker: its wall clock);
+a customer evaluated against other definitions is re-evaluated first, and those changes are
+stamped with it (default: the customer's own clock, which is all replay ever needs).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from engine.catalog import Catalog
+from engine.changes import Outcome
+from engine.evaluate import advance, apply_event, erase
+from engine.state import CustomerState
+from streams import codec
+from streams.events import Erasure, Event
+
+
+class StepResult(NamedTuple):
+    """What one call publishes, and when to call ``on_time`` next (None: nothing is due)."""
+
+    outcome: Outcome
+    next_deadline: int | None
+
+
+class Step:
+    """A catalog's customer step; holds no customer state of its own."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def on_event(
+        self, state: CustomerState, event: Event, topic: str, *, catalog_at: int | None = None
+    ) -> StepResult:
+        """Fold ``event`` (read from ``topic``) into ``state``: bytewax's ``on_item``."""
+        outcome = apply_event(state, event, topic, self.catalog, catalog_at=catalog_at)
+        return StepResult(outcome, state.next_deadline)
+
+    def on_time(
+        self, state: CustomerState, now: int, *, catalog_at: int | None = None
+    ) -> StepResult:
+        """Fire every deadline at or before ``now``: bytewax's ``on_notify``."""
+        outcome = advance(state, now, self.catalog, catalog_at=catalog_at)
+        return StepResult(outcome, state.next_deadline)
+
+    def on_erasure(self, state: CustomerState, request: Erasure) -> StepResult:
+        """Exit every segment; nothing is due after it (the caller deletes the state)."""
+        return StepResult(erase(state, request), None)
+
+    @staticmethod
+    def notify_at(state: CustomerState) -> int | None:
+        """When the passage of time alone may next change a segment."""
+        return state.next_deadline
+
+    @staticmethod
+    def snapshot(state: CustomerState) -> bytes:
+        """The stored form (the table's value and its changelog record)."""
+        return codec.dumps_kept(state.to_dict())
+
+    @staticmethod
+    def restore(snapshot: bytes) -> CustomerState:
+        """The state a ``snapshot`` holds."""
+        return CustomerState.from_dict(codec.loads(snapshot))
