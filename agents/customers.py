@@ -10,6 +10,7 @@ from typing import Any, cast
 import faust
 from faust.types import TP, Message
 
+from agents.internal_errors import POLICIES, InternalError, report
 from agents.outbox import Outbox, buffer, entries
 from agents.projection import pending_spend
 from agents.store_sync import catch_up
@@ -20,7 +21,7 @@ from engine.erasures import ERASED, RecentErasures
 from engine.state import CustomerState
 from engine.step import Step, StepResult
 from segstream.app import app, catalog, settings
-from segstream.errors import InvalidEvent
+from segstream.errors import InternalFailure, InvalidEvent
 from segstream.tuning import publisher
 from serving import metrics
 from streams import codec, topics
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 step = Step(catalog)
 erasures = RecentErasures()
+on_internal_error = POLICIES[settings.on_internal_error]
 outbox = Outbox()
 transitions = metrics.labelled(metrics.transitions)
 triggered = metrics.labelled(metrics.triggers)
@@ -226,6 +228,7 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
         offsets[message.tp] = message.offset
         if topic != names.CUSTOMER_TICKS:
             events_in(topic).inc()
+        fatal = None
         try:
             if topic == names.CUSTOMER_TICKS:
                 await on_tick(message, event.value)
@@ -235,10 +238,23 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
         except InvalidEvent as exc:
             events_dead_lettered(topic).inc()
             dead_letter(event, topic, exc.reason)
-        except Exception as exc:  # a bug must not stop the worker or the events around it
-            log.exception("Failed on %s[%d]@%d", message.topic, message.partition, message.offset)
-            events_dead_lettered(topic).inc()
-            dead_letter(event, topic, f"internal error: {type(exc).__name__}")
+        except Exception as exc:  # a bug: the policy says whether the events around it go on
+            failure = InternalError(topic, message.partition, message.offset, exc)
+            report(failure)
+            if on_internal_error(failure):
+                events_dead_lettered(topic).inc()
+                dead_letter(event, topic, failure.reason)
+            else:
+                fatal = failure
+        if fatal is not None:  # outside the except block: the stop logs no traceback of it
+            await stop_unacknowledged(fatal)
+
+
+async def stop_unacknowledged(failure: InternalError) -> None:
+    """Stop the worker (it exits non-zero) while holding the current record unacknowledged:
+    the next worker to read the partition processes it again."""
+    await app.crash(InternalFailure(failure.stopped()))
+    await asyncio.Event().wait()  # cancelled as the worker stops
 
 
 @app.timer(interval=5.0)

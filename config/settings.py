@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(
         500 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest accepted HTTP batch (bytes)"
     )
+    on_internal_error: Literal["dead_letter", "stop"] = Field(
+        "dead_letter",
+        description="A bug on a record: dead-letter it and go on, or stop the worker",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Worker log level"
     )

@@ -17,6 +17,10 @@ class InvalidEvent(SegstreamError):
         self.reason = reason
 
 
+class InternalFailure(SegstreamError):
+    """A bug on a record stopped the worker (SEGSTREAM_ON_INTERNAL_ERROR=stop)."""
+
+
 class StackError(SegstreamError):
     """The local Kafka or Redis could not be installed, started or reached."""
 

@@ -35,6 +35,12 @@ events_dead_lettered = Counter(
     ["topic"],
     registry=registry,
 )
+internal_errors = Counter(
+    "segstream_internal_errors",
+    "Records that failed on a bug, not bad input (also dead-lettered unless the worker stops)",
+    ["topic", "error"],
+    registry=registry,
+)
 events_late = Counter(
     "segstream_events_late",
     "Applied input records part of which came too late to count (see late-events), per topic",

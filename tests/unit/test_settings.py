@@ -75,6 +75,7 @@ READ_FROM_ENVIRONMENT = [
     ("web_host", "127.0.0.2", "127.0.0.2"),
     ("web_port", "8080", 8080),
     ("log_level", "debug", "debug"),
+    ("on_internal_error", "stop", "stop"),
     ("stack_dir", "/opt/stack", Path("/opt/stack")),
     ("segments_file", "/etc/segstream/segments.yaml", "/etc/segstream/segments.yaml"),
     ("cart_quiet_minutes", "15", 15),

@@ -1,0 +1,131 @@
+"""A bug is not bad input: a real worker whose customer step fails for one customer (the fault is
+injected by the test, not by segstream) counts it apart, logs its traceback without the
+exception's message, and by default dead-letters the record and goes on; with
+SEGSTREAM_ON_INTERNAL_ERROR=stop it stops instead, and a fixed worker applies the record."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from config import names
+from segstream.bench.processes import WorkerMetrics
+from streams import codec
+from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.kafka_io import event, produce, read
+from tests.integration.test_first_path import buyers_catalog, purchase
+
+pytestmark = pytest.mark.integration
+
+SECRET = "ana@shop.example"  # in the failing exception's message: it must not reach the log
+# Runs the real worker with Step.on_event failing for customer "bug" (a stand-in for a bug).
+FAULTY_WORKER = f"""
+import engine.step
+real = engine.step.Step.on_event
+def on_event(self, state, event, *args, **kwargs):
+    if state.customer_id == "bug":
+        raise RuntimeError("failed for {SECRET}")
+    return real(self, state, event, *args, **kwargs)
+engine.step.Step.on_event = on_event
+from segstream.cli import main
+main(["worker"])
+"""
+
+
+def start(deployment: Deployment, faulty: bool, log: Path) -> WorkerProcess:
+    argv = [sys.executable, "-c", FAULTY_WORKER] if faulty else [sys.executable, "-m", "segstream"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv if faulty else [*argv, "worker"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=deployment.env,
+        )
+    return WorkerProcess(process, log)
+
+
+async def until(check: Callable[[], object], what: str, worker: WorkerProcess) -> None:
+    for _ in range(600):
+        if await check():  # type: ignore[misc]
+            return
+        if worker.process.poll() is not None:
+            break
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} did not happen:\n{worker.log_tail()}")
+
+
+def records() -> list[tuple[str, bytes, bytes]]:
+    return [
+        event(names.PURCHASES, purchase("before", 1)),
+        event(names.PURCHASES, purchase("bug", 1)),
+        event(names.PURCHASES, purchase("after", 1)),
+    ]
+
+
+async def test_a_bug_is_dead_lettered_counted_apart_and_the_events_around_it_go_on(
+    deployment_factory: Callable[..., Deployment], tmp_path: Path
+) -> None:
+    deployment = deployment_factory(segments_file=buyers_catalog(tmp_path))
+    deployment.home.mkdir(parents=True, exist_ok=True)
+    worker = start(deployment, faulty=True, log=deployment.home / "worker.log")
+    metrics = WorkerMetrics(deployment.settings.web_port)
+    try:
+        await produce(deployment.settings, records())
+
+        async def all_processed() -> bool:
+            return await metrics.processed() >= 3
+
+        await until(all_processed, "three records processed", worker)
+        counted = await metrics.read()
+        samples = await metrics.samples()
+    finally:
+        await metrics.close()
+        worker.stop()
+
+    assert counted["segstream_internal_errors_total"] == 1
+    assert samples[
+        'segstream_internal_errors_total{error="RuntimeError",topic="purchases"}'
+    ] == pytest.approx(1)
+    assert counted["segstream_events_applied_total"] == 2
+    assert counted["segstream_events_dead_lettered_total"] == 1
+    changes = await read(deployment.settings, names.SEGMENT_CHANGES, 2)
+    assert sorted(c["customer_id"] for c in changes) == ["after", "before"]
+    (letter,) = await read(deployment.settings, names.DEAD_LETTERS, 1)
+    assert letter["reason"] == "internal error: RuntimeError"
+    assert codec.loads(base64.b64decode(letter["raw_base64"]))["customer_id"] == "bug"
+    log = worker.log.read_text()
+    assert "Internal error (RuntimeError) on" in log and "Traceback" not in log
+    assert "engine.step" in log or "on_event" in log  # the traceback's frames are there
+    assert SECRET not in log
+
+
+async def test_with_the_stop_policy_the_worker_stops_and_a_fixed_one_applies_the_record(
+    deployment_factory: Callable[..., Deployment], tmp_path: Path
+) -> None:
+    deployment = deployment_factory(
+        segments_file=buyers_catalog(tmp_path), on_internal_error="stop"
+    )
+    deployment.home.mkdir(parents=True, exist_ok=True)
+    log = deployment.home / "worker.log"
+    faulty = start(deployment, faulty=True, log=log)
+    await produce(deployment.settings, records())
+    try:
+        exit_code = faulty.process.wait(timeout=120)
+    finally:
+        faulty.stop()
+    assert exit_code != 0, faulty.log_tail()
+    assert not await read(deployment.settings, names.DEAD_LETTERS, 1, timeout=3)
+
+    fixed = start(deployment, faulty=False, log=log)
+    try:
+        changes = await read(deployment.settings, names.SEGMENT_CHANGES, 3)
+    finally:
+        fixed.stop()
+    assert "bug" in {c["customer_id"] for c in changes}, fixed.log_tail()
+    assert SECRET not in log.read_text()
