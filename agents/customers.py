@@ -13,18 +13,19 @@ from faust.types import TP, Message
 from agents.internal_errors import POLICIES, InternalError, report
 from agents.outbox import Outbox, buffer, entries
 from agents.projection import pending_spend
-from agents.store_sync import catch_up
-from agents.timers import deadlines, on_customer_changelog, resync
+from agents.timers import deadlines, resync
 from config import names
+from config.errors import InternalFailure, InvalidEvent
 from engine.changes import Outcome
 from engine.erasures import ERASED, RecentErasures
 from engine.state import CustomerState
 from engine.step import Step, StepResult
-from segstream.app import app, catalog, settings
-from segstream.errors import InternalFailure, InvalidEvent
-from segstream.tuning import publisher
+from segstream.app import app, catalog, settings, topics
+from segstream.app.tables import customers
+from segstream.faust_patches.app import publisher
 from serving import metrics
-from streams import codec, topics
+from serving.store import catch_up
+from streams import codec
 from streams.deadletter import envelope, late_record
 from streams.events import Erasure, decode, decode_tick
 from streams.timestamps import wall_clock_ms
@@ -42,15 +43,6 @@ events_in = metrics.labelled(metrics.events_in)
 events_applied = metrics.labelled(metrics.events_applied)
 events_dead_lettered = metrics.labelled(metrics.events_dead_lettered)
 events_late = metrics.labelled(metrics.events_late)
-
-customers = app.Table(
-    names.CUSTOMERS_TABLE,
-    partitions=settings.partitions,
-    key_type=str,
-    # Values are the state's JSON bytes: a third of the memory of the decoded dict.
-    value_type=bytes,
-    on_changelog_event=on_customer_changelog,
-)
 
 
 def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:

@@ -35,10 +35,10 @@ import faust
 from faust.types import TP
 
 from config import names
-from segstream.app import app, settings
-from segstream.flushing import DrainingProducerBuffer
-from segstream.tuning import TunedConsumer
-from streams import codec, topics
+from segstream.app import app, settings, topics
+from segstream.faust_patches.app import TunedConsumer
+from segstream.faust_patches.producer_buffer import DrainingProducerBuffer
+from streams import codec
 
 log = logging.getLogger(__name__)
 

@@ -10,19 +10,17 @@ from typing import Any, cast
 import faust
 from redis.exceptions import RedisError
 
-from segstream.app import app, catalog, settings
-from segstream.tuning import TunedConsumer
+from segstream.app import app, catalog, settings, topics
+from segstream.faust_patches.app import TunedConsumer
 from serving import metrics
-from serving.redis_store import RedisStore
-from streams import codec, topics
+from serving.store import store
+from streams import codec
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 BATCH_WITHIN_S = 0.05
 MAX_BACKOFF_S = 5.0
-
-store = RedisStore.connect(settings)
 
 # Lifetime spend per customer, written to Redis every second (None: the customer was erased).
 pending_spend: dict[str, float | None] = {}

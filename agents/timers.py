@@ -17,12 +17,13 @@ from typing import Any, cast
 
 import faust
 
-from agents.store_sync import catch_up
 from config import names
 from engine.deadlines import DeadlineIndex
 from segstream.app import app, catalog, settings
-from segstream.tuning import TunedConsumer
+from segstream.app.tables import on_restored
+from segstream.faust_patches.app import TunedConsumer
 from serving import metrics
+from serving.store import catch_up
 from streams import codec
 from streams.events import TICK_BATCH
 
@@ -67,6 +68,7 @@ class CatalogResync:
 resync = CatalogResync()
 
 
+@on_restored
 async def on_customer_changelog(event: faust.EventT) -> None:
     """Called by Faust for each changelog record it restores, standby copies included: index
     the customer's deadline. A standby partition's deadlines wait in the index (the timer fires

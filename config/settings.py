@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from config import names
-from segstream.errors import ConfigError
+from config.errors import ConfigError
 
 ENV_PREFIX = "SEGSTREAM_"
 SECRET_FIELDS = frozenset({"redis_url", "api_token", "kafka_sasl_password"})

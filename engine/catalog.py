@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 
 from config import names
+from config.errors import CatalogError
 from engine import conditions
 from engine.conditions.form import Where, choice, mapping, text
 from engine.state import CustomerState
-from segstream.errors import CatalogError
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "config" / "segments.yaml"
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")

@@ -1,3 +1,3 @@
-from segstream.cli import main
+from segstream.cli.main import main
 
 main()

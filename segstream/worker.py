@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from typing import Any
 
@@ -10,9 +11,9 @@ import faust
 import uvloop
 
 from config import Settings
+from config.errors import ConfigError
 from config.settings import env_name
 from segstream.app import app, catalog, settings
-from segstream.errors import ConfigError
 from streams.layout import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,18 @@ def make_data_dir(conf: Settings) -> None:
         ) from None
 
 
+# What a worker runs: every module of agents/ and the HTTP routes.
+WORKER_MODULES = (
+    "agents.customers",
+    "agents.internal_errors",
+    "agents.outbox",
+    "agents.projection",
+    "agents.store_sync",
+    "agents.timers",
+    "serving.api",
+)
+
+
 def run_worker() -> None:
     """Blocks until the worker is stopped (SIGINT or SIGTERM shut it down cleanly)."""
     make_data_dir(settings)
@@ -68,10 +81,8 @@ def run_worker() -> None:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
-    import agents.customers
-    import agents.projection
-    import agents.timers  # noqa: F401 - registers the deadline timer
-    import serving.api  # noqa: F401 - registers the HTTP routes
+    for module in WORKER_MODULES:  # each registers its agents, timers or routes on the app
+        importlib.import_module(module)
 
     worker = SegmentWorker(app, loglevel=settings.log_level, loop=loop)
     worker.settings = settings

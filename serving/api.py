@@ -17,16 +17,16 @@ import orjson
 from faust import web
 from faust.exceptions import SameNode
 
-from agents.customers import customers
-from agents.projection import store
-from agents.store_sync import health, rebalancing
 from config import names
+from config.errors import InvalidEvent
 from engine.state import CustomerState
-from segstream.app import app, catalog, settings
-from segstream.errors import InvalidEvent
-from serving import metrics, segment_spec
+from segstream.app import app, catalog, settings, topics
+from segstream.app.partitions import rebalancing
+from segstream.app.tables import customers
+from serving import metrics
 from serving.openapi import document as openapi_document
-from streams import codec, topics
+from serving.store import health, store
+from streams import codec, segment_spec
 from streams.events import decode
 
 ACCEPTED_TOPICS = (*names.EVENT_TOPICS, names.CUSTOMER_ERASURES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from config import Settings
 from engine.state import CustomerState
-from serving.preview import TableProgress, latest_states
+from serving.changelog import TableProgress, latest_states
 from serving.redis_store import RedisStore
 from streams import codec
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from config import names
-from segstream.errors import InvalidEvent
+from config.errors import InvalidEvent
 from streams.timestamps import parse_ts
 
 MAX_TEXT = 256

@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from config import Settings, names
-from segstream.errors import StackError, TopicLayoutError
+from config.errors import StackError, TopicLayoutError
 from streams.connections import kafka_options
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-from segstream.errors import InvalidEvent
+from config.errors import InvalidEvent
 
 RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?\Z"

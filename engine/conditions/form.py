@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from config.errors import CatalogError
 from engine.state import HORIZON_DAYS
-from segstream.errors import CatalogError
 
 #: A value as the YAML parser gave it: a mapping, a list, a string, a number or a bool.
 Node = Any

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer
 
 from config import Settings, names
+from config.errors import SegstreamError
 from segstream.bench.latency import wait_assigned
 from segstream.bench.processes import Contender, WorkerMetrics
 from segstream.bench.workload import produce
-from segstream.errors import SegstreamError
-from segstream.simulator import Record
 from streams import codec
 from streams.connections import kafka_options
+from streams.records import Record
 
 MINUTE_MS = 60_000
 

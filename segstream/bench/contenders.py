@@ -3,8 +3,8 @@
 - ``raw``: plain aiokafka: consume, orjson-decode, update a dict, produce one record per event
   (sends batched per fetch). The floor.
 - ``faust_bare``: a Faust agent (Faust's defaults) that only iterates the same events.
-- ``faust_tuned``: the same agent on segstream's tuned Faust (``segstream.tuning``): what the
-  framework costs segstream before any segment logic.
+- ``faust_tuned``: the same agent on segstream's tuned Faust (``segstream.faust_patches``):
+  what the framework costs segstream before any segment logic.
 - ``naive``: the default catalog the way Faust's documentation teaches it: Record values, one
   agent per topic, a table write and an awaited send per event.
 - ``faust_restore``: Faust's own recovery (on segstream's tuned Faust) of segstream's changelog
@@ -30,8 +30,8 @@ from config import Settings, load_settings, names
 from engine.catalog import catalog_for
 from engine.state import CustomerState
 from engine.step import Step
+from segstream.faust_patches.app import TunedApp, faust_options
 from segstream.stack.process import resident_kb
-from segstream.tuning import TunedApp, faust_options
 from streams import codec
 from streams.connections import broker_credentials, kafka_options
 from streams.events import Erasure, decode

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from config import Settings, names
 from segstream.bench.processes import Contender, WorkerMetrics
-from segstream.simulator import SyntheticShop
+from segstream.offline.simulator import SyntheticShop
 from streams import codec
 from streams.connections import kafka_options
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from segstream.errors import SegstreamError
+from config.errors import SegstreamError
 from segstream.stack.process import resident_kb
 from streams import codec
 

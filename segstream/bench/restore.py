@@ -16,11 +16,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from config import Settings, names
+from config.errors import SegstreamError
 from engine.catalog import Catalog
 from engine.state import CustomerState
 from engine.step import Step
 from segstream.bench.processes import Contender, WorkerMetrics
-from segstream.errors import SegstreamError
 from streams import codec
 from streams.connections import kafka_options
 from streams.events import Erasure, decode

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from config import Settings, names
-from segstream.simulator import Record, SyntheticShop
+from segstream.offline.simulator import SyntheticShop
 from streams import codec
 from streams.connections import kafka_options
 from streams.layout import ensure_topics
+from streams.records import Record
 
 # Events are spaced this far apart in event time and end just before the run starts, so
 # 60-minute cart deadlines mostly lie ahead, as in a live shop.

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
-from segstream.errors import StackError
+from config.errors import StackError
 from segstream.stack.process import ServerProcess, require
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from segstream.errors import StackError
+from config.errors import StackError
 
 
 def require(program: str, install_hint: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings, load_settings
-from segstream.errors import StackError
+from config.errors import StackError
 from segstream.stack import LocalStack
 from segstream.stack.process import free_port
 

@@ -10,7 +10,7 @@ import orjson
 
 from config import names
 from engine.catalog import load_catalog
-from segstream.replay import replay
+from segstream.offline.replay import replay
 from tests.integration.conftest import Deployment
 from tests.integration.kafka_io import event, read
 

@@ -20,10 +20,10 @@ import pytest
 from config import names
 from engine.catalog import load_catalog
 from segstream.bench.processes import WorkerMetrics
-from segstream.replay import replay
-from segstream.simulator import SyntheticShop
+from segstream.offline.replay import replay
+from segstream.offline.simulator import SyntheticShop
 from segstream.stack import LocalKafka, LocalRedis
-from serving.preview import latest_states
+from serving.changelog import latest_states
 from serving.redis_store import RedisStore
 from streams import codec
 from tests.integration.conftest import Deployment, WorkerProcess, free_port, run_segstream

@@ -33,7 +33,7 @@ def on_event(self, state, event, *args, **kwargs):
         raise RuntimeError("failed for {SECRET}")
     return real(self, state, event, *args, **kwargs)
 engine.step.Step.on_event = on_event
-from segstream.cli import main
+from segstream.cli.main import main
 main(["worker"])
 """
 

@@ -15,7 +15,7 @@ import pytest
 from config import names
 from engine.catalog import load_catalog
 from segstream.bench.processes import WorkerMetrics
-from segstream.replay import replay
+from segstream.offline.replay import replay
 from segstream.stack import LocalRedis
 from serving.redis_store import RedisStore
 from tests.integration.conftest import Deployment, WorkerProcess, free_port

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from segstream.bench.processes import WorkerMetrics
-from segstream.simulator import SyntheticShop
+from segstream.offline.simulator import SyntheticShop
 from segstream.stack.process import resident_kb
 from streams import codec
 from streams.connections import kafka_options

@@ -14,7 +14,7 @@ import pytest
 
 from engine.state import CustomerState
 from segstream.bench.processes import WorkerMetrics
-from serving.preview import latest_states
+from serving.changelog import latest_states
 from serving.redis_store import RedisStore
 from streams import codec
 from tests.integration.conftest import Deployment, WorkerProcess, run_segstream

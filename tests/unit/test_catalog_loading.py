@@ -9,12 +9,12 @@ import orjson
 import pytest
 
 from config import names
+from config.errors import CatalogError, ConfigError
 from engine import conditions as c
 from engine.catalog import DEFAULT_CATALOG, catalog_for, load_catalog, parse_catalog
 from engine.changes import ENTER, EXIT
 from engine.evaluate import apply_event, sync_catalog
 from engine.state import CustomerState
-from segstream.errors import CatalogError, ConfigError
 from streams.events import TRAITS, decode
 from tests.unit.engine_helpers import (
     CUSTOMER,

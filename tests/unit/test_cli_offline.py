@@ -12,7 +12,7 @@ import click
 import orjson
 
 from engine.catalog import load_catalog
-from segstream.replay import PROGRESS_EVERY, replay
+from segstream.offline.replay import PROGRESS_EVERY, replay
 
 T0 = 1_767_225_600_000
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config import names
-from segstream.errors import InvalidEvent
+from config.errors import InvalidEvent
 from streams.events import decode
 from tests.payloads import NOW, json_values, valid_events
 

@@ -1,4 +1,4 @@
-"""segstream.display: one line per segment change and per trigger, with the date."""
+"""segstream.cli.display: one line per segment change and per trigger, with the date."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import click
 import pytest
 
-from segstream.display import format_change, format_trigger
+from segstream.cli.display import format_change, format_trigger
 
 AT = "2026-11-30T11:20:10.123Z"
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from config import names
-from segstream.errors import InvalidEvent
+from config.errors import InvalidEvent
 from streams.events import (
     MAX_EVENT_BYTES,
     CartEvent,

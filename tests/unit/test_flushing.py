@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.transport.producer import ProducerBuffer
 
-from segstream.flushing import DrainingProducerBuffer
+from segstream.faust_patches.producer_buffer import DrainingProducerBuffer
 
 SLOW_SEND_S = 0.3  # a loaded machine's pause: longer than the 0.1 s Faust's flush waits
 

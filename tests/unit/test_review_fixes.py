@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from config import names
+from config.errors import CatalogError, InvalidEvent
 from engine.catalog import parse_catalog
 from engine.state import MAX_CART_LINES, CustomerState
-from segstream.errors import CatalogError, InvalidEvent
-from serving.segment_spec import to_contract
 from streams.events import CartEvent, decode
+from streams.segment_spec import to_contract
 
 NOW = 1_772_359_200_000  # 2026-03-01T10:00:00Z
 HOUR = 3_600_000

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from config import names
-from segstream.errors import InvalidEvent
-from serving.segment_spec import messages, to_contract
+from config.errors import InvalidEvent
 from streams.events import CartEvent, EmailClick, EmailOpen, ProfileUpdate, Purchase, decode
+from streams.segment_spec import messages, to_contract
 
 WHEN = "2026-03-01T10:00:00.000Z"
 WHEN_MS = 1_772_359_200_000

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from config import names
+from config.errors import ConfigError
 from config.settings import Settings, load_settings
-from segstream.errors import ConfigError
 
 SECRET = "hunter2-s3cret"
 

@@ -1,4 +1,4 @@
-"""segstream.simulator.SyntheticShop: seeded, valid by the event contract, every event topic."""
+"""The synthetic shop: seeded, valid by the event contract, every event topic."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from config import names
 from engine.catalog import load_catalog
 from engine.evaluate import apply_event
 from engine.state import CustomerState
-from segstream.simulator import Record, SyntheticShop, new_run_id
+from segstream.offline.simulator import SyntheticShop, new_run_id
 from streams.events import (
     CartEvent,
     EmailClick,
@@ -24,6 +24,7 @@ from streams.events import (
     SupportContact,
     decode,
 )
+from streams.records import Record
 
 COUNT = 2000
 CATALOG = load_catalog()

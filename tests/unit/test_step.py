@@ -165,10 +165,10 @@ def test_snapshot_is_the_stored_form_and_restores_the_state() -> None:
 # Every module that runs customers through the engine: none spells out the step itself.
 CALLERS = (
     "agents/customers.py",
-    "segstream/replay.py",
+    "segstream/offline/replay.py",
     "segstream/bench/restore.py",
     "segstream/bench/contenders.py",
-    "segstream/footprint.py",
+    "segstream/offline/footprint.py",
 )
 STEP_PARTS = {"apply_event", "advance", "erase", "reconcile", "next_deadline", "sync_catalog"}
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from segstream.errors import InvalidEvent
+from config.errors import InvalidEvent
 from streams.timestamps import EARLIEST_MS, format_ts, parse_ts
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -15,8 +15,8 @@ from aiokafka.errors import (
 )
 from aiokafka.producer.sender import Sender
 
-from segstream.transactions import SteadyKafkaProducer, SteadySender
-from segstream.tuning import TunedProducer
+from segstream.faust_patches.app import TunedProducer
+from segstream.faust_patches.sender import SteadyKafkaProducer, SteadySender
 
 COORDINATOR = 7
 

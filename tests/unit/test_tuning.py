@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from segstream.tuning import FETCH_MAX_WAIT_MS
+from segstream.faust_patches.app import FETCH_MAX_WAIT_MS
 
 ROOT = Path(__file__).resolve().parents[2]
 

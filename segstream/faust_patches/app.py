@@ -19,8 +19,8 @@ Measured with `segstream bench` (see the README) and a profiler, the per-event c
   (``FETCH_MAX_WAIT_MS``): a restoring worker was idle half the time behind such fetches.
 
 The producer's buffer is flushed to the end before commits, rebalances and shutdown
-(``segstream.flushing``), and its Kafka client retries a coordinator look-up that a broker
-restart cut off (``segstream.transactions``): correctness fixes, not tunings.
+(``producer_buffer``), and its Kafka client retries a coordinator look-up that a broker
+restart cut off (``sender``): correctness fixes, not tunings.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from faust.types import TP, Message, ProducerT
 from faust.types.tuples import FutureMessage
 from mode import Service, ServiceT
 
-from segstream.flushing import DrainingProducer, DrainingProducerBuffer
-from segstream.transactions import SteadyKafkaProducer
+from segstream.faust_patches.producer_buffer import DrainingProducer, DrainingProducerBuffer
+from segstream.faust_patches.sender import SteadyKafkaProducer
 
 log = logging.getLogger(__name__)
 

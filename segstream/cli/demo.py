@@ -23,9 +23,9 @@ import aiohttp
 import click
 
 from config import Settings, names
+from config.errors import StackError
 from config.settings import env_name
-from segstream.display import format_change, format_trigger
-from segstream.errors import StackError
+from segstream.cli.display import format_change, format_trigger
 from streams.timestamps import wall_clock_ms
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ def _death_signal() -> Callable[[], None] | None:
 async def follow_into(
     settings: Settings, topic: str, show: Callable[[str], None], positioned: asyncio.Event
 ) -> None:
-    from segstream.kafka_clients import follow
+    from streams.kafka_clients import follow
 
     shown = format_change if topic == names.SEGMENT_CHANGES else format_trigger
     async for record in follow(settings, topic, positioned=positioned):
@@ -300,8 +300,8 @@ async def _run(
     rate: float,
     duration: float | None,
 ) -> None:
-    from segstream.kafka_clients import send_records
-    from segstream.simulator import SyntheticShop, new_run_id
+    from segstream.offline.simulator import SyntheticShop, new_run_id
+    from streams.kafka_clients import send_records
     from streams.layout import ensure_topics
 
     screen.status("Starting Kafka and Redis (the first run fetches the Kafka jars)...")

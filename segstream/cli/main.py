@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 import click
 
 from config import Settings, load_settings, names
-from segstream.display import format_change, format_trigger
-from segstream.errors import SegstreamError
+from config.errors import SegstreamError
+from segstream.cli.display import format_change, format_trigger
 from streams.timestamps import wall_clock_ms
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
-    from segstream.kafka_clients import Reading
+    from streams.kafka_clients import Reading
 
 T = TypeVar("T")
 
@@ -160,8 +160,8 @@ def stack_stop() -> None:
 @friendly_errors
 def simulate(customers: int, rate: float, count: int, seed: int, run_id: str | None) -> None:
     """Send a synthetic shop's events to the input topics."""
-    from segstream.kafka_clients import send_records
-    from segstream.simulator import SyntheticShop, new_run_id
+    from segstream.offline.simulator import SyntheticShop, new_run_id
+    from streams.kafka_clients import send_records
 
     shop = SyntheticShop(
         customers=customers, seed=seed, run_id=run_id or new_run_id(), clock=wall_clock_ms
@@ -179,8 +179,8 @@ def simulate(customers: int, rate: float, count: int, seed: int, run_id: str | N
 def tail(segment: str | None, customer: str | None, from_beginning: bool, as_json: bool) -> None:
     """Follow segment changes as they are published."""
     from engine.catalog import catalog_for
-    from segstream.kafka_clients import follow
     from streams import codec
+    from streams.kafka_clients import follow
 
     settings = _settings()
     if segment:
@@ -214,7 +214,7 @@ def replay(events_file: str, segments_file: str | None, until: str | None, as_js
     """Run an event history (JSON lines) through the engine offline; print every transition
     and the final membership."""
     from engine.catalog import catalog_for
-    from segstream.replay import replay as run_replay
+    from segstream.offline.replay import replay as run_replay
     from streams import codec
     from streams.timestamps import parse_ts
 
@@ -358,7 +358,7 @@ def customer_show(customer_id: str, as_json: bool) -> None:
 def footprint(customers: int, events_per_customer: int) -> None:
     """Measure the memory one customer's state costs (synthetic shop, default catalog)."""
     from engine.catalog import catalog_for
-    from segstream.footprint import measure
+    from segstream.offline.footprint import measure
 
     settings = _settings()
     result = measure(
@@ -403,8 +403,8 @@ def segments_preview(file: str, as_json: bool) -> None:
 @friendly_errors
 def erase(customer_id: str) -> None:
     """Forget a customer: exit every segment, then delete their state."""
-    from segstream.kafka_clients import send_records
-    from segstream.simulator import Record
+    from streams.kafka_clients import send_records
+    from streams.records import Record
 
     request = Record(
         names.CUSTOMER_ERASURES, customer_id, {"customer_id": customer_id, "ts": wall_clock_ms()}
@@ -423,7 +423,7 @@ def erase(customer_id: str) -> None:
 def demo(customers: int, rate: float, duration: float | None) -> None:
     """Start the stack and the worker, feed a synthetic shop, show segment changes and
     triggers live; Ctrl-C, SIGTERM or a closed terminal stop everything it started."""
-    from segstream.demo import run_demo
+    from segstream.cli.demo import run_demo
 
     sys.exit(_run(run_demo(_settings(), customers, rate, duration)))
 

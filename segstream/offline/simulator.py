@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config import names
+from streams.records import Record
 
 CATALOG = {
     "shoes": [("sku-runner", 89.0), ("sku-boot", 140.0), ("sku-sandal", 35.0)],
@@ -25,13 +26,6 @@ SOURCES = ("shop", "social_ads", "download", None)
 def new_run_id() -> str:
     """A run id that no earlier run used (live runs: each one's events are new to segstream)."""
     return secrets.token_hex(4)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    topic: str
-    key: str
-    value: dict[str, Any]
 
 
 # Behaviour profiles: how likely a customer of each kind is to be the one behind an event of

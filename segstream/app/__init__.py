@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config import load_settings
 from engine.catalog import catalog_for
-from segstream.tuning import TunedApp, faust_options
+from segstream.faust_patches.app import TunedApp, faust_options
 from streams.connections import broker_credentials
 
 settings = load_settings()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from config import names
-from segstream.errors import InvalidEvent
+from config.errors import InvalidEvent
 from streams.timestamps import parse_ts
 
 Mapped = tuple[str, dict[str, Any]]

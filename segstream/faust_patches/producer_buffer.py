@@ -109,7 +109,7 @@ class DrainingProducerBuffer(ProducerBuffer):
             self.message_sent.set()
 
     async def publish(self, fut: FutureMessage) -> None:
-        """Hand one record to the producer (Faust's way; ``segstream.tuning`` trims it)."""
+        """Hand one record to the producer (Faust's way; ``LeanProducerBuffer`` trims it)."""
         await super()._send_pending(fut)
 
     async def flush(self) -> None:

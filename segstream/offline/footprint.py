@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from engine.catalog import Catalog
 from engine.state import CustomerState
 from engine.step import Step
-from segstream.simulator import SyntheticShop
+from segstream.offline.simulator import SyntheticShop
 from streams import codec
 from streams.events import Erasure, decode
 

@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 
 from config import names
+from config.errors import InvalidEvent
 from engine.catalog import Catalog
 from engine.changes import SegmentChange, Trigger
 from engine.deadlines import DeadlineIndex
 from engine.erasures import ERASED, RecentErasures
 from engine.state import CustomerState
 from engine.step import Step, StepResult
-from segstream.errors import InvalidEvent
 from streams.events import Erasure, decode
 
 REPLAYABLE = (*names.INPUT_TOPICS,)

@@ -11,11 +11,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 
 from config import Settings
-from segstream.errors import StackError
-from segstream.simulator import Record
+from config.errors import StackError
 from streams import codec
 from streams.connections import kafka_options
 from streams.layout import ensure_topics, partition_ids, unreachable
+from streams.records import Record
 
 
 async def send_records(

@@ -1,0 +1,1 @@
+"""What segstream changes in Faust and aiokafka, in one place."""

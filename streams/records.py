@@ -1,0 +1,13 @@
+"""An input record as a producer sends it: its topic, its key (the customer) and its value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    key: str
+    value: dict[str, Any]
