@@ -22,8 +22,11 @@ from streams.events import (
 DAY_MS = 86_400_000
 # The longest window a rule may use; older day buckets are dropped.
 HORIZON_DAYS = 365
-# How many recent event ids a customer remembers, to count a redelivered event once.
-RECENT_EVENT_IDS = 16
+# A customer remembers the ids of the events it applied in the last DEDUP_WINDOW_MS of its own
+# clock (event time), at most RECENT_EVENT_IDS of them, to count a redelivered event (or a
+# tracking SDK's retry of a message) once.
+DEDUP_WINDOW_MS = 86_400_000
+RECENT_EVENT_IDS = 500
 # Per-SKU and per-category memory is capped; the least recently bought are forgotten first.
 MAX_PRODUCTS = 100
 # A cart holds at most this many lines; adds beyond it are ignored (the state stays small).
@@ -58,7 +61,8 @@ class CustomerState:
     # Fingerprint of the segment catalog the memberships were last evaluated against.
     catalog_digest: str = ""
     first_seen_at: int | None = None
-    recent_event_ids: list[str] = field(default_factory=list)
+    # event id -> the customer's clock when it was applied; oldest first.
+    recent_event_ids: dict[str, int] = field(default_factory=dict)
     # Per source (an input topic), the position of the last record applied: a source redelivers
     # in order, so anything at or before it was applied already (after a crash or a rebalance,
     # however many records come again).
@@ -104,10 +108,14 @@ class CustomerState:
     def mark_applied(self, source: str, position: int) -> None:
         self.positions[source] = max(position, self.positions.get(source, -1))
 
-    def remember(self, event_id: str) -> None:
-        self.recent_event_ids.append(event_id)
-        if len(self.recent_event_ids) > RECENT_EVENT_IDS:
-            del self.recent_event_ids[0]
+    def remember(self, event_id: str, at: int) -> None:
+        """Remember an applied event's id; forget those older than the window, and the oldest
+        beyond the count. ``at`` never goes back (the customer's clock), so oldest is first."""
+        recent = self.recent_event_ids
+        recent[event_id] = at
+        cutoff = at - DEDUP_WINDOW_MS
+        while len(recent) > RECENT_EVENT_IDS or next(iter(recent.values())) < cutoff:
+            del recent[next(iter(recent))]
 
     # -- derived values -----------------------------------------------------------------------
 
@@ -166,8 +174,8 @@ class CustomerState:
 
         Returns why part of it could not count (``LATE_FOR_WINDOWS``, ``LATE_FOR_CART``), or
         None when all of it did."""
-        self.remember(event.event_id)
         ts = event.ts
+        self.remember(event.event_id, max(self.clock, ts))
         self.first_seen_at = ts if self.first_seen_at is None else min(self.first_seen_at, ts)
         bucket = self._bucket(ts)
         if isinstance(event, Purchase):
@@ -275,6 +283,8 @@ class CustomerState:
         state = cls(**{name: _copy(data[name]) for name in _PLAIN_FIELDS if name in data})
         state.segments = set(data.get("segments", ()))
         state.days = {row[0]: list(row[1:]) for row in data.get("days", ())}
+        if isinstance(ids := data.get("recent_event_ids"), list):  # stored before the window
+            state.recent_event_ids = dict.fromkeys(ids, state.clock)
         return state
 
 

@@ -10,6 +10,7 @@ from engine.catalog import load_catalog, parse_catalog
 from engine.changes import ENTER, EXIT, Outcome, SegmentChange, Trigger
 from engine.evaluate import advance, apply_event, erase, reconcile
 from engine.state import (
+    DEDUP_WINDOW_MS,
     LATE_FOR_CART,
     LATE_FOR_WINDOWS,
     OPENS,
@@ -371,13 +372,32 @@ def test_state_to_dict_and_from_dict_are_detached() -> None:
     assert orjson.loads(orjson.dumps(data)) == snapshot
 
 
-def test_recent_event_ids_are_bounded() -> None:
+def test_recent_event_ids_are_bounded_by_count() -> None:
     state = CustomerState(CUSTOMER)
     ids = [f"m{i}" for i in range(RECENT_EVENT_IDS + 5)]
     run([o(event_id) for event_id in ids], state)
-    assert state.recent_event_ids == ids[-RECENT_EVENT_IDS:]
+    assert list(state.recent_event_ids) == ids[-RECENT_EVENT_IDS:]
     assert all(state.has_seen(event_id) for event_id in ids[-RECENT_EVENT_IDS:])
     assert not any(state.has_seen(event_id) for event_id in ids[:5])
+
+
+
+@pytest.mark.parametrize(
+    ("later_ms", "seen"),
+    [
+        (0, True),  # an SDK's immediate retry
+        (HOUR, True),
+        (DEDUP_WINDOW_MS - 1, True),  # the customer's clock moved on by less than the window
+        (DEDUP_WINDOW_MS + 1, False),  # beyond it: forgotten
+    ],
+)
+def test_recent_event_ids_are_kept_for_the_window_of_the_customers_clock(
+    later_ms: int, seen: bool
+) -> None:
+    state = CustomerState(CUSTOMER)
+    run([p("p1"), o("m-later", ts=T0 + later_ms), o("m-last", ts=T0 + later_ms)], state)
+    assert state.has_seen("p1") is seen
+    assert state.has_seen("m-later") and state.has_seen("m-last")
 
 
 def test_redelivery_within_the_window_is_ignored_and_beyond_it_counts_again() -> None:
@@ -390,6 +410,21 @@ def test_redelivery_within_the_window_is_ignored_and_beyond_it_counts_again() ->
     state = CustomerState(CUSTOMER)
     run(beyond, state)
     assert rows(run([p("p1")], state)) == [(FIRST, EXIT, 2, "p1"), (REPEAT, ENTER, 3, "p1")]
+
+
+def test_a_redelivery_a_day_later_by_the_clock_counts_again() -> None:
+    state = CustomerState(CUSTOMER)
+    run([p("p1"), o("m1", ts=T0 + DEDUP_WINDOW_MS + HOUR)], state)
+    assert rows(run([p("p1")], state)) == [(FIRST, EXIT, 2, "p1"), (REPEAT, ENTER, 3, "p1")]
+
+
+def test_recent_event_ids_stored_as_a_list_are_read_as_seen_at_the_clock() -> None:
+    state = CustomerState.from_dict(
+        {"customer_id": CUSTOMER, "clock": T0, "recent_event_ids": ["p1", "m1"]}
+    )
+    assert state.recent_event_ids == {"p1": T0, "m1": T0}
+    assert state.has_seen("p1")
+    assert CustomerState.from_dict(state.to_dict()).recent_event_ids == {"p1": T0, "m1": T0}
 
 
 # -- erase ------------------------------------------------------------------------------------
