@@ -11,7 +11,7 @@ import faust
 from faust.types import TP, Message
 
 from agents.internal_errors import POLICIES, InternalError, report
-from agents.outbox import Outbox, buffer, entries
+from agents.outbox import Outbox, entries
 from agents.projection import pending_spend
 from agents.timers import deadlines, resync
 from config import names
@@ -22,7 +22,6 @@ from engine.state import CustomerState
 from engine.step import Step, StepResult
 from segstream.app import app, catalog, settings, topics
 from segstream.app.tables import customers
-from segstream.faust_patches.app import publisher
 from serving import metrics
 from serving.store import catch_up
 from streams import codec
@@ -111,18 +110,13 @@ async def settle(
     else:
         new = entries(source, message.offset, records)
         state.outbox = outbox.carried(customer_id, partition, state.outbox) + new
-        customers[customer_id] = step.snapshot(state)
-        outbox.send_after(customer_id, partition, new, stored_record())
+        stored = customers.put(customer_id, step.snapshot(state))
+        outbox.send_after(customer_id, partition, new, stored)
     if outcome.changes:
         change_latency(outcome.changes[-1].cause).observe(max(time.time() - since, 0.0))
     deadlines.set(partition, customer_id, result.next_deadline)
     catch_up.stored(partition, customer_id)
     resync.done(customer_id)
-
-
-def stored_record() -> faust.types.FutureMessage:
-    """The changelog record the table's assignment just put in the producer's buffer."""
-    return cast(faust.types.FutureMessage, buffer().last_put)
 
 
 def skip_applied(message: Message, state: CustomerState) -> None:
@@ -135,7 +129,7 @@ def skip_applied(message: Message, state: CustomerState) -> None:
 async def _send(topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
     sent = cast(
         asyncio.Future,
-        await publisher(app).send(settings.topic(topic), key, value, None, None, None),
+        await app.publisher.send(settings.topic(topic), key, value, None, None, None),
     )
     sent.add_done_callback(_report_failure)
     return sent

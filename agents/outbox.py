@@ -14,7 +14,7 @@ So each output record (segment change, trigger, late-event record) is:
 
 1. written into the state's ``outbox`` with the state, together with the outputs of earlier
    steps not yet delivered;
-2. sent once the state's changelog record is delivered (``DrainingProducerBuffer.put_after``);
+2. sent once the state's changelog record is delivered (the producer buffer's ``put_after``);
 3. dropped from the outbox at the customer's next step once delivered, or once the input
    offset of the record that produced it is committed (Faust flushes the producer, these
    records included, before it commits);
@@ -29,15 +29,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.types import TP
 
 from config import names
 from segstream.app import app, settings, topics
-from segstream.faust_patches.app import TunedConsumer
-from segstream.faust_patches.producer_buffer import DrainingProducerBuffer
 from streams import codec
 
 log = logging.getLogger(__name__)
@@ -105,22 +103,17 @@ class Outbox:
             key=customer_id.encode(), value=codec.dumps(entry[4])
         )
         if after is None:
-            buffer().put(output)
+            app.producer_buffer.put(output)
         else:
-            buffer().put_after(output, after)
+            app.producer_buffer.put_after(output, after)
         output.add_done_callback(partial(_report_failure, entry[3]))
         return output
-
-
-def buffer() -> DrainingProducerBuffer:
-    return cast(DrainingProducerBuffer, app.producer.buffer)
 
 
 def committed(source: str, partition: int, offset: int) -> bool:
     """Whether Faust committed the input offset past this record (so its outputs were
     delivered: Faust flushes the producer before it commits)."""
-    consumer = cast(TunedConsumer, app.consumer)
-    position = consumer.committed_offset(TP(settings.topic(source), partition))
+    position = app.committed_offset(TP(settings.topic(source), partition))
     return position is not None and offset < position
 
 

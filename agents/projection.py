@@ -11,7 +11,6 @@ import faust
 from redis.exceptions import RedisError
 
 from segstream.app import app, catalog, settings, topics
-from segstream.faust_patches.app import TunedConsumer
 from serving import metrics
 from serving.store import store
 from streams import codec
@@ -42,7 +41,7 @@ async def apply_until_done(changes: list[dict[str, Any]]) -> bool:
             metrics.redis_errors.inc()
             if backoff == 0.2:
                 log.warning("Redis unreachable (%s); retrying, segment changes wait", exc)
-            if cast(TunedConsumer, app.consumer).giving_up_partitions:
+            if app.giving_up_partitions:
                 log.warning(
                     "Redis still unreachable as partitions are given up: %d segment changes "
                     "are left to their next reader",
@@ -62,7 +61,7 @@ async def project(stream: faust.StreamT[bytes]) -> None:
             for event in events:
                 await stream.ack(event)
         else:
-            cast(TunedConsumer, app.consumer).let_go([event.message for event in events])
+            app.let_go([event.message for event in events])
 
 
 @app.timer(interval=settings.size_sample_seconds)

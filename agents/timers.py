@@ -21,7 +21,6 @@ from config import names
 from engine.deadlines import DeadlineIndex
 from segstream.app import app, catalog, settings
 from segstream.app.tables import on_restored
-from segstream.faust_patches.app import TunedConsumer
 from serving import metrics
 from serving.store import catch_up
 from streams import codec
@@ -103,7 +102,7 @@ def active_partitions() -> set[int]:
 @app.timer(interval=TICK_INTERVAL_S)
 async def fire_due_deadlines() -> None:
     """One tick per partition (per TICK_BATCH customers) names everyone who fell due."""
-    if cast(TunedConsumer, app.consumer).giving_up_partitions:
+    if app.giving_up_partitions:
         return  # a rebalance: the partitions' owner fires their deadlines once it is settled
     now = int(time.time() * 1000)
     due = deadlines.pop_due(now, active_partitions())

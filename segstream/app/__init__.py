@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config import load_settings
 from engine.catalog import catalog_for
-from segstream.faust_patches.app import TunedApp, faust_options
+from segstream.faust_patches.app import SegstreamApp, faust_options
 from streams.connections import broker_credentials
 
 settings = load_settings()
@@ -12,7 +12,7 @@ settings = load_settings()
 catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
 
 
-app = TunedApp(
+app = SegstreamApp(
     settings.group_id,
     broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
     broker_credentials=broker_credentials(settings),

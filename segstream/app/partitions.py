@@ -8,7 +8,6 @@ from faust.tables.manager import TableManager
 
 from segstream.app import app
 from segstream.app.tables import customers
-from segstream.faust_patches.app import TunedConsumer
 
 
 def rebalancing() -> bool:
@@ -18,7 +17,7 @@ def rebalancing() -> bool:
         not recovered
         or app.rebalancing  # from the revoke listener until the tables are recovered again
         or app.in_recovery
-        or cast(TunedConsumer, app.consumer).giving_up_partitions
+        or app.giving_up_partitions
     )
 
 

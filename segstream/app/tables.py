@@ -8,11 +8,13 @@ register a listener, which Faust calls for every record it restores, standby cop
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import faust
 
 from config import names
 from segstream.app import app, settings
+from segstream.faust_patches.changelog import ChangelogRecordTable
 
 ChangelogListener = Callable[[faust.EventT], Awaitable[None]]
 _changelog_listeners: list[ChangelogListener] = []
@@ -29,11 +31,15 @@ async def _restored(event: faust.EventT) -> None:
         await listener(event)
 
 
-customers = app.Table(
-    names.CUSTOMERS_TABLE,
-    partitions=settings.partitions,
-    key_type=str,
-    # Values are the state's JSON bytes: a third of the memory of the decoded dict.
-    value_type=bytes,
-    on_changelog_event=_restored,
+# A ChangelogRecordTable (SegstreamApp's table class): ``put`` returns the changelog record.
+customers = cast(
+    ChangelogRecordTable,
+    app.Table(
+        names.CUSTOMERS_TABLE,
+        partitions=settings.partitions,
+        key_type=str,
+        # Values are the state's JSON bytes: a third of the memory of the decoded dict.
+        value_type=bytes,
+        on_changelog_event=_restored,
+    ),
 )

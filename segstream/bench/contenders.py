@@ -30,7 +30,7 @@ from config import Settings, load_settings, names
 from engine.catalog import catalog_for
 from engine.state import CustomerState
 from engine.step import Step
-from segstream.faust_patches.app import TunedApp, faust_options
+from segstream.faust_patches.app import SegstreamApp, faust_options
 from segstream.stack.process import resident_kb
 from streams import codec
 from streams.connections import broker_credentials, kafka_options
@@ -117,7 +117,7 @@ def faust_app(settings: Settings, group: str, web_port: int, tuned: bool = False
         "datadir": str(settings.data_dir),
     }
     if tuned:
-        return TunedApp(group, **common, **faust_options())
+        return SegstreamApp(group, **common, **faust_options())
     return faust.App(group, consumer_auto_offset_reset="earliest", autodiscover=False, **common)
 
 

@@ -6,7 +6,7 @@ transaction or adds consumed offsets to one. It retries that look-up when the br
 out (the broker stopping) ends its background task for good: every later send and commit fails
 with "Unexpected error during batch delivery", Faust's consumer crashes on it and the
 exactly-once worker exits instead of reconnecting (seen in the broker-stop fault test).
-``SteadySender`` retries every error aiokafka marks retriable, as the Java client does.
+``CoordinatorRetryingSender`` retries every error aiokafka marks retriable, as the Java client does.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from aiokafka.producer.sender import Sender
 log = logging.getLogger(__name__)
 
 
-class SteadySender(Sender):
+class CoordinatorRetryingSender(Sender):
+    """aiokafka's sender whose coordinator look-up retries every retriable error."""
+
     async def _find_coordinator(self, coordinator_type: Any, coordinator_key: str) -> Any:
         while True:
             try:
@@ -35,10 +37,11 @@ class SteadySender(Sender):
                 await asyncio.sleep(self._retry_backoff)
 
 
-class SteadyKafkaProducer(aiokafka.AIOKafkaProducer):
-    """aiokafka's producer with a ``SteadySender`` (aiokafka builds its sender in ``__init__``
-    and offers no hook; the subclass adds behaviour only, no state)."""
+class CoordinatorRetryingKafkaProducer(aiokafka.AIOKafkaProducer):
+    """aiokafka's producer with a ``CoordinatorRetryingSender``. aiokafka builds its sender in
+    ``__init__`` and offers no hook: the sender's class is changed there, before anything has
+    used it (the subclass adds behaviour only, no state)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._sender.__class__ = SteadySender
+        self._sender.__class__ = CoordinatorRetryingSender

@@ -1,4 +1,4 @@
-"""The tuned Faust app's Kafka consumer: built by Faust, with segstream's fetch wait."""
+"""segstream's Kafka consumer: built by Faust, with segstream's fetch wait."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from segstream.faust_patches.app import FETCH_MAX_WAIT_MS
+from segstream.faust_patches.fetch import FETCH_MAX_WAIT_MS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,5 +36,9 @@ def test_the_worker_consumer_waits_at_most_fetch_max_wait_ms_for_idle_partitions
     )
     assert shown.returncode == 0, shown.stderr[-2000:]
     # Faust passes a fixed 1,500 ms; the rest of the consumer is Faust's.
-    assert shown.stdout.split() == ["TunedConsumerThread", str(FETCH_MAX_WAIT_MS), "['k1:9093']"]
+    assert shown.stdout.split() == [
+        "FetchMaxWaitConsumerThread",
+        str(FETCH_MAX_WAIT_MS),
+        "['k1:9093']",
+    ]
     assert FETCH_MAX_WAIT_MS < 1500

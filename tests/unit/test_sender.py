@@ -15,8 +15,11 @@ from aiokafka.errors import (
 )
 from aiokafka.producer.sender import Sender
 
-from segstream.faust_patches.app import TunedProducer
-from segstream.faust_patches.sender import SteadyKafkaProducer, SteadySender
+from segstream.faust_patches.app import SegstreamProducer
+from segstream.faust_patches.sender import (
+    CoordinatorRetryingKafkaProducer,
+    CoordinatorRetryingSender,
+)
 
 COORDINATOR = 7
 
@@ -57,7 +60,7 @@ async def find(s: Sender) -> int:
 
 
 async def test_aiokafka_gives_up_when_the_connection_closes_mid_lookup() -> None:
-    # The defect SteadySender is for; if aiokafka fixes it, SteadySender can go.
+    # The defect CoordinatorRetryingSender is for; if aiokafka fixes it, it can go.
     client = FlakyBroker(KafkaConnectionError("Connection at 127.0.0.1:9092 closed"))
     with pytest.raises(KafkaError):
         await find(sender(Sender, client))
@@ -75,19 +78,21 @@ async def test_retriable_failures_are_retried_until_the_coordinator_answers(
     failures: list[KafkaError],
 ) -> None:
     client = FlakyBroker(*failures)
-    assert await find(sender(SteadySender, client)) == COORDINATOR
+    assert await find(sender(CoordinatorRetryingSender, client)) == COORDINATOR
     assert client.lookups == len(failures) + 1
 
 
 async def test_an_error_retrying_cannot_fix_still_raises() -> None:
     client = FlakyBroker(UnsupportedVersionError())
     with pytest.raises(KafkaError):
-        await find(sender(SteadySender, client))
+        await find(sender(CoordinatorRetryingSender, client))
     assert client.lookups == 1
 
 
-async def test_faust_producers_get_the_steady_sender() -> None:
-    assert TunedProducer._producer_type.fget(None) is SteadyKafkaProducer  # type: ignore[attr-defined]
-    producer = SteadyKafkaProducer(bootstrap_servers="127.0.0.1:9", transactional_id="t")
-    assert isinstance(producer._sender, SteadySender)
+async def test_faust_producers_get_the_coordinator_retrying_sender() -> None:
+    assert SegstreamProducer._producer_type.fget(None) is CoordinatorRetryingKafkaProducer  # type: ignore[attr-defined]
+    producer = CoordinatorRetryingKafkaProducer(
+        bootstrap_servers="127.0.0.1:9", transactional_id="t"
+    )
+    assert isinstance(producer._sender, CoordinatorRetryingSender)
     await producer.stop()

@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.transport.producer import ProducerBuffer
 
-from segstream.faust_patches.producer_buffer import DrainingProducerBuffer
+from segstream.faust_patches.producer_buffer import FlushToEndProducerBuffer
 
 SLOW_SEND_S = 0.3  # a loaded machine's pause: longer than the 0.1 s Faust's flush waits
 
@@ -56,13 +56,13 @@ async def test_faust_flush_returns_with_records_unsent() -> None:
     assert await flushed(ProducerBuffer(), 3) < 3
 
 
-async def test_draining_flush_returns_once_every_record_is_sent() -> None:
-    assert await flushed(DrainingProducerBuffer(), 3) == 3
+async def test_flush_returns_once_every_record_is_sent() -> None:
+    assert await flushed(FlushToEndProducerBuffer(), 3) == 3
 
 
-async def test_draining_flush_does_not_wait_for_records_put_after_it() -> None:
+async def test_flush_does_not_wait_for_records_put_after_it() -> None:
     channel = SlowChannel()
-    buffer = await started(DrainingProducerBuffer())
+    buffer = await started(FlushToEndProducerBuffer())
     buffer.put(record(channel))
     flush = asyncio.ensure_future(buffer.flush())
     await asyncio.sleep(0)
@@ -75,7 +75,7 @@ async def test_draining_flush_does_not_wait_for_records_put_after_it() -> None:
 
 async def test_concurrent_flushes_each_return_once_their_own_records_are_sent() -> None:
     channel = SlowChannel()
-    buffer = await started(DrainingProducerBuffer())
+    buffer = await started(FlushToEndProducerBuffer())
     buffer.put(record(channel))
     first = asyncio.ensure_future(buffer.flush())
     await asyncio.sleep(0)
@@ -98,7 +98,7 @@ async def test_a_record_put_after_a_delivery_holds_up_no_other_record_and_flush_
     None
 ):
     channel = Channel()
-    buffer = await started(DrainingProducerBuffer())
+    buffer = await started(FlushToEndProducerBuffer())
     state, output, other = record(channel), record(channel), record(channel)
     delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     buffer.put(state)
@@ -116,7 +116,7 @@ async def test_a_record_put_after_a_delivery_holds_up_no_other_record_and_flush_
 
 async def test_records_put_after_deliveries_leave_in_the_order_given() -> None:
     channel = Channel()
-    buffer = await started(DrainingProducerBuffer())
+    buffer = await started(FlushToEndProducerBuffer())
     loop = asyncio.get_running_loop()
     deliveries = [loop.create_future() for _ in range(2)]
     outputs = [record(channel) for _ in deliveries]
