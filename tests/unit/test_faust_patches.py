@@ -1,0 +1,215 @@
+"""The changes in ``segstream.faust_patches`` still fit the Faust and aiokafka installed.
+
+Each change was written against the source of the upstream functions it overrides, copies or
+relies on. When faust-streaming or aiokafka is upgraded these tests fail with the change to
+revisit: read the upstream function's new source against the change (``CHANGES`` says what it
+does and why), adapt or drop the change, then pin the new version and source hash here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segstream.faust_patches import CHANGES, Change
+
+ROOT = Path(__file__).resolve().parents[2]
+
+VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+
+# The first 16 hex digits of the sha256 of ``inspect.getsource`` of each upstream function that
+# a change names, as installed at the versions above.
+SOURCES = {
+    "aiokafka.producer.producer.AIOKafkaProducer.__init__": "fd6f2966fb3dc883",
+    "aiokafka.producer.sender.Sender.__init__": "dae60514401a3817",
+    "aiokafka.producer.sender.Sender._find_coordinator": "33001a36bf6a0ae0",
+    "faust.app.base.App._new_producer": "e7e1814e715d8b30",
+    "faust.sensors.monitor.Monitor.on_message_in": "b2a9a9045b2f456c",
+    "faust.sensors.monitor.Monitor.on_message_out": "7c4054247cde96c3",
+    "faust.sensors.monitor.Monitor.on_send_completed": "4942b34ea1f35eaf",
+    "faust.sensors.monitor.Monitor.on_send_error": "fa059dffe3b57b69",
+    "faust.sensors.monitor.Monitor.on_send_initiated": "6394b4e330614dbb",
+    "faust.sensors.monitor.Monitor.on_stream_event_in": "df6d2e5f6397ce44",
+    "faust.sensors.monitor.Monitor.on_stream_event_out": "2d2277a6dbda754c",
+    "faust.sensors.monitor.Monitor.on_table_del": "8dae2dcdbcecc657",
+    "faust.sensors.monitor.Monitor.on_table_get": "240aac793cfe6002",
+    "faust.sensors.monitor.Monitor.on_table_set": "fe5ba12e91b2f6d4",
+    "faust.tables.base.Collection.send_changelog": "3dd3884e1b5fc0e1",
+    "faust.tables.table.Table.on_key_set": "a370e35ca55c2c7e",
+    "faust.topics.Topic._on_published": "7cfe9ebd65964b0a",
+    "faust.topics.Topic.publish_message": "4ce1cbc353047a36",
+    "faust.transport.consumer.Consumer._commit_offsets": "1a69799041188441",
+    "faust.transport.consumer.Consumer._drain_messages": "44a2500309e83c63",
+    "faust.transport.consumer.Consumer._new_offset": "1d2c7ea89a7ad4f1",
+    "faust.transport.consumer.Consumer.commit_and_end_transactions": "892377824b11a2ee",
+    "faust.transport.consumer.Consumer.getmany": "4b168d84882a70d6",
+    "faust.transport.consumer.Consumer.on_partitions_assigned": "29ce96596f05a18c",
+    "faust.transport.consumer.Consumer.on_partitions_revoked": "d04b7ae72c6fc206",
+    "faust.transport.consumer.Consumer.perform_seek": "0e8c130ff4b0afd8",
+    "faust.transport.consumer.Consumer.seek": "b86a9fe05f956b30",
+    "faust.transport.consumer.Consumer.stop_flow": "cf7e875a2b0d40e8",
+    "faust.transport.consumer.Consumer.wait_empty": "e4662fe24f094819",
+    "faust.transport.consumer.ThreadDelegateConsumer.highwaters": "3a2723b22582ffb7",
+    "faust.transport.consumer.ThreadDelegateConsumer.seek_wait": "e9db5bbc4ceb2543",
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer": (
+        "c2701bfc3e6f6cad"
+    ),
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._highwaters": "a7f4f97d9f32aca2",
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread.highwaters": "b49ed48ec1731816",
+    "faust.transport.drivers.aiokafka.Consumer._new_consumer_thread": "0870ec53dea75083",
+    "faust.transport.drivers.aiokafka.Producer._producer_type": "311dc214fc435d81",
+    "faust.transport.producer.Producer.__init__": "5c53a4b47aa1372b",
+    "faust.transport.producer.ProducerBuffer.__post_init__": "ea072d7b80cf8af6",
+    "faust.transport.producer.ProducerBuffer._handle_pending": "78d648030fd21016",
+    "faust.transport.producer.ProducerBuffer._send_pending": "4a9d5f932b56bc68",
+    "faust.transport.producer.ProducerBuffer.flush": "26fbebb124ad9c98",
+    "faust.transport.producer.ProducerBuffer.flush_atmost": "4966e8c5f9b42eb9",
+    "faust.transport.producer.ProducerBuffer.put": "bf26dfbc01d91088",
+    "faust.transport.producer.ProducerBuffer.wait_until_ebb": "758dd5744044071b",
+}
+
+CONSUMER = "faust.transport.drivers.aiokafka.Consumer"
+CONSUMER_THREAD = "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread"
+BUFFER = "faust.transport.producer.ProducerBuffer"
+
+# Every private upstream name the changes read, write, call or override: (owner, name) -> the
+# changes that use it. An instance attribute counts as there when the owner's class (or a base)
+# still assigns it.
+PRIVATE_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
+    (CONSUMER, "_drain_messages"): ("batch hand-over",),
+    (CONSUMER, "_read_offset"): ("batch hand-over", "batches overtaken by a seek"),
+    (CONSUMER, "_commit_every"): ("batch hand-over",),
+    (CONSUMER, "_n_acked"): ("batch hand-over",),
+    (CONSUMER, "_add_gap"): ("batch hand-over",),
+    (CONSUMER, "_stopped"): ("batch hand-over",),
+    (CONSUMER, "_new_consumer_thread"): ("fetch max wait",),
+    (CONSUMER_THREAD, "_create_worker_consumer"): ("fetch max wait",),
+    ("aiokafka.AIOKafkaConsumer", "_fetch_max_wait_ms"): ("fetch max wait",),
+    (CONSUMER, "_unacked_messages"): ("let_go",),
+    (CONSUMER, "_new_offset"): ("let_go",),
+    (CONSUMER, "_committed_offset"): ("committed offsets readable",),
+    (CONSUMER, "_commit_offsets"): ("exactly-once commit flush",),
+    (CONSUMER, "_thread"): ("highwaters under exactly-once",),
+    (CONSUMER_THREAD, "_ensure_consumer"): ("highwaters under exactly-once",),
+    (BUFFER, "_send_pending"): ("producer buffer flushed to its end", "direct publish"),
+    ("faust.transport.drivers.aiokafka.Producer", "_producer_type"): ("coordinator retry",),
+    ("faust.topics.Topic", "_on_published"): ("direct publish",),
+    ("aiokafka.producer.sender.Sender", "_find_coordinator"): ("coordinator retry",),
+    ("aiokafka.producer.sender.Sender", "_retry_backoff"): ("coordinator retry",),
+    ("aiokafka.AIOKafkaProducer", "_sender"): ("coordinator retry",),
+    # How every consumer and producer change gets in.
+    ("faust.App", "_new_transport"): tuple(change.name for change in CHANGES),
+    ("faust.App", "_new_producer"): ("producer buffer size",),
+}
+
+
+def resolve(name: str) -> Any:
+    """The object a dotted name points to: a module's attribute, or one a class defines itself
+    (not inherits: a method moved to another class upstream is a change to look at)."""
+    parts = name.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            owner: Any = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for part in parts[split:-1]:
+            owner = getattr(owner, part)
+        if isinstance(owner, type):
+            return vars(owner)[parts[-1]]
+        return getattr(owner, parts[-1])
+    raise ImportError(name)
+
+
+def source_hash(name: str) -> str:
+    found = resolve(name)
+    function = getattr(found, "fget", None) or getattr(found, "fun", None) or found
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+
+
+def revisit(change: Change) -> str:
+    return (
+        f"Revisit the change '{change.name}' ({', '.join(change.overrides)} in "
+        f"segstream/faust_patches): {change.why}"
+    )
+
+
+UPSTREAM = [(change, name) for change in CHANGES for name in change.upstream]
+
+
+@pytest.mark.parametrize(("package", "version"), VERSIONS.items())
+def test_the_installed_versions_are_those_the_changes_were_written_for(
+    package: str, version: str
+) -> None:
+    installed = importlib.metadata.version(package)
+    assert installed == version, (
+        f"{package} {installed} is installed, the changes in segstream.faust_patches were "
+        f"written for {version}: let the source checks below name the changes to revisit, "
+        "then pin the new version here"
+    )
+
+
+@pytest.mark.parametrize(("change", "name"), UPSTREAM, ids=[name for _, name in UPSTREAM])
+def test_each_upstream_function_a_change_relies_on_is_unchanged(change: Change, name: str) -> None:
+    try:
+        found = source_hash(name)
+    except (ImportError, AttributeError, KeyError) as exc:
+        pytest.fail(f"{name} is gone upstream ({exc!r}). {revisit(change)}")
+    assert name in SOURCES, f"{name} has no pinned source hash: add {found!r} to SOURCES"
+    assert found == SOURCES[name], (
+        f"{name} changed upstream. {revisit(change)} Read its new source against "
+        f"the change; once the change fits it, pin {found!r} here."
+    )
+
+
+def test_every_pinned_source_belongs_to_a_change() -> None:
+    assert set(SOURCES) == {name for _, name in UPSTREAM}
+
+
+def assigned(owner: type, name: str) -> bool:
+    """Whether the class or an upstream base assigns ``self.<name>`` (an instance attribute)."""
+    assignment = re.compile(rf"self\.{re.escape(name)}\s*(:[^=\n]*)?=[^=]")
+    return any(
+        assignment.search(inspect.getsource(base))
+        for base in owner.__mro__
+        if base is not object and not base.__module__.startswith("segstream")
+    )
+
+
+@pytest.mark.parametrize(("owner", "name"), PRIVATE_NAMES, ids=[".".join(k) for k in PRIVATE_NAMES])
+def test_every_private_upstream_name_the_changes_use_still_exists(owner: str, name: str) -> None:
+    module, _, class_name = owner.rpartition(".")
+    cls = getattr(importlib.import_module(module), class_name)
+    assert hasattr(cls, name) or assigned(cls, name), (
+        f"{owner}.{name} is gone upstream: revisit "
+        f"{', '.join(repr(change) for change in PRIVATE_NAMES[(owner, name)])} "
+        "(see segstream.faust_patches.CHANGES)"
+    )
+
+
+def test_the_private_names_list_names_real_changes() -> None:
+    names = {change.name for change in CHANGES}
+    assert {used for users in PRIVATE_NAMES.values() for used in users} <= names
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=[change.name for change in CHANGES])
+def test_each_change_names_code_of_this_package(change: Change) -> None:
+    for override in change.overrides:
+        resolve(f"segstream.faust_patches.{override}")
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=[change.name for change in CHANGES])
+def test_each_change_names_tests_that_exist(change: Change) -> None:
+    assert change.guarded_by, change.name
+    for guard in change.guarded_by:
+        if not guard.startswith("tests/"):
+            continue
+        path, _, test = guard.partition("::")
+        source = (ROOT / path).read_text()
+        assert re.search(rf"def {test}\(", source), f"{change.name}: no {guard}"
