@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,10 +12,11 @@ from pathlib import Path
 import aiohttp
 
 from config.errors import SegstreamError
-from segstream.stack.process import resident_kb
+from segstream.stack.process import poll, resident_kb, stop_gracefully
 from streams import codec
 
 POLL_S = 0.1
+STOP_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -51,29 +50,30 @@ class Contender:
             )
 
     def stop(self, kill: bool = False) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """SIGTERM and a minute to exit before SIGKILL; or, with ``kill``, SIGKILL at once."""
+        if kill:
+            self.process.kill()
+            self.process.wait()
+        else:
+            stop_gracefully(self.process, STOP_GRACE_S)
 
     def resident_kb(self) -> int:
         return resident_kb(self.process.pid)
 
     async def reported(self, timeout: float) -> Run:
         """The JSON line a contender of `segstream.bench.contenders` prints when done."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        async def printed() -> Run | None:
             for line in self.log.read_text(errors="replace").splitlines():
                 start = line.find('{"events"')
                 if start >= 0:
-                    found = codec.loads(line[start:])
-                    return Run(**found)
-            self.check_alive()
-            await asyncio.sleep(POLL_S)
-        raise SegstreamError(f"{self.log.stem} did not finish within {timeout:.0f}s")
+                    return Run(**codec.loads(line[start:]))
+            return None
+
+        run = await poll(printed, timeout, POLL_S, alive=self.check_alive)
+        if run is None:
+            raise SegstreamError(f"{self.log.stem} did not finish within {timeout:.0f}s")
+        return run
 
 
 def contender(
@@ -139,9 +139,10 @@ class WorkerMetrics:
     async def until_idle(self, worker: Contender, timeout: float, quiet_s: float = 6.0) -> None:
         """Wait until the worker has nothing left to do: no input lag, no overdue deadline,
         nothing newly processed for ``quiet_s`` (its gauges refresh every few seconds)."""
-        deadline = time.monotonic() + timeout
         last, since = -1.0, time.monotonic()
-        while time.monotonic() < deadline:
+
+        async def idle() -> bool:
+            nonlocal last, since
             totals = await self.read()
             done = totals.get("segstream_events_applied_total", 0.0)
             busy = totals.get("segstream_consumer_lag", 0.0) + totals.get(
@@ -149,28 +150,33 @@ class WorkerMetrics:
             )
             if done != last or busy:
                 last, since = done, time.monotonic()
-            elif time.monotonic() - since >= quiet_s:
-                return
-            worker.check_alive()
-            await asyncio.sleep(0.5)
-        raise SegstreamError(f"the worker did not become idle within {timeout:.0f}s")
+                return False
+            return time.monotonic() - since >= quiet_s
+
+        if not await poll(idle, timeout, 0.5, alive=worker.check_alive):
+            raise SegstreamError(f"the worker did not become idle within {timeout:.0f}s")
 
     async def until_processed(self, worker: Contender, expected: int, timeout: float) -> Run:
         """Poll until ``expected`` records are processed; time from the first one seen."""
-        deadline = time.monotonic() + timeout
-        first: float | None = None
-        cpu_first = 0.0
-        while time.monotonic() < deadline:
+        first: tuple[float, float] | None = None  # when the first record was seen, CPU used then
+
+        async def processed() -> Run | None:
+            nonlocal first
             done = await self.processed()
             now = time.perf_counter()
             if done > 0 and first is None:
-                first, cpu_first = now, cpu_seconds(worker.process.pid)
+                first = now, cpu_seconds(worker.process.pid)
             if done >= expected and first is not None:
-                cpu = cpu_seconds(worker.process.pid) - cpu_first
-                return Run(int(done), now - first, worker.resident_kb(), cpu)
-            worker.check_alive()
-            await asyncio.sleep(POLL_S)
-        raise SegstreamError(f"the worker did not process {expected} events within {timeout:.0f}s")
+                cpu = cpu_seconds(worker.process.pid) - first[1]
+                return Run(int(done), now - first[0], worker.resident_kb(), cpu)
+            return None
+
+        run = await poll(processed, timeout, POLL_S, alive=worker.check_alive)
+        if run is None:
+            raise SegstreamError(
+                f"the worker did not process {expected} events within {timeout:.0f}s"
+            )
+        return run
 
 
 def clean_env(values: dict[str, str]) -> dict[str, str]:

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from config import Settings, names
 from config.errors import StackError
 from config.settings import env_name
 from segstream.cli.display import format_change, format_trigger
+from segstream.stack.process import poll, stop_gracefully
 from streams.timestamps import wall_clock_ms
 
 if TYPE_CHECKING:
@@ -148,21 +148,18 @@ class Worker:
         )
 
     async def wait_ready(self, session: aiohttp.ClientSession) -> None:
-        """Until the worker's /health says ready: it holds its partitions and has recovered
-        their tables (its web server answers before that)."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.exit_code is not None:
-                raise self.exited()
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-                async with session.get(self.health_url) as answer:
-                    if answer.status == 200 and (await answer.json()).get("ready") is True:
-                        return
-            await asyncio.sleep(0.5)
-        raise DemoStopped(
-            f"The worker was not ready after {READY_TIMEOUT_S:.0f} s. The end of "
-            f"{self.log_file}:\n{self.log_tail()}"
-        )
+        """Until the worker's /health says ready (see ``worker_ready``)."""
+        if not await poll(
+            lambda: worker_ready(session, self.health_url), READY_TIMEOUT_S, 0.5, self._running
+        ):
+            raise DemoStopped(
+                f"The worker was not ready after {READY_TIMEOUT_S:.0f} s. The end of "
+                f"{self.log_file}:\n{self.log_tail()}"
+            )
+
+    def _running(self) -> None:
+        if self.exit_code is not None:
+            raise self.exited()
 
     async def watch(self) -> None:
         """Returns never; raises once the worker exits."""
@@ -175,15 +172,17 @@ class Worker:
         self.pid_file.unlink(missing_ok=True)
         if self.process is None or self.process.poll() is not None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=WORKER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_gracefully(self.process, WORKER_STOP_TIMEOUT_S, group=True)
         return True
+
+
+async def worker_ready(session: aiohttp.ClientSession, health_url: str) -> bool:
+    """Whether a worker's /health says ready: it holds its partitions and has recovered their
+    tables (its web server answers before that). False while it does not answer."""
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+        async with session.get(health_url) as answer:
+            return answer.status == 200 and (await answer.json()).get("ready") is True
+    return False
 
 
 def _death_signal() -> Callable[[], None] | None:

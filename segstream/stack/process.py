@@ -1,4 +1,6 @@
-"""A server process of the local stack: started detached, found by its pid file, stopped cleanly."""
+"""A server process of the local stack: started detached, found by its pid file, stopped cleanly.
+Also the two waits every caller of a child process needs: poll until something holds, and stop
+a process (SIGTERM, a grace period, then SIGKILL)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from config.errors import StackError
+
+T = TypeVar("T")
 
 
 def require(program: str, install_hint: str) -> str:
@@ -40,6 +45,50 @@ def resident_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+async def poll(
+    condition: Callable[[], Awaitable[T]],
+    timeout: float,
+    interval: float = 0.2,
+    alive: Callable[[], object] | None = None,
+) -> T | None:
+    """Await ``condition`` every ``interval`` seconds until it returns something truthy, which is
+    returned; None once ``timeout`` seconds have passed. ``alive`` runs after each miss and
+    raises to give up early (the process that should make the condition true has exited)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await condition()
+        if found:
+            return found
+        if alive is not None:
+            alive()
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(interval)
+
+
+def stop_gracefully(process: subprocess.Popen[Any], grace: float, group: bool = False) -> int:
+    """SIGTERM (to the process's group if ``group``: one it leads, started in a session of its
+    own), up to ``grace`` seconds to exit, then SIGKILL; its exit status. A process that has
+    already exited is only reaped."""
+    if process.poll() is None:
+        _signal(process, signal.SIGTERM, group)
+        try:
+            return process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal(process, signal.SIGKILL, group)
+    return process.wait()
+
+
+def _signal(process: subprocess.Popen[Any], signum: int, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+    except ProcessLookupError:  # exited between the look and the signal
+        pass
 
 
 def _alive(pid: int) -> bool:
@@ -93,18 +142,16 @@ class ServerProcess:
 
     async def wait_ready(self, probe: Callable[[], Awaitable[bool]], timeout: float) -> None:
         """Poll ``probe`` (a protocol call) until it answers, the process dies or time is up."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.pid is None:
-                raise StackError(
-                    f"{self.name} exited during start-up ({self.log_tail()}); see {self.log_file}."
-                )
-            if await probe():
-                return
-            await asyncio.sleep(0.2)
-        raise StackError(
-            f"{self.name} did not become ready in {timeout:.0f}s; see {self.log_file}."
-        )
+        if not await poll(probe, timeout, alive=self._running):
+            raise StackError(
+                f"{self.name} did not become ready in {timeout:.0f}s; see {self.log_file}."
+            )
+
+    def _running(self) -> None:
+        if self.pid is None:
+            raise StackError(
+                f"{self.name} exited during start-up ({self.log_tail()}); see {self.log_file}."
+            )
 
     def log_tail(self, lines: int = 3) -> str:
         try:
@@ -119,16 +166,17 @@ class ServerProcess:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
-        if self._child is not None:
-            self._child.wait()
+        if self._child is not None and self._child.pid == pid:
+            stop_gracefully(self._child, timeout, group=True)
             self._child = None
+        else:  # started by another segstream process: watched by its pid, not ours to reap
+            os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+                while _alive(pid):
+                    time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         return True
