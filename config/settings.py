@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -15,9 +16,10 @@ from config import names
 from config.errors import ConfigError
 
 ENV_PREFIX = "SEGSTREAM_"
-SECRET_FIELDS = frozenset({"redis_url", "api_token", "kafka_sasl_password"})
+SECRET_FIELDS = frozenset({"redis_url", "api_token", "kafka_sasl_password", "write_keys"})
 LOOPBACK = ("127.", "localhost", "::1")
 MIN_TOKEN = 16
+SOURCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class Settings(BaseSettings):
@@ -90,6 +92,18 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None, description="Bearer token for every HTTP route but /health (a secret)"
     )
+    write_keys: SecretStr | None = Field(
+        None,
+        description="Write keys of the tracking API: key=source[,key=source] (a secret)",
+    )
+    ingest_max_pending_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Events the HTTP API may have sent Kafka without its ack yet (bytes)",
+    )
+    ingest_ack_timeout_seconds: float = Field(
+        8.0, gt=0, le=60, description="How long an HTTP request waits for Kafka's ack"
+    )
     max_event_bytes: int = Field(
         32 * 1024, ge=1024, le=1024 * 1024, description="Largest accepted event (bytes)"
     )
@@ -160,6 +174,15 @@ class Settings(BaseSettings):
             raise ValueError(f"use at least {MIN_TOKEN} characters")
         return value
 
+    @field_validator("write_keys", mode="before")
+    @classmethod
+    def _write_keys_name_sources(cls, value: object) -> object:
+        if value in ("", None):
+            return None
+        if isinstance(value, str):
+            parse_write_keys(value)  # the reason never quotes a key
+        return value
+
     @field_validator("kafka_ssl_cafile")
     @classmethod
     def _cafile_exists(cls, value: str) -> str:
@@ -191,6 +214,12 @@ class Settings(BaseSettings):
         """The full name of a topic on the broker."""
         return f"{self.topic_prefix}{name}"
 
+    def write_key_sources(self) -> dict[str, str]:
+        """Write key -> the name of its source (empty: no keys configured)."""
+        return (
+            {} if self.write_keys is None else parse_write_keys(self.write_keys.get_secret_value())
+        )
+
     @property
     def redis_prefix(self) -> str:
         """Prefix of every Redis key of this deployment."""
@@ -208,6 +237,25 @@ class Settings(BaseSettings):
     @property
     def redis_port(self) -> int:
         return urlsplit(self.redis_url.get_secret_value()).port or 6379
+
+
+def parse_write_keys(value: str) -> dict[str, str]:
+    """``key=source[,key=source]`` as a dict; ValueError (quoting no key) if malformed."""
+    keys: dict[str, str] = {}
+    for number, pair in enumerate(value.split(","), 1):
+        key, sep, source = (part.strip() for part in pair.partition("="))
+        if not sep or not key or not source:
+            raise ValueError(f"entry {number}: expected key=source")
+        if len(key) < MIN_TOKEN:
+            raise ValueError(f"entry {number}: use at least {MIN_TOKEN} characters for a key")
+        if not SOURCE_NAME.fullmatch(source):
+            raise ValueError(
+                f"entry {number}: a source name is 1 to 64 letters, digits, '_' or '-'"
+            )
+        if key in keys:
+            raise ValueError(f"entry {number}: the same key twice")
+        keys[key] = source
+    return keys
 
 
 def env_name(field: str) -> str:

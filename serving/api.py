@@ -9,27 +9,26 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from faust import web
 from faust.exceptions import SameNode
 
-from config import names
 from config.errors import InvalidEvent
 from engine.state import CustomerState
 from segstream.app import app, catalog, settings, topics
 from segstream.app.partitions import rebalancing
 from segstream.app.tables import customers
 from serving import metrics
+from serving.ingest import ACCEPTED_TOPICS, Accepted, Refused, check_event, intake
 from serving.openapi import document as openapi_document
 from serving.store import health, store
+from serving.tracking import take
 from streams import codec, segment_spec
-from streams.events import decode
 
-ACCEPTED_TOPICS = (*names.EVENT_TOPICS, names.CUSTOMER_ERASURES)
+API_SOURCE = "api"  # the source of tracking calls posted with the API's bearer token
 MAX_PAGE = 1000
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
@@ -89,39 +88,9 @@ class Health(web.View):
         )
 
 
-def check_event(item: Any, max_bytes: int) -> tuple[str, bytes, bytes]:
-    """(topic, key, raw value) of one posted event, or InvalidEvent with the reason."""
-    if not isinstance(item, dict):
-        raise InvalidEvent("expected an object {topic, value} (key optional)")
-    topic = item.get("topic")
-    if topic not in ACCEPTED_TOPICS:
-        raise InvalidEvent(f"topic: expected one of {', '.join(ACCEPTED_TOPICS)}")
-    value = item.get("value")
-    if not isinstance(value, dict):
-        raise InvalidEvent("value: expected a JSON object")
-    key = item.get("key", value.get("customer_id"))
-    if not isinstance(key, str):
-        raise InvalidEvent("key: expected the customer_id as a string")
-    raw = codec.dumps(value)
-    decode(topic, key.encode(), raw, max_bytes, int(time.time() * 1000))
-    return topic, key.encode(), raw
-
-
-async def produce(accepted: list[tuple[int, str, bytes, bytes]]) -> None:
-    """Send the accepted events and wait until Kafka has them."""
-    pending = [
-        await topics.input_topics[topic].send(key=key, value=raw) for _, topic, key, raw in accepted
-    ]
-    await asyncio.gather(*pending)
-
-
-async def ingest(
-    view: web.View,
-    request: web.Request,
-    unpack: Callable[[Any], list[Any]],
-    to_event: Callable[[Any], Any],
-) -> web.Response:
-    """Validate each posted item, produce the good ones, answer per item."""
+async def ingest(view: web.View, request: web.Request) -> web.Response:
+    """/v1/events: validate each posted {topic, value, key?}, produce the good ones once Kafka
+    can take them, answer per item (202 if any was accepted)."""
     body = await request.read()
     if len(body) > settings.max_batch_bytes:
         return _error(view, 413, f"body over the {settings.max_batch_bytes}-byte limit")
@@ -129,20 +98,31 @@ async def ingest(
         posted = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return _error(view, 400, f"not valid UTF-8 JSON ({exc.msg})")
-    items = unpack(posted)
+    items = posted if isinstance(posted, list) else [posted]
     results: list[dict[str, Any]] = []
-    accepted: list[tuple[int, str, bytes, bytes]] = []
+    accepted: list[Accepted] = []
     for index, item in enumerate(items):
         try:
-            topic, key, raw = check_event(to_event(item), settings.max_event_bytes)
+            if not isinstance(item, dict):
+                raise InvalidEvent("expected an object {topic, value} (key optional)")
+            event = check_event(
+                item.get("topic"), item.get("key"), item.get("value"), settings.max_event_bytes
+            )
         except InvalidEvent as exc:
             named = item.get("topic") if isinstance(item, dict) else None
             metrics.events_rejected.labels(named if named in ACCEPTED_TOPICS else "unknown").inc()
             results.append({"index": index, "accepted": False, "reason": exc.reason})
             continue
-        accepted.append((index, topic, key, raw))
-        results.append({"index": index, "accepted": True, "topic": topic})
-    await produce(accepted)
+        accepted.append(event)
+        results.append({"index": index, "accepted": True, "topic": event.topic})
+    try:
+        await intake.produce(accepted)
+    except Refused as exc:
+        return view.json(
+            {"error": f"{exc.reason}; retry"},
+            status=exc.status,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     return view.json(
         {"accepted": len(accepted), "rejected": len(items) - len(accepted), "results": results},
         status=202 if accepted else 400,
@@ -152,22 +132,20 @@ async def ingest(
 @app.page("/v1/events")
 class Events(Protected):
     async def post(self, request: web.Request) -> web.Response:
-        return await ingest(
-            self, request, lambda body: body if isinstance(body, list) else [body], lambda x: x
-        )
-
-
-def _segment_event(message: Any) -> dict[str, Any]:
-    topic, value = segment_spec.to_contract(message)
-    return {"topic": topic, "value": value}
+        return await ingest(self, request)
 
 
 @app.page("/v1/segment")
 class SegmentSpec(Protected):
-    """Segment's track and identify calls (one message, or {"batch": [...]})."""
+    """Segment's tracking calls (one message, or {"batch": [...]}) with the API's bearer token:
+    the same mapping and answers as the Tracking API (``serving.tracking``)."""
 
     async def post(self, request: web.Request) -> web.Response:
-        return await ingest(self, request, segment_spec.messages, _segment_event)
+        try:
+            posted = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
+        return cast(web.Response, await take(self, segment_spec.messages(posted), API_SOURCE))
 
 
 @app.page("/v1/segments")

@@ -53,6 +53,25 @@ events_rejected = Counter(
     ["topic"],
     registry=registry,
 )
+tracking_messages = Counter(
+    "segstream_tracking_messages",
+    "Tracking API messages (Segment/RudderStack SDKs) per source and outcome: accepted, "
+    "ignored (valid, not segmented on) or rejected (dead-lettered)",
+    ["source", "outcome"],
+    registry=registry,
+)
+ingest_refused = Counter(
+    "segstream_ingest_refused",
+    "HTTP requests refused because Kafka could not take their events (answered 429 or 503), "
+    "per reason",
+    ["reason"],
+    registry=registry,
+)
+ingest_pending_bytes = Gauge(
+    "segstream_ingest_pending_bytes",
+    "Bytes of HTTP events sent to Kafka and not acknowledged yet",
+    registry=registry,
+)
 transitions = Counter(
     "segstream_transitions", "Segment changes published", ["segment", "change"], registry=registry
 )

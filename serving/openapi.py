@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from config import names
+from streams import segment_spec
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
@@ -79,12 +80,65 @@ def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+TRACKING_ANSWER = {
+    "type": "object",
+    "properties": {
+        "success": {"type": "boolean"},
+        "accepted": {"type": "integer"},
+        "ignored": {"type": "integer"},
+        "rejected": {"type": "integer"},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer"},
+                    "outcome": {"enum": ["accepted", "ignored", "rejected"]},
+                    "topic": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+TRACKING_ERROR = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+}
+
+
+def _tracking(summary: str) -> dict[str, Any]:
+    """A Tracking API route: Segment's and RudderStack's SDKs post to /v1/batch."""
+    refused = {
+        "400": _json(TRACKING_ERROR, "no message could be taken, or the request is malformed"),
+        "401": _json(TRACKING_ERROR, "missing or unknown write key"),
+        "429": _json(TRACKING_ERROR, "too much is on its way to Kafka: retry after Retry-After"),
+        "503": _json(TRACKING_ERROR, "Kafka did not take the events: retry after Retry-After"),
+    }
+    return {
+        "post": {
+            "summary": summary,
+            "security": [{"writeKey": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {"200": _json(TRACKING_ANSWER, "each message's outcome"), **refused},
+        }
+    }
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "segstream", "version": "1"},
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                # Segment's and RudderStack's SDKs: the write key as the Basic user name.
+                "writeKey": {"type": "http", "scheme": "basic"},
+            },
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -122,18 +176,24 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/batch": _tracking(
+                'Segment/RudderStack Tracking API: {"batch": [messages]}, as the SDKs send it'
+            ),
+            **{
+                f"/v1/{call}": _tracking(f"Tracking API: one {call} message")
+                for call in segment_spec.CALLS
+            },
             "/v1/segment": {
                 "post": {
-                    "summary": "Segment tracking-spec messages: identify, and track for Order "
-                    "Completed, Product Added/Removed, Checkout Started, Email Opened, Email Link "
-                    'Clicked (one message or {"batch": [...]})',
+                    "summary": "Tracking API messages with the bearer token (one message or "
+                    '{"batch": [...]}); answered as /v1/batch',
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
                     "responses": {
-                        "202": _json({"type": "object"}, "each message accepted or rejected"),
-                        **_errors(400, 401, 413),
+                        "200": _json(TRACKING_ANSWER, "each message's outcome"),
+                        **_errors(400, 401),
                     },
                 }
             },

@@ -1,16 +1,27 @@
-"""Segment's tracking spec mapped onto segstream's event contract, so a shop already
-instrumented for Segment can point its `track` and `identify` calls at segstream.
+"""Segment's tracking spec (as Segment's and RudderStack's SDKs send it) mapped onto segstream's
+event contract, so a shop already instrumented for Segment points its SDK at segstream.
 
-Mapped: identify (traits) -> profile-updates; track "Order Completed" -> purchases;
-"Product Added" / "Product Removed" / "Checkout Started" -> cart-events; "Email Opened" ->
-email-opens; "Email Link Clicked" -> email-clicks. Every message needs a userId (segstream
-segments known customers, not anonymous visitors) and a messageId.
+Each message is mapped, ignored or refused:
+- mapped: identify (traits, or RudderStack's ``context.traits``) -> profile-updates; track
+  "Order Completed" -> purchases; "Product Added" / "Product Removed" / "Checkout Started" ->
+  cart-events; "Email Opened" -> email-opens; "Email Link Clicked" -> email-clicks;
+- ignored, with the reason: calls that are valid but that segstream does not segment on (other
+  track events, screen and group calls; page and alias calls and anonymous-only messages until
+  segstream keeps page views and merges identities);
+- refused (``InvalidEvent``): a message that breaks the spec (no messageId, a bad timestamp).
+
+The customer is ``userId`` (or ``user_id``, as the spec's examples write it); an explicit null
+counts as absent, as the SDKs send it. The message's ``messageId`` becomes the event id, so an
+SDK's retry of a message is counted once (each customer remembers the ids it applied for 24
+hours: ``engine.state.DEDUP_WINDOW_MS``). ``source`` on each event is the name of the write key
+the message came with.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from config import names
@@ -19,19 +30,49 @@ from streams.timestamps import parse_ts
 
 Mapped = tuple[str, dict[str, Any]]
 BIRTHDAY = re.compile(r"[0-9]{4}-")
+MAX_ID = 256
 
 
-def _head(message: dict[str, Any]) -> dict[str, Any]:
-    customer = message.get("userId")
-    if not isinstance(customer, str) or not customer:
-        raise InvalidEvent("userId: missing (anonymous events are not segmented)")
-    message_id = message.get("messageId")
-    if not isinstance(message_id, str) or not message_id:
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A valid message that segstream does not segment on, and why."""
+
+    reason: str
+
+
+# The calls of the spec, each also a route of its own (``/v1/<call>``) beside ``/v1/batch``.
+CALLS = ("track", "identify", "page", "screen", "group", "alias")
+ANONYMOUS = "anonymous visitor (anonymousId only): not segmented until identified"
+IGNORED_CALLS = {
+    "page": "page calls are acknowledged; segstream does not keep page views yet",
+    "screen": "screen calls are acknowledged; segstream segments on shop events, not app screens",
+    "group": "group calls are acknowledged; segstream segments people, not accounts",
+    "alias": "alias calls are acknowledged; segstream does not merge identities yet",
+}
+
+
+def _text(message: dict[str, Any], *fields: str) -> str | None:
+    """The first of ``fields`` that is set (null counts as absent), as text."""
+    for field in fields:
+        value = message.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise InvalidEvent(f"{field}: expected a string")
+        text = str(value)
+        if not text or len(text) > MAX_ID:
+            raise InvalidEvent(f"{field}: expected 1 to {MAX_ID} characters")
+        return text
+    return None
+
+
+def _head(message: dict[str, Any], customer: str, received_at: int) -> dict[str, Any]:
+    message_id = _text(message, "messageId", "message_id")
+    if message_id is None:
         raise InvalidEvent("messageId: missing")
     when = message.get("timestamp") or message.get("originalTimestamp")
-    if when is None:
-        raise InvalidEvent("timestamp: missing")
-    return {"event_id": message_id, "customer_id": customer, "ts": parse_ts(when, "timestamp")}
+    ts = received_at if when is None else parse_ts(when, "timestamp")
+    return {"event_id": message_id, "customer_id": customer, "ts": ts}
 
 
 def _properties(message: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +86,7 @@ def _sku(item: dict[str, Any]) -> Any:
     return item.get("sku") or item.get("product_id")
 
 
-def _order_completed(message: dict[str, Any]) -> Mapped:
+def _order_completed(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     props = _properties(message)
     products = props.get("products") or []
     if not isinstance(products, list):
@@ -61,7 +102,7 @@ def _order_completed(message: dict[str, Any]) -> Mapped:
         if isinstance(p, dict)
     ]
     total = props.get("total", props.get("revenue"))
-    return names.PURCHASES, _head(message) | {
+    return names.PURCHASES, head | {
         "order_id": props.get("order_id"),
         "total": total,
         "currency": props.get("currency", "USD"),
@@ -69,10 +110,13 @@ def _order_completed(message: dict[str, Any]) -> Mapped:
     }
 
 
-def _cart(action: str) -> Callable[[dict[str, Any]], Mapped]:
-    def mapped(message: dict[str, Any]) -> Mapped:
+Mapper = Callable[[dict[str, Any], dict[str, Any]], Mapped]
+
+
+def _cart(action: str) -> Mapper:
+    def mapped(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
         props = _properties(message)
-        value = _head(message) | {"action": action}
+        value = head | {"action": action}
         if action != "checkout_started":
             value |= {
                 "sku": _sku(props),
@@ -85,20 +129,20 @@ def _cart(action: str) -> Callable[[dict[str, Any]], Mapped]:
     return mapped
 
 
-def _email_opened(message: dict[str, Any]) -> Mapped:
+def _email_opened(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     props = _properties(message)
     campaign = props.get("campaign_id") or props.get("email_id")
-    return names.EMAIL_OPENS, _head(message) | {"campaign_id": campaign}
+    return names.EMAIL_OPENS, head | {"campaign_id": campaign}
 
 
-def _email_clicked(message: dict[str, Any]) -> Mapped:
+def _email_clicked(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     props = _properties(message)
     campaign = props.get("campaign_id") or props.get("email_id")
     url = props.get("link_url") or props.get("url")
-    return names.EMAIL_CLICKS, _head(message) | {"campaign_id": campaign, "url": url}
+    return names.EMAIL_CLICKS, head | {"campaign_id": campaign, "url": url}
 
 
-TRACKED: dict[str, Callable[[dict[str, Any]], Mapped]] = {
+TRACKED: dict[str, Mapper] = {
     "Order Completed": _order_completed,
     "Product Added": _cart("add"),
     "Product Removed": _cart("remove"),
@@ -108,11 +152,20 @@ TRACKED: dict[str, Callable[[dict[str, Any]], Mapped]] = {
 }
 
 
-def _identify(message: dict[str, Any]) -> Mapped:
-    raw = message.get("traits") or {}
+def _traits(message: dict[str, Any]) -> dict[str, Any]:
+    """Segment sends identify traits at the top; RudderStack's SDK in ``context.traits``."""
+    raw = message.get("traits")
+    if raw is None:
+        context = message.get("context")
+        raw = context.get("traits") if isinstance(context, dict) else None
+    raw = raw or {}
     if not isinstance(raw, dict):
         raise InvalidEvent("traits: expected an object")
-    head = _head(message)
+    return raw
+
+
+def _identify(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
+    raw = _traits(message)
     traits: dict[str, Any] = {}
     for ours, theirs in (
         ("email", "email"),
@@ -138,24 +191,40 @@ def _identify(message: dict[str, Any]) -> Mapped:
     return names.PROFILE_UPDATES, head | {"traits": traits}
 
 
-def to_contract(message: Any) -> Mapped:
-    """(topic, contract value) for one Segment message, or InvalidEvent with the reason."""
+def to_contract(message: Any, received_at: int, source: str | None = None) -> Mapped | Ignored:
+    """(topic, contract value) for one message, or why it is ignored; InvalidEvent with the
+    reason if it breaks the spec. ``received_at`` stands in for a missing timestamp."""
     if not isinstance(message, dict):
         raise InvalidEvent("expected a Segment message object")
     kind = message.get("type")
+    if kind in IGNORED_CALLS:
+        return Ignored(IGNORED_CALLS[kind])
+    if kind not in ("identify", "track"):
+        raise InvalidEvent(
+            "type: expected one of identify, track, page, screen, group, alias"
+            if kind is not None
+            else "type: missing"
+        )
+    customer = _text(message, "userId", "user_id")
+    if customer is None:
+        if _text(message, "anonymousId", "anonymous_id") is None:
+            raise InvalidEvent("userId or anonymousId: one of them is required")
+        return Ignored(ANONYMOUS)
     if kind == "identify":
-        return _identify(message)
-    if kind == "track":
+        mapper: Mapper = _identify
+    else:
         event = message.get("event")
-        mapper = TRACKED.get(event) if isinstance(event, str) else None
-        if mapper is None:
-            raise InvalidEvent(f"event: {event!r} is not mapped (mapped: {', '.join(TRACKED)})")
-        return mapper(message)
-    raise InvalidEvent("type: only track and identify are accepted")
+        if not isinstance(event, str) or not event:
+            raise InvalidEvent("event: missing (a track call names its event)")
+        if event not in TRACKED:
+            return Ignored(f"track event {event!r} is not one segstream segments on")
+        mapper = TRACKED[event]
+    topic, value = mapper(message, _head(message, customer, received_at))
+    return topic, value if source is None else value | {"source": source}
 
 
 def messages(body: Any) -> list[Any]:
-    """The messages of a request body: one message, or Segment's {"batch": [...]}."""
+    """The messages of a request body: one message, or {"batch": [...]}."""
     if isinstance(body, dict) and isinstance(body.get("batch"), list):
         return list(body["batch"])
     return [body]

@@ -10,7 +10,7 @@ import pytest
 from config import names
 from config.errors import InvalidEvent
 from streams.events import CartEvent, EmailClick, EmailOpen, ProfileUpdate, Purchase, decode
-from streams.segment_spec import messages, to_contract
+from streams.segment_spec import ANONYMOUS, IGNORED_CALLS, Ignored, messages, to_contract
 
 WHEN = "2026-03-01T10:00:00.000Z"
 WHEN_MS = 1_772_359_200_000
@@ -20,8 +20,13 @@ def message(kind: str, **fields: Any) -> dict[str, Any]:
     return {"type": kind, "userId": "u1", "messageId": "m1", "timestamp": WHEN, **fields}
 
 
+RECEIVED = 1_772_400_000_000
+
+
 def decoded(msg: dict[str, Any]) -> Any:
-    topic, value = to_contract(msg)
+    mapped = to_contract(msg, RECEIVED)
+    assert not isinstance(mapped, Ignored), mapped
+    topic, value = mapped
     return topic, decode(topic, b"u1", orjson.dumps(value))
 
 
@@ -109,25 +114,91 @@ def test_identify_maps_traits_and_drops_what_no_segment_needs() -> None:
 @pytest.mark.parametrize(
     ("msg", "reason"),
     [
-        (message("page"), "type: only track and identify are accepted"),
+        ({**message("identify"), "messageId": ""}, "messageId: expected 1 to 256 characters"),
+        ({**message("identify"), "messageId": None}, "messageId: missing"),
         (
-            message("track", event="Signed Up"),
-            "event: 'Signed Up' is not mapped (mapped: Order Completed, Product Added, "
-            "Product Removed, Checkout Started, Email Opened, Email Link Clicked)",
+            {**message("identify"), "userId": None, "anonymousId": None},
+            "userId or anonymousId: one of them is required",
         ),
+        ({**message("identify"), "userId": ["u1"]}, "userId: expected a string"),
+        ({**message("identify"), "userId": True}, "userId: expected a string"),
+        ({**message("identify"), "userId": "x" * 257}, "userId: expected 1 to 256 characters"),
+        ({**message("track")}, "event: missing (a track call names its event)"),
+        ({**message("identify"), "traits": ["a"]}, "traits: expected an object"),
         (
-            {**message("identify"), "userId": None},
-            "userId: missing (anonymous events are not segmented)",
+            {**message("unknown")},
+            "type: expected one of identify, track, page, screen, group, alias",
         ),
-        ({**message("identify"), "messageId": ""}, "messageId: missing"),
-        ({"type": "identify", "userId": "u1", "messageId": "m"}, "timestamp: missing"),
+        ({"userId": "u1", "messageId": "m"}, "type: missing"),
         ("nope", "expected a Segment message object"),
     ],
 )
 def test_refusals(msg: Any, reason: str) -> None:
     with pytest.raises(InvalidEvent) as caught:
-        to_contract(msg)
+        to_contract(msg, RECEIVED)
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("msg", "reason"),
+    [
+        *((message(kind), why) for kind, why in IGNORED_CALLS.items()),
+        (
+            message("track", event="Signed Up"),
+            "track event 'Signed Up' is not one segstream segments on",
+        ),
+        ({**message("identify"), "userId": None, "anonymousId": "a-1"}, ANONYMOUS),
+    ],
+)
+def test_valid_calls_segstream_does_not_segment_on_are_ignored_with_the_reason(
+    msg: Any, reason: str
+) -> None:
+    assert to_contract(msg, RECEIVED) == Ignored(reason)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        {"userId": "u1", "messageId": "m1"},
+        {"user_id": "u1", "message_id": "m1"},
+        {"userId": None, "user_id": "u1", "anonymousId": None, "messageId": "m1"},
+    ],
+)
+def test_user_id_and_message_id_in_either_spelling(spelling: dict[str, Any]) -> None:
+    msg = {"type": "identify", "timestamp": WHEN, "traits": {"gender": "x"}, **spelling}
+    topic, update = decoded(msg)
+    assert topic == names.PROFILE_UPDATES
+    assert (update.event_id, update.customer_id, update.ts) == ("m1", "u1", WHEN_MS)
+
+
+def test_a_number_as_user_id_is_its_text() -> None:
+    msg = {**message("identify"), "userId": 42}
+    mapped = to_contract(msg, RECEIVED)
+    assert not isinstance(mapped, Ignored) and mapped[1]["customer_id"] == "42"
+
+
+def test_rudderstack_sends_identify_traits_in_the_context() -> None:
+    msg = {**message("identify"), "context": {"traits": {"gender": "female", "industry": "retail"}}}
+    _, update = decoded(msg)
+    assert isinstance(update, ProfileUpdate)
+    assert update.traits == {"gender": "female", "industry": "retail"}
+
+
+def test_top_level_traits_win_over_the_context() -> None:
+    msg = {**message("identify", traits={"gender": "male"}), "context": {"traits": {"gender": "x"}}}
+    assert decoded(msg)[1].traits == {"gender": "male"}
+
+
+def test_a_missing_timestamp_is_the_time_received() -> None:
+    msg = {k: v for k, v in message("identify").items() if k != "timestamp"}
+    assert decoded(msg)[1].ts == RECEIVED
+
+
+def test_the_write_keys_source_is_kept_on_the_event() -> None:
+    mapped = to_contract(message("identify"), RECEIVED, source="web")
+    assert not isinstance(mapped, Ignored) and mapped[1]["source"] == "web"
+    plain = to_contract(message("identify"), RECEIVED)
+    assert not isinstance(plain, Ignored) and "source" not in plain[1]
 
 
 def test_batch_unpacks_and_a_single_message_stays_one() -> None:

@@ -84,12 +84,14 @@ READ_FROM_ENVIRONMENT = [
     ("size_samples_kept", "100", 100),
     ("max_event_bytes", "4096", 4096),
     ("max_batch_bytes", "65536", 65536),
+    ("ingest_max_pending_bytes", "2097152", 2097152),
+    ("ingest_ack_timeout_seconds", "2.5", 2.5),
 ]
 
 
 def test_the_table_covers_every_setting() -> None:
-    # api_token has tests of its own below (it is a secret, and opens the API beyond loopback).
-    covered = {field for field, _, _ in READ_FROM_ENVIRONMENT} | {"api_token"}
+    # api_token and write_keys have tests of their own below (they are secrets).
+    covered = {field for field, _, _ in READ_FROM_ENVIRONMENT} | {"api_token", "write_keys"}
     assert covered == set(Settings.model_fields)
 
 
@@ -299,3 +301,30 @@ def test_open_web_host_needs_a_token() -> None:
     )
     opened = load_settings({"SEGSTREAM_WEB_HOST": "0.0.0.0", "SEGSTREAM_API_TOKEN": "t" * 16})
     assert opened.web_host == "0.0.0.0"
+
+
+WRITE_KEY = "wk-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("nokey", "entry 1: expected key=source"),
+        (f"{WRITE_KEY}=", "entry 1: expected key=source"),
+        ("short=web", "entry 1: use at least 16 characters for a key"),
+        (f"{WRITE_KEY}=web site", "entry 1: a source name is 1 to 64 letters, digits, '_' or '-'"),
+        (f"{WRITE_KEY}=web,{WRITE_KEY}=app", "entry 2: the same key twice"),
+    ],
+)
+def test_a_bad_write_key_list_is_named_without_quoting_a_key(value: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SEGSTREAM_WRITE_KEYS": value})
+    assert str(caught.value) == f"Bad setting in the environment: SEGSTREAM_WRITE_KEYS: {reason}."
+    assert WRITE_KEY not in str(caught.value)
+
+
+def test_write_keys_name_their_sources_and_stay_secret() -> None:
+    settings = load_settings({"SEGSTREAM_WRITE_KEYS": f" {WRITE_KEY}=web , {WRITE_KEY}x=backend"})
+    assert settings.write_key_sources() == {WRITE_KEY: "web", f"{WRITE_KEY}x": "backend"}
+    assert WRITE_KEY not in repr(settings)
+    assert load_settings({"SEGSTREAM_WRITE_KEYS": ""}).write_key_sources() == {}
