@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from config import Settings, load_settings
+from config import load_settings
 from config.errors import StackError
 from segstream.stack import LocalStack
 from segstream.stack.process import free_port
-
-
-def run_segstream(
-    env: dict[str, str], *args: str, timeout: float = 150
-) -> subprocess.CompletedProcess[str]:
-    """Run the `segstream` command as a user would, with the given environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "segstream", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.integration.api_client import TOKEN, Api
+from tests.integration.deployment import Deployment, WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -56,15 +41,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         local.stop()
 
 
-@dataclass
-class Deployment:
-    """One isolated segstream deployment on the shared stack: its settings and environment."""
-
-    settings: Settings
-    env: dict[str, str]
-    home: Path
-
-
 @pytest.fixture
 def deployment_factory(stack: LocalStack, tmp_path: Path) -> Callable[..., Deployment]:
     def make(**overrides: str) -> Deployment:
@@ -86,52 +62,31 @@ def deployment_factory(stack: LocalStack, tmp_path: Path) -> Callable[..., Deplo
     return make
 
 
-@dataclass
-class WorkerProcess:
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def assert_running(self) -> None:
-        assert self.process.poll() is None, f"worker exited:\n{self.log_tail()}"
-
-    def kill(self) -> None:
-        """kill -9: no shutdown, no flush, no commit."""
-        self.process.kill()
-        self.process.wait()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
 @pytest.fixture
-def worker_factory() -> Iterator[Callable[[Deployment], WorkerProcess]]:
-    """Starts `segstream worker` processes, as an operator would, and stops them after the test."""
+def worker_factory() -> Iterator[Callable[..., WorkerProcess]]:
+    """Starts `segstream worker` processes (or ``argv``, a stand-in for one), as an operator
+    would, and stops them after the test."""
     workers: list[WorkerProcess] = []
 
-    def start(deployment: Deployment) -> WorkerProcess:
-        deployment.home.mkdir(parents=True, exist_ok=True)
+    def start(deployment: Deployment, argv: list[str] | None = None) -> WorkerProcess:
         log = deployment.home / f"worker-{len(workers)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "segstream", "worker"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=deployment.env,
-            )
-        worker = WorkerProcess(process, log)
+        worker = WorkerProcess.start(deployment, log, argv)
         workers.append(worker)
         return worker
 
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+async def api(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[..., WorkerProcess],
+) -> AsyncIterator[Api]:
+    """A ready worker whose HTTP API needs ``TOKEN``, and a client for it."""
+    deployment = deployment_factory(api_token=TOKEN)
+    worker = worker_factory(deployment)
+    await worker.until_ready()
+    async with aiohttp.ClientSession() as session:
+        yield Api(session, f"http://127.0.0.1:{deployment.settings.web_port}", deployment)

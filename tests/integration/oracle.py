@@ -11,14 +11,17 @@ import orjson
 from config import names
 from engine.catalog import load_catalog
 from segstream.offline.replay import replay
-from tests.integration.conftest import Deployment
-from tests.integration.kafka_io import event, read
+from segstream.offline.simulator import SyntheticShop
+from tests.integration.deployment import Deployment
+from tests.integration.kafka_io import event, read_until_quiet
+from tests.integration.waiting import poll_until
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
 Records = list[tuple[str, bytes, bytes]]
+GUARANTEES = ["at_least_once", "exactly_once"]
 
 
 def now_ms() -> int:
@@ -139,22 +142,61 @@ def folded(changes: list[dict[str, Any]]) -> dict[str, set[str]]:
 
 
 async def read_settled(
-    deployment: Deployment, shop: Shop, minimum: int = 1
+    deployment: Deployment,
+    shop: Shop,
+    minimum: int = 1,
+    committed: bool = False,
+    redelivered: bool = False,
+    timeout: float = 90.0,
 ) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
-    """Read changes until the folded memberships equal replay's (or time runs out)."""
-    changes: list[dict[str, Any]] = []
-    expected: dict[str, set[str]] = {}
-    for _ in range(20):
+    """The published changes, once segment-changes is quiet (at least ``minimum`` of them) and
+    their fold equals replay's memberships; and those memberships. ``redelivered``: repeats of
+    a change (at-least-once) are dropped before folding; ``committed``: read committed only."""
+    seen: tuple[list[dict[str, Any]], dict[str, set[str]]] = ([], {})
+
+    async def settled() -> bool:
+        nonlocal seen
         _, _, expected = expected_by_replay(shop, now_ms())
-        changes = await read(
-            deployment.settings,
-            names.SEGMENT_CHANGES,
-            count=max(minimum, len(changes) + 1),
-            timeout=3,
+        changes = await read_until_quiet(
+            deployment.settings, names.SEGMENT_CHANGES, at_least=minimum, committed=committed
         )
-        if len(changes) >= minimum and folded(changes) == expected:
-            break
-    return changes, expected
+        seen = changes, expected
+        return folded(deduplicated(changes) if redelivered else changes) == expected
+
+    def difference() -> str:
+        changes, expected = seen
+        live = folded(deduplicated(changes) if redelivered else changes)
+        return f"customer: (segments missing, segments extra) {differing(live, expected)}"
+
+    await poll_until(settled, "the changes' fold equal to replay's", timeout, 0, detail=difference)
+    return seen
+
+
+def synthetic_shop(customers: int, count: int, seed: int) -> Shop:
+    """A synthetic shop's events, all old enough that every cart deadline is already due."""
+    shop = Shop()
+    simulated = SyntheticShop(customers=customers, seed=seed, start_ms=now_ms() - 5 * HOUR)
+    shop.records += [(record.topic, record.value) for record in simulated.events(count)]
+    return shop
+
+
+def differing(
+    live: dict[str, set[str]], expected: dict[str, set[str]]
+) -> dict[str, tuple[list[str], list[str]]]:
+    """Per customer whose memberships differ: (segments missing, segments extra)."""
+    return {
+        customer: (
+            sorted(expected.get(customer, set()) - live.get(customer, set())),
+            sorted(live.get(customer, set()) - expected.get(customer, set())),
+        )
+        for customer in set(live) | set(expected)
+        if live.get(customer, set()) != expected.get(customer, set())
+    }
+
+
+def assert_same_members(live: dict[str, set[str]], expected: dict[str, set[str]]) -> None:
+    """Equal memberships; on failure, per customer: (segments missing, segments extra)."""
+    assert not differing(live, expected), differing(live, expected)
 
 
 def deduplicated(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from segstream.bench.harness import BenchConfig
-from tests.integration.conftest import Deployment, run_segstream
+from tests.integration.deployment import Deployment, run_segstream
 
 pytestmark = pytest.mark.integration
 

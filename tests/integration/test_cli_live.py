@@ -3,7 +3,6 @@ and their answers for customers and segments that do not exist."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import sys
@@ -14,10 +13,12 @@ import orjson
 import pytest
 
 from engine.catalog import load_catalog
-from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
+from segstream.stack.process import stop_gracefully
+from tests.integration.deployment import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce
-from tests.integration.test_redis_store import expected_snapshot, wait_for
-from tests.integration.test_segments_live import DAY, Shop, now_ms, read_settled
+from tests.integration.oracle import DAY, Shop, now_ms, read_settled
+from tests.integration.stored import expected_snapshot, until_stored
+from tests.integration.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +62,12 @@ async def test_tail_preview_and_customer_show(
     tail_out = tmp_path / "tail.jsonl"
     with tail_out.open("w") as out:
         tail = subprocess.Popen([*command, "--customer", "p1"], env=deployment.env, stdout=out)
-        for _ in range(300):
-            if len(tail_out.read_text().splitlines()) >= 3:
-                break
-            await asyncio.sleep(0.1)
-        tail.terminate()
-        tail.wait(timeout=30)
+        try:
+            await poll_until(
+                lambda: len(tail_out.read_text().splitlines()) >= 3, "three tailed changes", 30
+            )
+        finally:
+            stop_gracefully(tail, 30)
     tailed = [orjson.loads(line) for line in tail_out.read_text().splitlines()[:3]]
 
     draft = tmp_path / "draft.yaml"
@@ -78,7 +79,7 @@ async def test_tail_preview_and_customer_show(
 
     store = RedisStore.connect(deployment.settings)
     try:
-        await wait_for(store, expected_snapshot(changes))
+        await until_stored(store, expected_snapshot(changes))
     finally:
         await store.close()
     shown = segstream(deployment, "customer", "show", "p1", "--json")

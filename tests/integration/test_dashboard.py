@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.integration.test_http_api import TOKEN, Api, api, consent, purchase, until
-from tests.integration.test_segments_live import DAY, now_ms
+from tests.integration.api_client import TOKEN, Api, consent, purchase
+from tests.integration.oracle import DAY, now_ms
+from tests.integration.waiting import poll_until
 
 pytestmark = pytest.mark.integration
-__all__ = ["api"]  # the fixture, imported for this module's tests
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -63,8 +63,7 @@ async def test_dashboard_shows_the_api_numbers_and_follows_new_events(
             else None
         )
 
-    before = await until(settled)
-    assert before, "the first events never reached the store"
+    before = await poll_until(settled, "ada's repeat purchase on the dashboard's numbers")
     page = await browser.new_page()
     await page.goto(f"{api.base}/dashboard?token={TOKEN}")
     await page.wait_for_selector('tr[data-segment="repeat_buyers"]')

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from segstream.stack.process import free_port
+from tests.integration.waiting import wait_until
 from tests.suite_venv import OFFLINE_PIP_INSTALL, suite_backed_venv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,17 +85,6 @@ class StackPids:
         return found
 
 
-def wait_for(
-    condition: Callable[[], bool], what: str, timeout: float, log: Callable[[], str]
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen in {timeout:.0f} s:\n{log()[-4000:]}")
-
-
 def assert_nothing_left(pids: dict[str, int]) -> None:
     assert set(pids) == {"kafka", "redis", "worker"}, pids
     left = {name: pid for name, pid in pids.items() if alive(pid)}
@@ -121,14 +110,25 @@ def run_to_the_end(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + 400
-    while demo.poll() is None and time.monotonic() < deadline:
-        seen |= pids.read()
-        time.sleep(0.3)
-    if demo.poll() is None:
+
+    def ended() -> bool:
+        seen.update(pids.read())
+        return demo.poll() is not None
+
+    try:
+        wait_until(ended, "the demo's end", 400, 0.3, detail=lambda: tail(out))
+    except AssertionError:
         kill_all(demo, seen)
-        raise AssertionError(f"the demo did not end:\n{out.read_text(errors='replace')[-4000:]}")
+        raise
     return demo.returncode, seen
+
+
+def text_of(output: Path) -> str:
+    return output.read_text(errors="replace") if output.exists() else ""
+
+
+def tail(output: Path) -> str:
+    return text_of(output)[-4000:]
 
 
 def test_the_demo_runs_from_a_fresh_clone_with_default_settings(tmp_path: Path) -> None:
@@ -197,11 +197,12 @@ def running_demo_is_stopped_by(
     demo = start(env)
     pids = StackPids(tmp_path / "stack")
 
-    def log() -> str:
-        return output.read_text(errors="replace") if output.exists() else ""
+    def shows_changes() -> bool:
+        said = text_of(output)
+        return STARTED in said and ENTER in said
 
     try:
-        wait_for(lambda: STARTED in log() and ENTER in log(), "segment changes", 300, log)
+        wait_until(shows_changes, "segment changes", 300, 0.5, detail=lambda: tail(output))
         found = pids.read()
         assert set(found) == {"kafka", "redis", "worker"}, found
     except BaseException:
@@ -239,7 +240,13 @@ def test_ctrl_c_with_the_output_piped_stops_everything(tmp_path: Path) -> None:
     demo, pids = running_demo_is_stopped_by(tmp_path, start, out)
     os.killpg(demo.pid, signal.SIGINT)
     demo.wait(timeout=150)
-    wait_for(lambda: not any(alive(pid) for pid in pids.values()), "the stop", 60, err.read_text)
+    wait_until(
+        lambda: not any(alive(pid) for pid in pids.values()),
+        "the stop",
+        60,
+        0.5,
+        detail=lambda: tail(err),
+    )
     said = out.read_text(errors="replace") + err.read_text(errors="replace")
     assert STOPPED_ALL in said, said
     assert "BrokenPipeError" not in said and "Traceback" not in said, said
@@ -298,12 +305,13 @@ def test_a_closed_terminal_stops_everything(tmp_path: Path) -> None:
     os.close(follower)
     pids = StackPids(tmp_path / "stack")
 
-    def log() -> str:
+    def shows_changes() -> bool:
         read_terminal()
-        return out.read_text(errors="replace") if out.exists() else ""
+        said = text_of(out)
+        return STARTED in said and ENTER in said
 
     try:
-        wait_for(lambda: STARTED in log() and ENTER in log(), "segment changes", 300, log)
+        wait_until(shows_changes, "segment changes", 300, 0.5, detail=lambda: tail(out))
     except BaseException:
         kill_all(demo, pids.read())
         raise

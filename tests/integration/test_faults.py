@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,86 +17,27 @@ import aiohttp
 import pytest
 
 from config import names
-from engine.catalog import load_catalog
 from segstream.bench.processes import WorkerMetrics
-from segstream.offline.replay import replay
-from segstream.offline.simulator import SyntheticShop
 from segstream.stack import LocalKafka, LocalRedis
-from serving.changelog import latest_states
+from segstream.stack.process import free_port
 from serving.redis_store import RedisStore
-from streams import codec
-from tests.integration.conftest import Deployment, WorkerProcess, free_port, run_segstream
-from tests.integration.kafka_io import produce_many, read
-from tests.integration.oracle import HOUR, Shop, deduplicated, folded, now_ms
+from tests.integration.deployment import Deployment, WorkerProcess, run_segstream
+from tests.integration.kafka_io import produce_many
+from tests.integration.oracle import (
+    GUARANTEES,
+    assert_same_members,
+    deduplicated,
+    folded,
+    read_settled,
+    synthetic_shop,
+)
+from tests.integration.stored import (
+    assert_counted_once,
+    assert_store_caught_up,
+    redis_memberships,
+)
 
 pytestmark = pytest.mark.integration
-
-GUARANTEES = ["at_least_once", "exactly_once"]
-# What must match between a stored state and replay's: everything an event adds to.
-COUNTED = ("purchase_count", "total_spend", "open_count", "click_count", "support_count", "days")
-
-
-def synthetic_shop(customers: int, count: int, seed: int) -> Shop:
-    """A synthetic shop's events, all old enough that every cart deadline is already due."""
-    shop = Shop()
-    simulated = SyntheticShop(customers=customers, seed=seed, start_ms=now_ms() - 5 * HOUR)
-    shop.records += [(record.topic, record.value) for record in simulated.events(count)]
-    return shop
-
-
-async def processed(metrics: WorkerMetrics, at_least: int, worker: WorkerProcess) -> None:
-    for _ in range(900):
-        if await metrics.processed() >= at_least:
-            return
-        worker.assert_running()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the worker did not process {at_least} events:\n{worker.log_tail()}")
-
-
-async def joined(worker: WorkerProcess) -> None:
-    for _ in range(900):
-        if "Worker ready" in worker.log.read_text(errors="replace"):
-            return
-        worker.assert_running()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the worker never got ready:\n{worker.log_tail()}")
-
-
-async def settled(
-    deployment: Deployment, shop: Shop, exactly_once: bool
-) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
-    """All changes, once their fold equals replay's memberships (or time is up)."""
-    expected = {
-        customer: set(state.segments)
-        for customer, state in replay(shop.jsonl(), load_catalog(), now_ms()).states.items()
-        if state.segments
-    }
-    changes: list[dict[str, Any]] = []
-    give_up = time.monotonic() + 75
-    while time.monotonic() < give_up:
-        changes = await read(
-            deployment.settings,
-            names.SEGMENT_CHANGES,
-            count=len(changes) + 1,
-            timeout=3,
-            committed=exactly_once,
-        )
-        if folded(deduplicated(changes)) == expected:
-            break
-    return changes, expected
-
-
-def assert_same_members(live: dict[str, set[str]], expected: dict[str, set[str]]) -> None:
-    """Equal memberships; on failure, per customer: (segments missing, segments extra)."""
-    differing = {
-        customer: (
-            sorted(expected.get(customer, set()) - live.get(customer, set())),
-            sorted(live.get(customer, set()) - expected.get(customer, set())),
-        )
-        for customer in set(live) | set(expected)
-        if live.get(customer, set()) != expected.get(customer, set())
-    }
-    assert not differing, differing
 
 
 async def assert_accounted(metrics: WorkerMetrics) -> None:
@@ -110,30 +50,6 @@ async def assert_accounted(metrics: WorkerMetrics) -> None:
             f"segstream_events_dead_lettered_total{label}", 0.0
         )
         assert read_in == out, topic
-
-
-async def assert_counted_once(deployment: Deployment, shop: Shop) -> None:
-    """Each customer's latest stored state holds exactly replay's counts (waiting while the
-    worker still works through records that change no membership)."""
-    expected = {
-        customer: {name: state.to_dict().get(name) for name in COUNTED}
-        for customer, state in replay(shop.jsonl(), load_catalog(), now_ms()).states.items()
-    }
-    stored: dict[str, Any] = {}
-    for _ in range(60):
-        stored = {
-            customer: {name: codec.loads(raw).get(name) for name in COUNTED}
-            for customer, raw in (await latest_states(deployment.settings)).items()
-        }
-        if stored == expected:
-            return
-        await asyncio.sleep(1)
-    differing = {
-        c: (stored.get(c), expected.get(c))
-        for c in set(stored) | set(expected)
-        if stored.get(c) != expected.get(c)
-    }
-    assert not differing, differing
 
 
 @pytest.mark.parametrize("guarantee", GUARANTEES)
@@ -149,10 +65,12 @@ async def test_kill_9_mid_burst_then_restart(
     first = worker_factory(deployment)
     try:
         await produce_many(deployment.settings, shop.kafka_records())
-        await processed(metrics, 700, first)
+        await first.until_processed(metrics, 700)
         first.kill()
         second = worker_factory(deployment)
-        changes, expected = await settled(deployment, shop, guarantee == "exactly_once")
+        changes, expected = await read_settled(
+            deployment, shop, committed=guarantee == "exactly_once", redelivered=True
+        )
         second.assert_running()
     finally:
         await metrics.close()
@@ -185,13 +103,15 @@ async def test_the_broker_stops_for_ten_seconds_mid_stream(
         worker = worker_factory(deployment)
         try:
             await produce_many(deployment.settings, records[:1000])
-            await processed(metrics, 1000, worker)
+            await worker.until_processed(metrics, 1000)
             kafka.stop()
             await asyncio.sleep(10)
             await kafka.start()
             await produce_many(deployment.settings, records[1000:])
-            changes, expected = await settled(deployment, shop, guarantee == "exactly_once")
-            await processed(metrics, 2000, worker)
+            changes, expected = await read_settled(
+                deployment, shop, committed=guarantee == "exactly_once", redelivered=True
+            )
+            await worker.until_processed(metrics, 2000)
             await assert_accounted(metrics)
         finally:
             await metrics.close()
@@ -203,24 +123,6 @@ async def test_the_broker_stops_for_ten_seconds_mid_stream(
         await assert_counted_once(deployment, shop)
     finally:
         kafka.stop()
-
-
-async def redis_memberships(store: RedisStore, customers: set[str]) -> dict[str, set[str]]:
-    found = {customer: set(await store.segments_of(customer)) for customer in customers}
-    return {customer: segments for customer, segments in found.items() if segments}
-
-
-async def assert_store_caught_up(
-    store: RedisStore, customers: set[str], expected: dict[str, set[str]]
-) -> None:
-    """The Redis store's memberships equal ``expected`` (waiting while it catches up)."""
-    found: dict[str, set[str]] = {}
-    for _ in range(60):
-        found = await redis_memberships(store, customers)
-        if found == expected:
-            return
-        await asyncio.sleep(0.5)
-    assert_same_members(found, expected)
 
 
 async def test_redis_stops_mid_stream_and_the_store_catches_up(
@@ -239,14 +141,14 @@ async def test_redis_stops_mid_stream_and_the_store_catches_up(
     try:
         worker = worker_factory(deployment)
         await produce_many(deployment.settings, records[:1000])
-        await processed(metrics, 1000, worker)
+        await worker.until_processed(metrics, 1000)
         redis.stop()
         await produce_many(deployment.settings, records[1000:])
         # Redis is down: the worker still processes every event.
-        await processed(metrics, 3000, worker)
+        await worker.until_processed(metrics, 3000)
         await assert_accounted(metrics)
         await redis.start()
-        _, expected = await settled(deployment, shop, exactly_once=False)
+        _, expected = await read_settled(deployment, shop, redelivered=True)
         await assert_store_caught_up(store, customers, expected)
 
         await store.flush()
@@ -286,8 +188,8 @@ async def test_local_state_wiped_while_down_is_restored_from_the_changelog(
     try:
         first = worker_factory(deployment)
         await produce_many(deployment.settings, shop.kafka_records())
-        await processed(metrics, 1500, first)
-        await settled(deployment, shop, exactly_once=False)
+        await first.until_processed(metrics, 1500)
+        await read_settled(deployment, shop, redelivered=True)
         before = await customer_summaries(port, customers)
         assert first.stop() == 0
         data = deployment.settings.data_dir
@@ -295,7 +197,7 @@ async def test_local_state_wiped_while_down_is_restored_from_the_changelog(
         shutil.rmtree(data)
 
         second = worker_factory(deployment)
-        await joined(second)
+        await second.until_ready()
         after = await customer_summaries(port, customers)
     finally:
         await metrics.close()

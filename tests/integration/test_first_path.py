@@ -13,43 +13,11 @@ from config import names
 from engine.state import LATE_FOR_WINDOWS
 from streams import codec
 from streams.timestamps import format_ts
-from tests.integration.conftest import Deployment, WorkerProcess
-from tests.integration.kafka_io import event, produce, read
+from tests.integration.buyers import buyers_catalog, purchase
+from tests.integration.deployment import Deployment, WorkerProcess
+from tests.integration.kafka_io import event, produce, read_until_quiet
 
 pytestmark = pytest.mark.integration
-
-BUYERS = """
-segments:
-  first_time_buyers:
-    description: Exactly one purchase
-    consent_required: false
-    when: {count: {of: orders, min: 1, max: 1}}
-  repeat_buyers:
-    description: Two or more purchases
-    consent_required: false
-    when: {count: {of: orders, min: 2}}
-"""
-
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-DAY = 86_400_000
-
-
-def buyers_catalog(directory: Path) -> str:
-    path = directory / "buyers.yaml"
-    path.write_text(BUYERS)
-    return str(path)
-
-
-def purchase(customer: str, n: int, total: float = 40.0) -> dict[str, Any]:
-    return {
-        "event_id": f"{customer}-order-{n}",
-        "customer_id": customer,
-        "ts": T0 + n * DAY,
-        "order_id": f"{customer}-{n}",
-        "total": total,
-        "currency": "EUR",
-        "items": [{"sku": "sku-1", "category": "shoes", "quantity": 1, "unit_price": total}],
-    }
 
 
 def change(value: dict[str, Any], segment: str, kind: str, version: int) -> dict[str, Any]:
@@ -85,7 +53,7 @@ async def test_purchases_publish_exact_buyer_transitions(
     sent = [alice[0], bob[0], carol[0], alice[1], carol[1], alice[2]]
     await produce(deployment.settings, [event(names.PURCHASES, v) for v in sent])
 
-    changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=7)
+    changes = await read_until_quiet(deployment.settings, names.SEGMENT_CHANGES, at_least=7)
 
     worker.assert_running()
     assert per_customer(changes) == {
@@ -131,8 +99,8 @@ async def test_bad_records_are_dead_lettered_and_good_ones_still_count(
         ],
     )
 
-    changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=3)
-    letters = await read(deployment.settings, names.DEAD_LETTERS, count=3)
+    changes = await read_until_quiet(deployment.settings, names.SEGMENT_CHANGES, at_least=3)
+    letters = await read_until_quiet(deployment.settings, names.DEAD_LETTERS, at_least=3)
 
     worker.assert_running()
     assert changes == [
@@ -164,8 +132,8 @@ async def test_an_event_too_late_for_any_window_counts_and_gets_a_side_record(
         deployment.settings, [event(names.PURCHASES, recent), event(names.PURCHASES, old)]
     )
 
-    changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=3)
-    late = await read(deployment.settings, names.LATE_EVENTS, count=1)
+    changes = await read_until_quiet(deployment.settings, names.SEGMENT_CHANGES, at_least=3)
+    late = await read_until_quiet(deployment.settings, names.LATE_EVENTS, at_least=1)
 
     worker.assert_running()
     # The old order still counts (lifetime totals), at the customer's clock ...

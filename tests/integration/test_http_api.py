@@ -2,101 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
-import orjson
 import pytest
 
 from config import names
-from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.api_client import Api, consent, purchase
 from tests.integration.kafka_io import produce
-from tests.integration.test_segments_live import DAY, now_ms
+from tests.integration.oracle import DAY, now_ms
+from tests.integration.waiting import poll_until
 
 pytestmark = pytest.mark.integration
-
-TOKEN = "test-token-3f9a-5d1e-77c0"
-
-
-class Api:
-    def __init__(self, session: aiohttp.ClientSession, base: str, deployment: Deployment) -> None:
-        self.session, self.base, self.deployment = session, base, deployment
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        token: str | None = TOKEN,
-        raw: bytes | None = None,
-    ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        data = raw if raw is not None else (None if body is None else orjson.dumps(body))
-        async with self.session.request(method, self.base + path, data=data, headers=headers) as r:
-            text = await r.read()
-            if r.content_type != "application/json":
-                return r.status, text.decode()
-            return r.status, orjson.loads(text) if text else None
-
-
-@pytest.fixture
-async def api(
-    deployment_factory: Callable[..., Deployment],
-    worker_factory: Callable[[Deployment], WorkerProcess],
-) -> AsyncIterator[Api]:
-    deployment = deployment_factory(api_token=TOKEN)
-    worker = worker_factory(deployment)
-    base = f"http://127.0.0.1:{deployment.settings.web_port}"
-    async with aiohttp.ClientSession() as session:
-        client = Api(session, base, deployment)
-        for _ in range(150):
-            try:
-                if (await client.call("GET", "/health", token=None))[0] == 200:
-                    break
-            except aiohttp.ClientError:
-                pass
-            worker.assert_running()
-            await asyncio.sleep(0.2)
-        yield client
-
-
-def purchase(customer: str, n: int, ts: int) -> dict[str, Any]:
-    return {
-        "topic": names.PURCHASES,
-        "value": {
-            "event_id": f"{customer}-{n}",
-            "customer_id": customer,
-            "ts": ts,
-            "order_id": f"o{n}",
-            "total": 30.0,
-            "currency": "EUR",
-            "items": [{"sku": "s1", "category": "shoes", "quantity": 1, "unit_price": 30.0}],
-        },
-    }
-
-
-def consent(customer: str, ts: int) -> dict[str, Any]:
-    return {
-        "topic": names.PROFILE_UPDATES,
-        "value": {
-            "event_id": f"{customer}-p",
-            "customer_id": customer,
-            "ts": ts,
-            "traits": {"email_consent": True, "gender": "female", "email": "x@example.test"},
-        },
-    }
-
-
-async def until(check: Callable[[], Any], tries: int = 100) -> Any:
-    result = None
-    for _ in range(tries):
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.2)
-    return result
 
 
 async def test_token_guards_every_route_but_health(api: Api) -> None:
@@ -148,7 +64,7 @@ async def test_ingest_validates_each_event_and_feeds_the_engine(api: Api) -> Non
         status, found = await api.call("GET", "/v1/customers/amy")
         return found if status == 200 and "repeat_buyers" in found["served_segments"] else None
 
-    found = await until(customer)
+    found = await poll_until(customer, "amy served in repeat_buyers")
     assert found["purchases"]["count"] == 2
     assert "repeat_buyers" in found["segments"]
     assert "email" not in found["traits"]
@@ -237,8 +153,7 @@ async def test_metrics_account_for_every_event(api: Api) -> None:
         done = metric(text, "segstream_events_dead_lettered_total", topic="purchases") == 1
         return text if status == 200 and done else None
 
-    text = await until(counted)
-    assert text, "the dead letter was never counted"
+    text = await poll_until(counted, "the dead letter counted")
     for topic, applied, dead in (("purchases", 1, 1), ("profile-updates", 1, 0)):
         events_in = metric(text, "segstream_events_in_total", topic=topic)
         assert metric(text, "segstream_events_applied_total", topic=topic) == applied
@@ -292,5 +207,5 @@ async def test_segment_spec_calls_feed_the_engine(api: Api) -> None:
         status, found = await api.call("GET", "/v1/customers/seg1")
         return found if status == 200 and "first_time_buyers" in found["served_segments"] else None
 
-    found = await until(served)
-    assert found and found["traits"]["gender"] == "male"
+    found = await poll_until(served, "seg1 served in first_time_buyers")
+    assert found["traits"]["gender"] == "male"

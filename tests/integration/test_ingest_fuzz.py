@@ -3,6 +3,7 @@ a reason (never a server error), and every valid event is accepted."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config import names
-from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.deployment import Deployment, WorkerProcess
 from tests.payloads import json_values, valid_events
 
 pytestmark = pytest.mark.integration
@@ -48,13 +49,7 @@ def test_ingest_answers_every_payload_and_accepts_every_valid_event(
     deployment = deployment_factory()
     worker = worker_factory(deployment)
     base = f"http://127.0.0.1:{deployment.settings.web_port}"
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=2):
-                break
-        except OSError:
-            worker.assert_running()
-            time.sleep(0.2)
+    asyncio.run(worker.until_ready())
 
     @FUZZ
     @given(body=st.binary(max_size=400) | json_values.map(orjson.dumps))

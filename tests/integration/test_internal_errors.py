@@ -5,9 +5,7 @@ SEGSTREAM_ON_INTERNAL_ERROR=stop it stops instead, and a fixed worker applies th
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,15 +15,18 @@ import pytest
 from config import names
 from segstream.bench.processes import WorkerMetrics
 from streams import codec
-from tests.integration.conftest import Deployment, WorkerProcess
-from tests.integration.kafka_io import event, produce, read
-from tests.integration.test_first_path import buyers_catalog, purchase
+from tests.integration.buyers import buyers_catalog, purchase
+from tests.integration.deployment import Deployment, WorkerProcess
+from tests.integration.kafka_io import event, produce, read, read_until_quiet
 
 pytestmark = pytest.mark.integration
 
 SECRET = "ana@shop.example"  # in the failing exception's message: it must not reach the log
 # Runs the real worker with Step.on_event failing for customer "bug" (a stand-in for a bug).
-FAULTY_WORKER = f"""
+FAULTY_WORKER = [
+    sys.executable,
+    "-c",
+    f"""
 import engine.step
 real = engine.step.Step.on_event
 def on_event(self, state, event, *args, **kwargs):
@@ -35,29 +36,8 @@ def on_event(self, state, event, *args, **kwargs):
 engine.step.Step.on_event = on_event
 from segstream.cli.main import main
 main(["worker"])
-"""
-
-
-def start(deployment: Deployment, faulty: bool, log: Path) -> WorkerProcess:
-    argv = [sys.executable, "-c", FAULTY_WORKER] if faulty else [sys.executable, "-m", "segstream"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            argv if faulty else [*argv, "worker"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=deployment.env,
-        )
-    return WorkerProcess(process, log)
-
-
-async def until(check: Callable[[], object], what: str, worker: WorkerProcess) -> None:
-    for _ in range(600):
-        if await check():  # type: ignore[misc]
-            return
-        if worker.process.poll() is not None:
-            break
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what} did not happen:\n{worker.log_tail()}")
+""",
+]
 
 
 def records() -> list[tuple[str, bytes, bytes]]:
@@ -69,19 +49,16 @@ def records() -> list[tuple[str, bytes, bytes]]:
 
 
 async def test_a_bug_is_dead_lettered_counted_apart_and_the_events_around_it_go_on(
-    deployment_factory: Callable[..., Deployment], tmp_path: Path
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     deployment = deployment_factory(segments_file=buyers_catalog(tmp_path))
-    deployment.home.mkdir(parents=True, exist_ok=True)
-    worker = start(deployment, faulty=True, log=deployment.home / "worker.log")
+    worker = worker_factory(deployment, FAULTY_WORKER)
     metrics = WorkerMetrics(deployment.settings.web_port)
     try:
         await produce(deployment.settings, records())
-
-        async def all_processed() -> bool:
-            return await metrics.processed() >= 3
-
-        await until(all_processed, "three records processed", worker)
+        await worker.until_processed(metrics, 3)
         counted = await metrics.read()
         samples = await metrics.samples()
     finally:
@@ -94,9 +71,9 @@ async def test_a_bug_is_dead_lettered_counted_apart_and_the_events_around_it_go_
     ] == pytest.approx(1)
     assert counted["segstream_events_applied_total"] == 2
     assert counted["segstream_events_dead_lettered_total"] == 1
-    changes = await read(deployment.settings, names.SEGMENT_CHANGES, 2)
+    changes = await read_until_quiet(deployment.settings, names.SEGMENT_CHANGES, at_least=2)
     assert sorted(c["customer_id"] for c in changes) == ["after", "before"]
-    (letter,) = await read(deployment.settings, names.DEAD_LETTERS, 1)
+    (letter,) = await read_until_quiet(deployment.settings, names.DEAD_LETTERS, at_least=1)
     assert letter["reason"] == "internal error: RuntimeError"
     assert codec.loads(base64.b64decode(letter["raw_base64"]))["customer_id"] == "bug"
     log = worker.log.read_text()
@@ -106,26 +83,21 @@ async def test_a_bug_is_dead_lettered_counted_apart_and_the_events_around_it_go_
 
 
 async def test_with_the_stop_policy_the_worker_stops_and_a_fixed_one_applies_the_record(
-    deployment_factory: Callable[..., Deployment], tmp_path: Path
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     deployment = deployment_factory(
         segments_file=buyers_catalog(tmp_path), on_internal_error="stop"
     )
-    deployment.home.mkdir(parents=True, exist_ok=True)
-    log = deployment.home / "worker.log"
-    faulty = start(deployment, faulty=True, log=log)
+    faulty = worker_factory(deployment, FAULTY_WORKER)
     await produce(deployment.settings, records())
-    try:
-        exit_code = faulty.process.wait(timeout=120)
-    finally:
-        faulty.stop()
+    exit_code = faulty.process.wait(timeout=120)
     assert exit_code != 0, faulty.log_tail()
-    assert not await read(deployment.settings, names.DEAD_LETTERS, 1, timeout=3)
+    assert not await read_until_quiet(deployment.settings, names.DEAD_LETTERS)
 
-    fixed = start(deployment, faulty=False, log=log)
-    try:
-        changes = await read(deployment.settings, names.SEGMENT_CHANGES, 3)
-    finally:
-        fixed.stop()
+    fixed = worker_factory(deployment)
+    changes = await read(deployment.settings, names.SEGMENT_CHANGES, 3)
+    fixed.stop()
     assert "bug" in {c["customer_id"] for c in changes}, fixed.log_tail()
-    assert SECRET not in log.read_text()
+    assert SECRET not in faulty.log.read_text() + fixed.log.read_text()

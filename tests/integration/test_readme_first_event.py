@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.deployment import Deployment, WorkerProcess
+from tests.integration.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,26 +49,14 @@ def until_answer(
     block: str, address: str, holds: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for _ in range(300):
+
+    def shown() -> bool:
+        nonlocal found
         found = answer(block, address)
-        if holds(found):
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"the README's lookup never showed it: {found}")
+        return holds(found)
 
-
-def ready(worker: WorkerProcess, address: str) -> None:
-    """Until /health says the worker holds its partitions (its web server answers earlier)."""
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        worker.assert_running()
-        probe = subprocess.run(
-            ["curl", "-sf", f"http://{address}/health"], capture_output=True, check=False
-        )
-        if probe.returncode == 0 and json.loads(probe.stdout).get("ready") is True:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"worker not ready:\n{worker.log_tail()}")
+    wait_until(shown, "the README's lookup showing it", 60, detail=lambda: found)
+    return found
 
 
 def test_the_first_event_moves_a_customer_into_segments_and_consent_is_explained(
@@ -77,7 +66,7 @@ def test_the_first_event_moves_a_customer_into_segments_and_consent_is_explained
     send, look = first_event_blocks()[:2]
     deployment = deployment_factory()
     address = f"127.0.0.1:{deployment.settings.web_port}"
-    ready(worker_factory(deployment), address)
+    asyncio.run(worker_factory(deployment).until_ready())
 
     sent = answer(send, address)
     assert sent["accepted"] == 2, sent

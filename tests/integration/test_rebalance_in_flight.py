@@ -17,20 +17,23 @@ from engine.catalog import load_catalog
 from segstream.bench.processes import WorkerMetrics
 from segstream.offline.replay import replay
 from segstream.stack import LocalRedis
+from segstream.stack.process import free_port
 from serving.redis_store import RedisStore
-from tests.integration.conftest import Deployment, WorkerProcess, free_port
-from tests.integration.kafka_io import produce_many, read
-from tests.integration.oracle import HOUR, Shop, deduplicated, folded, now_ms
-from tests.integration.test_faults import (
+from tests.integration.deployment import Deployment, WorkerProcess
+from tests.integration.kafka_io import produce_many, read_until_quiet
+from tests.integration.oracle import (
     GUARANTEES,
-    assert_counted_once,
+    HOUR,
+    Shop,
     assert_same_members,
-    assert_store_caught_up,
-    joined,
-    processed,
-    settled,
+    deduplicated,
+    folded,
+    now_ms,
+    read_settled,
     synthetic_shop,
 )
+from tests.integration.stored import assert_counted_once, assert_store_caught_up
+from tests.integration.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +52,10 @@ async def processed_sum(metrics: list[WorkerMetrics]) -> int:
 
 
 async def processed_by_both(metrics: list[WorkerMetrics], at_least: int) -> None:
-    for _ in range(900):
-        if await processed_sum(metrics) >= at_least:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the workers did not process {at_least} events")
+    async def counted() -> bool:
+        return await processed_sum(metrics) >= at_least
+
+    await poll_until(counted, f"{at_least} events processed by both workers", 90, 0.1)
 
 
 SCENARIOS = [
@@ -95,12 +97,12 @@ async def test_a_second_worker_joins_then_the_first_leaves_while_events_flow(
         try:
             await produce_many(first_deployment.settings, records[:1000])
             await produce_many(first_deployment.settings, shop.kafka_records(len(records)))
-            await processed(metrics[0], 1002, first)
+            await first.until_processed(metrics[0], 1002)
             if redis_down:
                 redis.stop()
             flow = asyncio.ensure_future(flowing(first_deployment, records[1000:]))
             second = worker_factory(second_deployment)
-            await joined(second)
+            await second.until_ready()
             await processed_by_both(metrics, await processed_sum(metrics) + 300)
             assert not flow.done(), "the events stopped flowing before the first worker left"
             assert first.stop() == 0
@@ -112,12 +114,14 @@ async def test_a_second_worker_joins_then_the_first_leaves_while_events_flow(
                 await worker_metrics.close()
 
         await asyncio.sleep(max(cart["ts"] + HOUR - now_ms(), 0) / 1000 + 1)  # the cart falls due
-        changes, expected = await settled(first_deployment, shop, exactly_once)
+        changes, expected = await read_settled(
+            first_deployment, shop, committed=exactly_once, redelivered=True
+        )
         replayed = replay(shop.jsonl(), load_catalog(), now_ms())
-        triggers = await read(
+        triggers = await read_until_quiet(
             first_deployment.settings,
             names.TRIGGERS,
-            count=len(replayed.triggers),
+            at_least=len(replayed.triggers),
             timeout=60,
             committed=exactly_once,
         )
@@ -175,9 +179,9 @@ async def test_a_deadline_fires_after_its_partition_moves_to_the_standby_worker(
         shop.profile(customer, due - HOUR - 1000, email_consent=True)
         shop.cart_add(customer, due - HOUR)
     first = worker_factory(first_deployment)
-    await joined(first)
+    await first.until_ready()
     second = worker_factory(second_deployment)
-    await joined(second)
+    await second.until_ready()
     metrics = [
         WorkerMetrics(first_deployment.settings.web_port),
         WorkerMetrics(second_deployment.settings.web_port),
@@ -191,7 +195,9 @@ async def test_a_deadline_fires_after_its_partition_moves_to_the_standby_worker(
             await worker_metrics.close()
 
     await asyncio.sleep(max(due - now_ms(), 0) / 1000 + 1)
-    triggers = await read(first_deployment.settings, names.TRIGGERS, count=len(carts), timeout=60)
+    triggers = await read_until_quiet(
+        first_deployment.settings, names.TRIGGERS, at_least=len(carts), timeout=60
+    )
     fired = deduplicated_triggers(triggers)
     assert sorted(t["customer_id"] for t in fired) == sorted(carts)
     second.assert_running()

@@ -3,7 +3,6 @@ change nothing, and `segstream rebuild` restores it from Kafka after a flush."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -12,38 +11,12 @@ import pytest
 from config import names
 from engine.state import CustomerState
 from serving.redis_store import RedisStore
-from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
-from tests.integration.kafka_io import produce, read
-from tests.integration.test_segments_live import DAY, Shop, folded, now_ms
+from tests.integration.deployment import Deployment, WorkerProcess, run_segstream
+from tests.integration.kafka_io import produce, read_until_quiet
+from tests.integration.oracle import DAY, Shop, now_ms
+from tests.integration.stored import expected_snapshot, until_stored
 
 pytestmark = pytest.mark.integration
-
-
-def expected_snapshot(changes: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the store must hold after these changes (from the topic, not from Redis)."""
-    customers = folded(changes)
-    members: dict[str, list[str]] = {}
-    for customer, segments in customers.items():
-        for segment in segments:
-            members.setdefault(segment, []).append(customer)
-    versions: dict[str, int] = {}
-    for change in changes:
-        versions[change["customer_id"]] = change["version"]
-    return {
-        "members": {segment: sorted(ids) for segment, ids in sorted(members.items())},
-        "customers": {c: sorted(s) for c, s in sorted(customers.items())},
-        "versions": dict(sorted(versions.items())),
-    }
-
-
-async def wait_for(store: RedisStore, expected: dict[str, Any]) -> dict[str, Any]:
-    snapshot: dict[str, Any] = {}
-    for _ in range(100):
-        snapshot = await store.snapshot()
-        if snapshot == expected:
-            break
-        await asyncio.sleep(0.2)
-    return snapshot
 
 
 async def test_store_follows_changes_and_survives_replay_and_rebuild(
@@ -61,11 +34,11 @@ async def test_store_follows_changes_and_survives_replay_and_rebuild(
             shop.purchase(customer, t + (k + 1) * DAY)
         shop.open(customer, t + 5 * DAY)
     await produce(deployment.settings, shop.kafka_records())
-    settled = await read(deployment.settings, names.SEGMENT_CHANGES, count=80, timeout=60)
-    changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=len(settled))
+    changes = await read_until_quiet(deployment.settings, names.SEGMENT_CHANGES, at_least=80)
     store = RedisStore.connect(deployment.settings)
     try:
-        live = await wait_for(store, expected_snapshot(changes))
+        await until_stored(store, expected_snapshot(changes))
+        live = await store.snapshot()
         sizes = await store.sizes(["gender_female", "gender_male"])
         await store.client.delete(store.key(names.REDIS_HISTORY_LOCK))
         sampled = await store.sample_sizes(["gender_female"], 1_000_000, 10)

@@ -21,8 +21,8 @@ from engine.catalog import catalog_for
 from streams.events import ERASURE_CAUSE
 from streams.layout import changelog_topic
 from streams.timestamps import parse_ts
-from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
-from tests.integration.kafka_io import produce, read
+from tests.integration.deployment import Deployment, WorkerProcess, run_segstream
+from tests.integration.kafka_io import produce, read, read_until_quiet, records_until_quiet
 from tests.integration.oracle import (
     DAY,
     HOUR,
@@ -137,7 +137,7 @@ async def test_time_alone_moves_customers_and_fires_the_cart_trigger(
     rearm = shop.cart_add("rae", start - 500, sku="sku-3")
     await produce(deployment.settings, shop.kafka_records(sent))
 
-    triggers = await read(deployment.settings, names.TRIGGERS, count=2, timeout=60)
+    triggers = await read_until_quiet(deployment.settings, names.TRIGGERS, at_least=2, timeout=60)
     changes, expected = await read_settled(deployment, shop)
     _, expected_triggers, _ = expected_by_replay(shop, now_ms())
 
@@ -209,29 +209,11 @@ async def test_consent_withdrawal_and_erasure_exit_every_segment(
 
 async def read_changelog(deployment: Deployment, count: int) -> dict[str, Any]:
     """The last changelog value per customer (None for a tombstone)."""
-    from aiokafka import AIOKafkaConsumer
-
-    settings = deployment.settings
-    consumer = AIOKafkaConsumer(
-        changelog_topic(settings, names.CUSTOMERS_TABLE),
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    latest: dict[str, Any] = {}
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=3000)
-            if not batches:
-                break
-            for messages in batches.values():
-                for m in messages:
-                    latest[orjson.loads(m.key)] = None if m.value is None else orjson.loads(m.value)
-    finally:
-        await consumer.stop()
-    assert len(latest) >= count
-    return latest
+    topic = changelog_topic(deployment.settings, names.CUSTOMERS_TABLE)
+    records = await records_until_quiet(deployment.settings.kafka_bootstrap, [topic], count)
+    return {
+        orjson.loads(m.key): None if m.value is None else orjson.loads(m.value) for m in records
+    }
 
 
 async def test_a_restarted_worker_still_fires_a_deadline_once(
@@ -249,7 +231,7 @@ async def test_a_restarted_worker_still_fires_a_deadline_once(
     assert now_ms() < cart["ts"] + HOUR, "the deadline must fall while no worker runs"
 
     second = worker_factory(deployment)
-    triggers = await read(deployment.settings, names.TRIGGERS, count=1, timeout=90)
+    triggers = await read_until_quiet(deployment.settings, names.TRIGGERS, at_least=1)
     changes, expected = await read_settled(deployment, shop, minimum=len(before) + 1)
     _, expected_triggers, _ = expected_by_replay(shop, now_ms())
 
@@ -305,7 +287,9 @@ async def test_a_changed_catalog_re_evaluates_every_stored_customer(
     catalog_file.write_text(V2)
     restarted = now_ms()
     second = worker_factory(deployment)
-    changes = await read(deployment.settings, names.SEGMENT_CHANGES, count=len(run1) + 3)
+    changes = await read_until_quiet(
+        deployment.settings, names.SEGMENT_CHANGES, at_least=len(run1) + 3
+    )
 
     second.assert_running()
     assert {c["cause"] for c in run1} == {"event"}

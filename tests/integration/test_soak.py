@@ -17,7 +17,7 @@ from segstream.stack.process import resident_kb
 from streams import codec
 from streams.connections import kafka_options
 from streams.layout import ensure_topics
-from tests.integration.conftest import Deployment, WorkerProcess
+from tests.integration.deployment import Deployment, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +42,7 @@ async def test_steady_load_keeps_memory_and_lag_flat(
     await producer.start()
     samples: list[tuple[float, int, float]] = []  # (elapsed, resident KB, records behind)
     try:
-        while await metrics.processed() < 0:
-            worker.assert_running()
-            await asyncio.sleep(0.2)
+        await worker.until_ready()
         sent, began, next_sample = 0, time.monotonic(), 0.0
         while (elapsed := time.monotonic() - began) < SECONDS:
             while sent < RATE * elapsed:

@@ -12,7 +12,9 @@ import pytest
 
 from config import names
 from segstream.stack import LocalStack
-from tests.integration.conftest import free_port, run_segstream
+from segstream.stack.process import free_port
+from tests.integration.deployment import run_segstream
+from tests.integration.kafka_io import records_until_quiet
 
 pytestmark = pytest.mark.integration
 
@@ -147,24 +149,9 @@ def test_simulate_sends_the_shop_mix(stack: LocalStack, tmp_path: Path) -> None:
 
 
 async def count_records(env: dict[str, str], prefix: str) -> dict[str, int]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        *(prefix + name for name in names.EVENT_TOPICS),
-        bootstrap_servers=env["SEGSTREAM_KAFKA_BOOTSTRAP"],
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
+    topics = [prefix + name for name in names.EVENT_TOPICS]
     counts: dict[str, int] = {}
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=3000)
-            if not batches:
-                break
-            for tp, messages in batches.items():
-                name = tp.topic.removeprefix(prefix)
-                counts[name] = counts.get(name, 0) + len(messages)
-    finally:
-        await consumer.stop()
+    for record in await records_until_quiet(env["SEGSTREAM_KAFKA_BOOTSTRAP"], topics):
+        name = record.topic.removeprefix(prefix)
+        counts[name] = counts.get(name, 0) + 1
     return counts

@@ -5,7 +5,6 @@ changelog's latest states, and /health says degraded until it has."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from segstream.bench.processes import WorkerMetrics
 from serving.changelog import latest_states
 from serving.redis_store import RedisStore
 from streams import codec
-from tests.integration.conftest import Deployment, WorkerProcess, run_segstream
+from tests.integration.deployment import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce_many
 from tests.integration.oracle import DAY, Shop, now_ms
 
@@ -86,27 +85,29 @@ async def converged(
     and the store until /health says ok and the store equals the table's latest states (all
     customers stored, unchanged since the last poll); return every /health answer seen."""
     seen: list[dict[str, Any]] = []
-    give_up = time.monotonic() + 120
     previous: dict[str, Any] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
-        while time.monotonic() < give_up:
-            worker.assert_running()
+
+        async def in_step() -> bool:
+            nonlocal previous
             answer = await health(session, deployment.settings.web_port)
             if answer is not None:
                 seen.append(answer)
-            if answer and answer["status"] == "ok" and await metrics.processed() >= produced:
-                expected = await table_view(deployment)
-                if (
-                    len(expected["versions"]) == CUSTOMERS
-                    and expected == previous
-                    and await store.snapshot() == expected
-                ):
-                    return seen
-                previous = expected
-            await asyncio.sleep(0.1)
-    raise AssertionError(
-        f"the store never converged to the table:\n{seen[-3:]}\n{worker.log_tail()}"
-    )
+            if not (answer and answer["status"] == "ok" and await metrics.processed() >= produced):
+                return False
+            expected = await table_view(deployment)
+            done = (
+                len(expected["versions"]) == CUSTOMERS
+                and expected == previous
+                and await store.snapshot() == expected
+            )
+            previous = expected
+            return done
+
+        await worker.until(
+            in_step, "the store equal to the table", 120, 0.1, detail=lambda: seen[-3:]
+        )
+    return seen
 
 
 @pytest.mark.parametrize("table_store", ["memory://", "rocksdb://"])
