@@ -157,7 +157,7 @@ async def on_tick(message: Message, raw: bytes) -> None:
 
 async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> None:
     partition, since, now = message.partition, message.timestamp, wall_clock_ms()
-    decoded = decode(topic, key, raw, settings.max_event_bytes, now)
+    decoded = decode(topic, key, raw, settings.max_event_bytes, now, catalog.traits)
     customer_id = decoded.customer_id
     if erasures.predates_erasure(customer_id, decoded.ts):
         raise InvalidEvent(ERASED)

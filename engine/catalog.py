@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -22,6 +23,7 @@ from config.errors import CatalogError
 from engine import conditions
 from engine.conditions.form import Where, choice, mapping, text
 from engine.state import CustomerState
+from streams.traits import BUILT_IN, MAX_DECLARED, TYPES, declaration_error
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "config" / "segments.yaml"
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
@@ -73,14 +75,28 @@ class Catalog:
     #: The segments time alone can move, in dependency order.
     timed: tuple[Segment, ...] = ()
 
+    #: The traits the catalog declares beside the built-in ones, name -> type: the decoder
+    #: keeps them (``streams.events.decode(traits=...)``).
+    traits: Mapping[str, str] = field(default_factory=dict)
+
     @classmethod
-    def of(cls, segments: Iterable[Segment], source: str = "<memory>") -> Catalog:
+    def of(
+        cls,
+        segments: Iterable[Segment],
+        source: str = "<memory>",
+        traits: Mapping[str, str] | None = None,
+    ) -> Catalog:
         ordered = tuple(segments)
-        digest = hashlib.sha256("".join(s.digest for s in ordered).encode()).hexdigest()[:12]
+        declared = dict(traits or {})
+        fingerprint = "".join(s.digest for s in ordered)
+        if declared:  # a catalog without traits keeps the digest it had before they existed
+            fingerprint += json.dumps(declared, sort_keys=True)
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:12]
         by_topic = {
             topic: tuple(s for s in ordered if topic in s.topics) for topic in names.EVENT_TOPICS
         }
-        return cls(ordered, source, digest, by_topic, tuple(s for s in ordered if s.timed))
+        timed = tuple(s for s in ordered if s.timed)
+        return cls(ordered, source, digest, by_topic, timed, MappingProxyType(declared))
 
     def names(self) -> list[str]:
         return [segment.name for segment in self.segments]
@@ -105,7 +121,8 @@ def _digest(name: str, node: dict[str, Any], quiet_ms: int) -> str:
 def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) -> Catalog:
     """Build a Catalog from a parsed YAML document; CatalogError names what is wrong."""
     top = Where(source, None)
-    root = mapping(document, top, {"segments", "cross_sell"}, required=["segments"])
+    root = mapping(document, top, {"traits", "segments", "cross_sell"}, required=["segments"])
+    declared = _declared_traits(root.get("traits"), top.at("traits"))
     if not isinstance(root["segments"], dict):
         raise top.at("segments").error("expected a mapping")
     definitions = dict(root["segments"])
@@ -129,7 +146,7 @@ def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) ->
                 ]
             },
         }
-    reader = conditions.reader(cart_quiet_ms)
+    reader = conditions.reader(cart_quiet_ms, {**BUILT_IN, **declared})
     parsed: dict[str, Segment] = {}
     for name, body in definitions.items():
         where = Where(source, str(name))
@@ -150,7 +167,22 @@ def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) ->
             else None,
             digest=_digest(name, node, cart_quiet_ms),
         )
-    return Catalog.of(_in_dependency_order(parsed, source), source)
+    return Catalog.of(_in_dependency_order(parsed, source), source, declared)
+
+
+def _declared_traits(node: Any, where: Where) -> dict[str, str]:
+    """The catalog's own traits, name -> type (see ``streams.traits``)."""
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        raise where.error(f"expected a mapping of trait names to types ({', '.join(TYPES)})")
+    if len(node) > MAX_DECLARED:
+        raise where.error(f"at most {MAX_DECLARED} traits may be declared")
+    for name, kind in node.items():
+        reason = declaration_error(name, kind)
+        if reason is not None:
+            raise where.at(str(name)).error(reason)
+    return dict(node)
 
 
 def _in_dependency_order(segments: dict[str, Segment], source: str) -> list[Segment]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from config import names
 from config.errors import InvalidEvent
-from segstream.app import app, settings
+from segstream.app import app, catalog, settings
 from serving import metrics
 from streams import codec
 from streams.deadletter import envelope
@@ -63,7 +63,7 @@ def check_event(topic: Any, key: Any, value: Any, max_bytes: int) -> Accepted:
     if not isinstance(key, str):
         raise InvalidEvent("key: expected the customer_id as a string")
     raw = codec.dumps(value)
-    decode(topic, key.encode(), raw, max_bytes, int(time.time() * 1000))
+    decode(topic, key.encode(), raw, max_bytes, int(time.time() * 1000), catalog.traits)
     return Accepted(topic, key.encode(), raw)
 
 

@@ -9,7 +9,7 @@ Rules the decoder applies to every topic:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import orjson
 from config import names
 from config.errors import InvalidEvent
 from streams.timestamps import parse_ts
+from streams.traits import NO_TRAITS, PERSONAL, declared_value
 
 MAX_TEXT = 256
 MAX_EVENT_BYTES = 32 * 1024
@@ -225,17 +226,14 @@ def _cart_event(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> 
 
 
 _TRAIT_TEXT = ("gender", "country", "city", "source", "industry")
-_TRAIT_DROPPED = ("email", "first_name")
-#: Every trait the decoder keeps (what a catalog's trait condition can name).
-TRAITS = (*_TRAIT_TEXT, "birth_year", "interests", "email_consent")
 
 
-def _traits(obj: object) -> dict[str, Any]:
+def _traits(obj: object, declared: Mapping[str, str]) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise InvalidEvent("traits: expected an object")
     f = _Fields(obj, "traits.")
     traits: dict[str, Any] = {}
-    for name in _TRAIT_DROPPED:
+    for name in PERSONAL:
         if f.has(name):
             f.text(name)
     for name in _TRAIT_TEXT:
@@ -257,11 +255,16 @@ def _traits(obj: object) -> dict[str, Any]:
         if not isinstance(obj["email_consent"], bool):
             raise InvalidEvent("traits.email_consent: expected true or false")
         traits["email_consent"] = obj["email_consent"]
+    for name, kind in declared.items():
+        if f.has(name):
+            traits[name] = declared_value(name, kind, obj[name])
     return traits
 
 
-def _profile_update(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> ProfileUpdate:
-    return ProfileUpdate(*head, traits=_traits(obj.get("traits")))
+def _profile_update(
+    f: _Fields, obj: dict[str, Any], head: tuple[str, str, int], declared: Mapping[str, str]
+) -> ProfileUpdate:
+    return ProfileUpdate(*head, traits=_traits(obj.get("traits"), declared))
 
 
 def _support_contact(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> SupportContact:
@@ -273,7 +276,6 @@ _DECODERS: dict[str, Callable[[_Fields, dict[str, Any], tuple[str, str, int]], E
     names.EMAIL_OPENS: _email_open,
     names.EMAIL_CLICKS: _email_click,
     names.CART_EVENTS: _cart_event,
-    names.PROFILE_UPDATES: _profile_update,
     names.SUPPORT_CONTACTS: _support_contact,
 }
 
@@ -284,9 +286,11 @@ def decode(
     raw: bytes,
     max_bytes: int = MAX_EVENT_BYTES,
     now: int | None = None,
+    traits: Mapping[str, str] = NO_TRAITS,
 ) -> Event | Erasure:
     """Decode and validate one record of an input topic (named without prefix). With ``now``
-    (live input), an event more than an hour in the future is refused."""
+    (live input), an event more than an hour in the future is refused. ``traits``: the traits
+    the catalog declares (name -> type), kept beside the built-in ones."""
     obj = _object(raw, max_bytes)
     f = _Fields(obj)
     if topic == names.CUSTOMER_ERASURES:
@@ -298,7 +302,10 @@ def decode(
         raise InvalidEvent(f"event_id: {ERASURE_CAUSE!r} is reserved for erasures")
     customer_id = f.text("customer_id")
     _check_key(key, customer_id)
-    return _DECODERS[topic](f, obj, (event_id, customer_id, _not_future(f.ts(), now)))
+    head = (event_id, customer_id, _not_future(f.ts(), now))
+    if topic == names.PROFILE_UPDATES:
+        return _profile_update(f, obj, head, traits)
+    return _DECODERS[topic](f, obj, head)
 
 
 MAX_FUTURE_MS = 3_600_000

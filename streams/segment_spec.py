@@ -30,6 +30,12 @@ from streams.timestamps import parse_ts
 
 Mapped = tuple[str, dict[str, Any]]
 BIRTHDAY = re.compile(r"[0-9]{4}-")
+CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# Segment's identify traits that the mapping reads itself.
+MAPPED_TRAITS = frozenset(
+    {"email", "firstName", "gender", "industry", "interests", "source", "address", "birthday"}
+    | {"email_consent", "emailConsent"}
+)
 MAX_ID = 256
 
 
@@ -188,7 +194,17 @@ def _identify(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     consent = raw.get("email_consent", raw.get("emailConsent"))
     if consent is not None:
         traits["email_consent"] = consent
+    # Any other trait goes by its snake_case name: the decoder keeps those the catalog declares
+    # (incomeBand or income_band -> income_band) and drops the rest.
+    for theirs, value in raw.items():
+        ours = _snake_case(theirs)
+        if value is not None and theirs not in MAPPED_TRAITS and ours not in traits:
+            traits[ours] = value
     return names.PROFILE_UPDATES, head | {"traits": traits}
+
+
+def _snake_case(name: str) -> str:
+    return CAMEL.sub("_", name).lower()
 
 
 def to_contract(message: Any, received_at: int, source: str | None = None) -> Mapped | Ignored:

@@ -9,11 +9,14 @@ known_profile), ``activity`` (count, largest_order, bought, clicks_per_open) and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from engine.conditions.activity import METRICS, Bought, ClicksPerOpen, Count, LargestOrder
 from engine.conditions.base import Condition, Reader
 from engine.conditions.logic import All, Always, Any, InSegment, Not
 from engine.conditions.profile import Age, KnownProfile, Trait
 from engine.conditions.recency import LAST_OF, Abandoned, Last, Quiet
+from streams.traits import BUILT_IN
 
 # The order catalog errors list the forms in ("expected one of all, any, ...").
 FORMS: dict[str, type[Condition]] = {
@@ -38,9 +41,10 @@ FORMS: dict[str, type[Condition]] = {
 }
 
 
-def reader(cart_quiet_ms: int) -> Reader:
-    """A reader of every condition form, with the deployment's default cart quiet period."""
-    return Reader(FORMS, cart_quiet_ms)
+def reader(cart_quiet_ms: int, traits: Mapping[str, str] = BUILT_IN) -> Reader:
+    """A reader of every condition form, with the deployment's default cart quiet period and
+    the traits a profile can hold (name -> type: the built-in ones and the catalog's own)."""
+    return Reader(FORMS, cart_quiet_ms, traits)
 
 
 __all__ = [

@@ -47,10 +47,17 @@ class Condition:
 class Reader:
     """Reads any condition by its form; what a parser needs beyond its own body."""
 
-    def __init__(self, forms: Mapping[str, type[Condition]], cart_quiet_ms: int) -> None:
+    def __init__(
+        self,
+        forms: Mapping[str, type[Condition]],
+        cart_quiet_ms: int,
+        traits: Mapping[str, str],
+    ) -> None:
         self.forms = forms
         #: The deployment's default quiet period of ``abandoned:``.
         self.cart_quiet_ms = cart_quiet_ms
+        #: The traits a profile can hold, name -> type (``streams.traits``).
+        self.traits = traits
 
     def condition(self, node: Node, where: Where) -> Condition:
         if not isinstance(node, dict) or len(node) != 1:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from config import names
+from config.errors import InvalidEvent
 from engine.conditions.base import Condition, Reader
 from engine.conditions.form import Node, Where, bounds, mapping, some_bound, text
 from engine.state import CustomerState
-from streams.events import TRAITS
+from streams.traits import BUILT_IN, TYPES, date_value
 
 PROFILE = frozenset({names.PROFILE_UPDATES})
 TRAIT_KEYS = {"name", "equals", "in", "contains", "min", "max", "exists"}
@@ -37,6 +39,15 @@ class Trait(Condition):
         tests = [key for key in ("equals", "in", "contains", "exists") if key in node]
         if len(tests) + bool({"min", "max"} & set(node)) != 1:
             raise where.error("give exactly one of equals, in, contains, exists, or min/max")
+        name = text(node["name"], where.at("name"))
+        kind = reader.traits.get(name)
+        if kind is None:
+            raise where.at("name").error(_unknown(name, reader.traits))
+        test = tests[0] if tests else "min/max"
+        if kind not in ALLOWED[test]:
+            raise where.at(test.partition("/")[0]).error(
+                f"{name} is a {kind} trait; {test} tests a {' or '.join(ALLOWED[test])} trait"
+            )
         one_of = None
         if "in" in node:
             values = node["in"]
@@ -47,12 +58,11 @@ class Trait(Condition):
             one_of = frozenset(_fold_case(v) for v in values)
         if "exists" in node and not isinstance(node["exists"], bool):
             raise where.at("exists").error("expected true or false")
+        if "equals" in node:
+            _check_type(node["equals"], kind, where.at("equals"))
+        if kind == "date":
+            node = {**node, **{k: _date(node[k], where.at(k)) for k in ("min", "max") if k in node}}
         low, high = bounds(node, where)
-        name = text(node["name"], where.at("name"))
-        if name not in TRAITS:
-            raise where.at("name").error(
-                f"unknown trait {name!r} (the event contract keeps {', '.join(sorted(TRAITS))})"
-            )
         contains = text(node["contains"], where.at("contains")) if "contains" in node else None
         return cls(
             name=name,
@@ -86,6 +96,45 @@ class Trait(Condition):
 
     def topics(self) -> frozenset[str]:
         return PROFILE
+
+
+# The trait types each test applies to.
+ALLOWED = {
+    "equals": ("string", "number", "boolean"),
+    "in": ("string", "number", "list"),
+    "contains": ("list",),
+    "exists": TYPES,
+    "min/max": ("number", "date"),
+}
+
+
+def _unknown(name: str, traits: Mapping[str, str]) -> str:
+    declared = sorted(set(traits) - set(BUILT_IN))
+    return f"unknown trait {name!r} (built in: {', '.join(sorted(BUILT_IN))}; declared under " + (
+        f"traits: {', '.join(declared)})" if declared else "traits: none yet)"
+    )
+
+
+def _check_type(value: Any, kind: str, where: Where) -> None:
+    expected = {"string": str, "boolean": bool}.get(kind)
+    if kind == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = expected is not None and isinstance(value, expected)
+    if not ok:
+        raise where.error(f"expected a {kind}, as the trait is declared")
+
+
+def _date(value: Any, where: Where) -> int:
+    """A date bound: YYYY-MM-DD (YAML reads it as a date) or an RFC 3339 time."""
+    if isinstance(value, datetime):
+        value = value.isoformat() if value.tzinfo else value.replace(tzinfo=UTC).isoformat()
+    elif isinstance(value, date):
+        value = value.isoformat()
+    try:
+        return date_value(value, "")
+    except InvalidEvent:
+        raise where.error("expected a date such as 2024-01-31") from None
 
 
 def _fold_case(value: Any) -> Any:

@@ -201,7 +201,8 @@ def naive_app(settings: Settings, group: str, web_port: int, expected: int) -> f
     """What a Faust user writes from the documentation: typed records, a table of dicts, one
     agent per topic, each event read, evaluated, written back and its changes sent."""
     app = faust_app(settings, group, web_port)
-    step = Step(catalog_for(settings.segments_file, settings.cart_quiet_minutes))
+    catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
+    step = Step(catalog)
     table = app.Table("customers", default=dict, partitions=settings.partitions)
     changes = app.topic(settings.topic("bench-naive-changes"), value_serializer="json")
     finish = Finish(expected)
@@ -211,7 +212,12 @@ def naive_app(settings: Settings, group: str, web_port: int, expected: int) -> f
 
         async def evaluate(stream: faust.StreamT[Any]) -> None:
             async for event in stream:
-                decoded = decode(topic, event.customer_id.encode(), codec.dumps(event.asdict()))
+                decoded = decode(
+                    topic,
+                    event.customer_id.encode(),
+                    codec.dumps(event.asdict()),
+                    traits=catalog.traits,
+                )
                 assert not isinstance(decoded, Erasure)
                 stored = table[event.customer_id]
                 state = (

@@ -47,7 +47,7 @@ def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[
     step = Step(catalog)
     states: dict[str, CustomerState] = {}
     for topic, key, raw in records:
-        event = decode(topic, key, raw)
+        event = decode(topic, key, raw, traits=catalog.traits)
         assert not isinstance(event, Erasure)
         state = states.get(event.customer_id)
         if state is None:

@@ -35,7 +35,9 @@ def measure(catalog: Catalog, customers: int, events_per_customer: int, seed: in
     states: dict[str, CustomerState] = {}
     events = 0
     for record in shop.events(customers * events_per_customer):
-        event = decode(record.topic, record.key.encode(), codec.dumps(record.value))
+        event = decode(
+            record.topic, record.key.encode(), codec.dumps(record.value), traits=catalog.traits
+        )
         assert not isinstance(event, Erasure)
         state = states.get(record.key) or CustomerState(record.key)
         states[record.key] = state

@@ -134,7 +134,7 @@ class Replay:
             self.result.rejected.append(Rejected(number, raw.decode()))
             return
         try:
-            event = decode(topic, key, raw)
+            event = decode(topic, key, raw, traits=self.catalog.traits)
         except InvalidEvent as exc:
             self.result.rejected.append(Rejected(number, exc.reason))
             return

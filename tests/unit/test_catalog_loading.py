@@ -9,13 +9,14 @@ import orjson
 import pytest
 
 from config import names
-from config.errors import CatalogError, ConfigError
+from config.errors import CatalogError, ConfigError, InvalidEvent
 from engine import conditions as c
 from engine.catalog import DEFAULT_CATALOG, catalog_for, load_catalog, parse_catalog
 from engine.changes import ENTER, EXIT
 from engine.evaluate import apply_event, sync_catalog
 from engine.state import CustomerState
-from streams.events import TRAITS, decode
+from streams.events import decode
+from streams.traits import BUILT_IN as TRAITS
 from tests.unit.engine_helpers import (
     CUSTOMER,
     T0,
@@ -190,8 +191,8 @@ BAD = [
         doc(a=seg({"trait": {"name": "gendr", "equals": "female"}})),
         in_a(
             "when.trait.name",
-            "unknown trait 'gendr' (the event contract keeps birth_year, city, country, "
-            "email_consent, gender, industry, interests, source)",
+            "unknown trait 'gendr' (built in: birth_year, city, country, email_consent, gender, "
+            "industry, interests, source; declared under traits: none yet)",
         ),
         id="unknown-trait",
     ),
@@ -199,8 +200,8 @@ BAD = [
         doc(a=seg({"not": {"trait": {"name": "email", "exists": True}}})),
         in_a(
             "when.not.trait.name",
-            "unknown trait 'email' (the event contract keeps birth_year, city, country, "
-            "email_consent, gender, industry, interests, source)",
+            "unknown trait 'email' (built in: birth_year, city, country, email_consent, gender, "
+            "industry, interests, source; declared under traits: none yet)",
         ),
         id="dropped-trait",
     ),
@@ -226,7 +227,7 @@ BAD = [
     pytest.param({}, f"{SOURCE}: field 'segments': missing.", id="no-segments"),
     pytest.param(
         {"segmnts": {}},
-        f"{SOURCE}: field 'segmnts': unknown key (expected one of cross_sell, segments).",
+        f"{SOURCE}: field 'segmnts': unknown key (expected one of cross_sell, segments, traits).",
         id="unknown-top-key",
     ),
     pytest.param(
@@ -648,3 +649,170 @@ def test_trait_in_on_a_list_trait_does_not_crash() -> None:
     state = CustomerState(CUSTOMER)
     feed(state, [consent(T0, interests=["running"])], catalog)
     assert state.segments <= {"a"}
+
+
+# -- declared traits ----------------------------------------------------------------------------
+
+TRAITS_DECLARED = {
+    "income_band": "string",
+    "children": "number",
+    "vip": "boolean",
+    "vip_since": "date",
+    "lifestyle": "list",
+}
+
+
+def with_traits(condition: dict[str, Any], traits: Any = TRAITS_DECLARED) -> dict[str, Any]:
+    return {"traits": traits, **doc(a=seg(condition))}
+
+
+@pytest.mark.parametrize(
+    ("traits", "field", "reason"),
+    [
+        (
+            "income",
+            "traits",
+            "expected a mapping of trait names to types (string, number, boolean, date, list)",
+        ),
+        (
+            {"Income": "string"},
+            "traits.Income",
+            "trait names are lower-case letters, digits and _ (64 at most)",
+        ),
+        ({"email": "string"}, "traits.email", "email is personal data that segstream never stores"),
+        (
+            {"gender": "string"},
+            "traits.gender",
+            "gender is built in (a string); declare only your own traits",
+        ),
+        (
+            {"income": "money"},
+            "traits.income",
+            "expected one of string, number, boolean, date, list",
+        ),
+        ({f"t{i}": "string" for i in range(51)}, "traits", "at most 50 traits may be declared"),
+    ],
+)
+def test_a_bad_trait_declaration_names_the_field(traits: Any, field: str, reason: str) -> None:
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(with_traits({"always": True}, traits), SOURCE)
+    assert str(caught.value) == f"{SOURCE}: field '{field}': {reason}."
+
+
+@pytest.mark.parametrize(
+    ("condition", "field", "reason"),
+    [
+        (
+            {"name": "income", "equals": "high"},
+            "name",
+            "unknown trait 'income' (built in: birth_year, city, country, email_consent, gender, "
+            "industry, interests, source; declared under traits: children, income_band, "
+            "lifestyle, vip, vip_since)",
+        ),
+        (
+            {"name": "lifestyle", "equals": "outdoor"},
+            "equals",
+            "lifestyle is a list trait; equals tests a string or number or boolean trait",
+        ),
+        (
+            {"name": "income_band", "contains": "high"},
+            "contains",
+            "income_band is a string trait; contains tests a list trait",
+        ),
+        (
+            {"name": "income_band", "min": 3},
+            "min",
+            "income_band is a string trait; min/max tests a number or date trait",
+        ),
+        (
+            {"name": "children", "equals": "two"},
+            "equals",
+            "expected a number, as the trait is declared",
+        ),
+        (
+            {"name": "vip", "equals": "yes"},
+            "equals",
+            "expected a boolean, as the trait is declared",
+        ),
+        ({"name": "vip_since", "min": "last year"}, "min", "expected a date such as 2024-01-31"),
+    ],
+)
+def test_trait_conditions_check_declared_traits(
+    condition: dict[str, Any], field: str, reason: str
+) -> None:
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(with_traits({"trait": condition}), SOURCE)
+    assert str(caught.value) == f"{SOURCE}: segment 'a', field 'when.trait.{field}': {reason}."
+
+
+def kept_traits(traits: dict[str, Any], declared: Any = TRAITS_DECLARED) -> dict[str, Any]:
+    raw = orjson.dumps({"event_id": "e", "customer_id": "c", "ts": T0, "traits": traits})
+    return decode(names.PROFILE_UPDATES, b"c", raw, traits=declared).traits  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("condition", "traits", "holds"),
+    [
+        ({"name": "income_band", "in": ["high", "top"]}, {"income_band": "High"}, True),
+        ({"name": "income_band", "in": ["high", "top"]}, {"income_band": "low"}, False),
+        ({"name": "children", "min": 2}, {"children": 3}, True),
+        ({"name": "children", "min": 2}, {"children": 1}, False),
+        ({"name": "vip", "equals": True}, {"vip": True}, True),
+        ({"name": "vip_since", "max": "2024-01-31"}, {"vip_since": "2023-06-01"}, True),
+        ({"name": "vip_since", "max": "2024-01-31"}, {"vip_since": "2024-02-01T00:00:00Z"}, False),
+        ({"name": "lifestyle", "contains": "outdoor"}, {"lifestyle": ["Outdoor", "family"]}, True),
+        ({"name": "lifestyle", "contains": "outdoor"}, {"lifestyle": ["urban"]}, False),
+        ({"name": "lifestyle", "exists": False}, {}, True),
+    ],
+)
+def test_declared_traits_are_kept_and_segmented_on(
+    condition: dict[str, Any], traits: dict[str, Any], holds: bool
+) -> None:
+    catalog = parse_catalog(with_traits({"trait": condition}), SOURCE)
+    assert catalog.traits == TRAITS_DECLARED
+    state = CustomerState("c", traits=kept_traits(traits, catalog.traits))
+    assert catalog.segments[0].when.holds(state, T0) is holds
+
+
+def test_undeclared_traits_are_dropped_and_declared_ones_typed() -> None:
+    kept = kept_traits({"income_band": "high", "job_title": "cto", "lifestyle": ["A", "b", "a"]})
+    assert kept == {"income_band": "high", "lifestyle": ["a", "b"]}
+    assert kept_traits({"income_band": "high"}, declared={}) == {}
+
+
+@pytest.mark.parametrize(
+    ("traits", "reason"),
+    [
+        ({"income_band": 3}, "traits.income_band: expected a string of 1 to 256 characters"),
+        (
+            {"income_band": "x" * 257},
+            "traits.income_band: expected a string of 1 to 256 characters",
+        ),
+        ({"children": "2"}, "traits.children: expected a number"),
+        ({"children": True}, "traits.children: expected a number"),
+        ({"children": 1e16}, "traits.children: expected a number within ±1e+15"),
+        ({"vip": "yes"}, "traits.vip: expected true or false"),
+        (
+            {"vip_since": "soon"},
+            "traits.vip_since: expected a date (YYYY-MM-DD), an RFC 3339 "
+            "time or epoch milliseconds",
+        ),
+        ({"vip_since": "1899-12-31"}, "traits.vip_since: expected a date from 1900 to 2199"),
+        ({"lifestyle": "outdoor"}, "traits.lifestyle: expected a list of strings"),
+        ({"lifestyle": [f"l{i}" for i in range(21)]}, "traits.lifestyle: at most 20 items"),
+    ],
+)
+def test_a_declared_trait_of_the_wrong_shape_is_refused_with_the_reason(
+    traits: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        kept_traits(traits)
+    assert caught.value.reason == reason
+
+
+def test_declared_traits_change_the_catalog_digest_and_none_keeps_it() -> None:
+    plain = parse_catalog(doc(a=seg({"always": True})), SOURCE)
+    assert parse_catalog({"traits": {}, **doc(a=seg({"always": True}))}, SOURCE).digest == (
+        plain.digest
+    )
+    assert parse_catalog(with_traits({"always": True}), SOURCE).digest != plain.digest

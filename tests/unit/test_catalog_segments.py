@@ -100,6 +100,14 @@ CASES = [
     case("no-consent", "gender_female", [profile(T0, gender="female")], T0, False),
     case("male", "gender_male", with_consent(gender="male"), T0, True),
     case("other", "gender_male", with_consent(gender="other"), T0, False),
+    # --- declared traits: demographic, geographic, psychographic ---
+    case("high", "high_income", with_consent(income_band="high"), T0, True),
+    case("top-any-case", "high_income", with_consent(income_band="TOP"), T0, True),
+    case("middle", "high_income", with_consent(income_band="middle"), T0, False),
+    case("north", "region_north", with_consent(region="north"), T0, True),
+    case("south", "region_north", with_consent(region="south"), T0, False),
+    case("outdoor", "outdoor_lifestyle", with_consent(lifestyle=["family", "outdoor"]), T0, True),
+    case("urban", "outdoor_lifestyle", with_consent(lifestyle=["urban"]), T0, False),
     case("berlin-de", "berlin_locals", with_consent(country="DE", city="Berlin"), T0, True),
     case("any-case", "berlin_locals", with_consent(country="de", city="BERLIN"), T0, True),
     case("munich", "berlin_locals", with_consent(country="DE", city="Munich"), T0, False),
@@ -625,7 +633,7 @@ def _segments_with(member: bool) -> set[str]:
 
 
 def test_the_table_covers_every_catalog_segment_both_ways() -> None:
-    assert len(CATALOG.segments) == 28
+    assert len(CATALOG.segments) == 31
     assert _segments_with(True) == set(CATALOG.names())
     assert _segments_with(False) == set(CATALOG.names())
 

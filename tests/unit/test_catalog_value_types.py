@@ -15,7 +15,7 @@ from engine.catalog import parse_catalog
     ("when", "message"),
     [
         (
-            {"trait": {"name": "x", "in": [[1]]}},
+            {"trait": {"name": "city", "in": [[1]]}},
             "segments.yaml: segment 's', field 'when.trait.in': "
             "expected a list of strings or numbers.",
         ),

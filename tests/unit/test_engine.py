@@ -381,7 +381,6 @@ def test_recent_event_ids_are_bounded_by_count() -> None:
     assert not any(state.has_seen(event_id) for event_id in ids[:5])
 
 
-
 @pytest.mark.parametrize(
     ("later_ms", "seen"),
     [

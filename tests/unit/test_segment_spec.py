@@ -205,3 +205,14 @@ def test_batch_unpacks_and_a_single_message_stays_one() -> None:
     single = message("identify")
     assert messages({"batch": [single, single]}) == [single, single]
     assert messages(single) == [single]
+
+
+def test_other_identify_traits_go_by_snake_case_name_and_declared_ones_are_kept() -> None:
+    msg = message("identify", traits={"incomeBand": "high", "jobTitle": "cto", "plan": None})
+    mapped = to_contract(msg, RECEIVED)
+    assert not isinstance(mapped, Ignored)
+    topic, value = mapped
+    assert value["traits"] == {"income_band": "high", "job_title": "cto"}
+    update = decode(topic, b"u1", orjson.dumps(value), traits={"income_band": "string"})
+    assert isinstance(update, ProfileUpdate)
+    assert update.traits == {"income_band": "high"}
