@@ -20,6 +20,7 @@ CATALOG = {
     "outdoor": [("sku-tent", 320.0), ("sku-lamp", 25.0)],
 }
 INTERESTS = ("running", "hiking", "yoga", "cycling")
+LIFESTYLES = ("outdoor", "family", "urban", "frugal", "luxury")
 SOURCES = ("shop", "social_ads", "download", None)
 
 
@@ -159,6 +160,10 @@ class SyntheticShop:
         source = persona.choice(SOURCES)
         if source:
             traits["source"] = source
+        # The default catalog's declared traits (drawn last, so the others stay as they were).
+        traits["income_band"] = persona.choice(("low", "middle", "high", "top"))
+        traits["region"] = persona.choice(("north", "south", "east", "west"))
+        traits["lifestyle"] = persona.sample(LIFESTYLES, 2)
         return Record(names.PROFILE_UPDATES, customer, self._head(customer) | {"traits": traits})
 
     def _open(self, customer: str) -> Record:
