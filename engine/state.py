@@ -73,6 +73,10 @@ class CustomerState:
     # Profile traits (see streams.events for the names); profile_known once any update arrived.
     profile_known: bool = False
     traits: dict[str, Any] = field(default_factory=dict)
+    # Why the address is suppressed (unsubscribed, bounced, spam; None: it is not), and the time
+    # of the last explicit consent event (a suppression or an opt-in).
+    suppressed: str | None = None
+    consent_at: int | None = None
     # Purchases.
     purchase_count: int = 0
     total_spend: float = 0.0
@@ -194,7 +198,7 @@ class CustomerState:
             return None if self._fold_cart(event) else LATE_FOR_CART
         elif isinstance(event, ProfileUpdate):
             self.profile_known = True
-            self.traits.update(event.traits)
+            self._fold_profile(event)
         elif isinstance(event, SupportContact):
             self.support_count += 1
             self.last_support_at = _later(self.last_support_at, ts)
@@ -203,6 +207,23 @@ class CustomerState:
         if bucket is None and not isinstance(event, ProfileUpdate):
             return LATE_FOR_WINDOWS
         return None
+
+    def _fold_profile(self, event: ProfileUpdate) -> None:
+        """Traits replace the stored ones, with one rule for consent: a suppressed address
+        (unsubscribed, bounced, marked as spam) is consented again only by an explicit opt-in,
+        never by a profile update's ``email_consent: true``. Of explicit consent events, the
+        latest by time wins, whatever order they arrive in."""
+        traits = event.traits
+        if self.suppressed is not None and traits.get("email_consent") is True:
+            traits = {k: v for k, v in traits.items() if k != "email_consent"}
+        self.traits.update(traits)
+        if not (event.suppression or event.opt_in):
+            return
+        if self.consent_at is not None and event.ts < self.consent_at:
+            return  # an older consent event than the one that decided: it changes nothing
+        self.consent_at = event.ts
+        self.suppressed = event.suppression
+        self.traits["email_consent"] = event.opt_in
 
     def _fold_purchase(self, event: Purchase, bucket: list[float] | None) -> None:
         ts = event.ts

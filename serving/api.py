@@ -225,8 +225,18 @@ NO_CONSENT = (
 )
 
 
+SUPPRESSED = (
+    "the address is suppressed ({reason}): the customer is in no segment that requires consent, "
+    "and a profile update's email_consent true does not change that; only an explicit opt-in "
+    "does (a profile update with opt_in: true, or a Segment track 'Email Subscribed')"
+)
+
+
 def consent_of(state: CustomerState) -> dict[str, Any]:
     """Whether the customer agreed to email, and why they are in few segments if not."""
+    if state.suppressed is not None:
+        note = SUPPRESSED.format(reason=state.suppressed)
+        return {"email_consent": False, "suppressed": state.suppressed, "note": note}
     if state.email_consent:
         return {"email_consent": True}
     return {"email_consent": False, "note": NO_CONSENT}

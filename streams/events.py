@@ -91,6 +91,14 @@ class ProfileUpdate:
     customer_id: str
     ts: int
     traits: dict[str, Any]
+    # An explicit consent event: the address is suppressed (why: SUPPRESSIONS), or the customer
+    # opted in. Only an opt-in re-consents a suppressed customer (see engine.state).
+    suppression: str | None = None
+    opt_in: bool = False
+
+
+#: Why a customer's address may no longer be mailed.
+SUPPRESSIONS = ("unsubscribed", "bounced", "spam")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +272,17 @@ def _traits(obj: object, declared: Mapping[str, str]) -> dict[str, Any]:
 def _profile_update(
     f: _Fields, obj: dict[str, Any], head: tuple[str, str, int], declared: Mapping[str, str]
 ) -> ProfileUpdate:
-    return ProfileUpdate(*head, traits=_traits(obj.get("traits"), declared))
+    suppression = obj.get("suppression")
+    if suppression is not None and suppression not in SUPPRESSIONS:
+        raise InvalidEvent(f"suppression: expected one of {', '.join(SUPPRESSIONS)}")
+    opt_in = obj.get("opt_in", False)
+    if not isinstance(opt_in, bool):
+        raise InvalidEvent("opt_in: expected true or false")
+    if opt_in and suppression is not None:
+        raise InvalidEvent("opt_in and suppression: give one of them, not both")
+    given = obj.get("traits")
+    traits = _traits({} if given is None and (opt_in or suppression) else given, declared)
+    return ProfileUpdate(*head, traits=traits, suppression=suppression, opt_in=opt_in)
 
 
 def _support_contact(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> SupportContact:

@@ -5,6 +5,8 @@ Each message is mapped, ignored or refused:
 - mapped: identify (traits, or RudderStack's ``context.traits``) -> profile-updates; track
   "Order Completed" -> purchases; "Product Added" / "Product Removed" / "Checkout Started" ->
   cart-events; "Email Opened" -> email-opens; "Email Link Clicked" -> email-clicks;
+  "Unsubscribed", "Email Bounced" (not a soft bounce), "Email Marked as Spam" -> a profile update
+  that suppresses the address, "Email Subscribed" -> the explicit opt-in that lifts it;
 - ignored, with the reason: calls that are valid but that segstream does not segment on (other
   track events, screen and group calls; page and alias calls and anonymous-only messages until
   segstream keeps page views and merges identities);
@@ -116,7 +118,7 @@ def _order_completed(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     }
 
 
-Mapper = Callable[[dict[str, Any], dict[str, Any]], Mapped]
+Mapper = Callable[[dict[str, Any], dict[str, Any]], "Mapped | Ignored"]
 
 
 def _cart(action: str) -> Mapper:
@@ -148,6 +150,24 @@ def _email_clicked(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     return names.EMAIL_CLICKS, head | {"campaign_id": campaign, "url": url}
 
 
+def _consent(suppression: str | None) -> Mapper:
+    """Segment's email events that change whether the address may be mailed: a profile update
+    that suppresses it (or, for suppression None, the explicit opt-in that lifts that)."""
+
+    def mapped(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
+        change: dict[str, Any] = {"suppression": suppression} if suppression else {"opt_in": True}
+        return names.PROFILE_UPDATES, head | {"traits": {}} | change
+
+    return mapped
+
+
+def _bounced(message: dict[str, Any], head: dict[str, Any]) -> Mapped | Ignored:
+    kind = _properties(message).get("bounce_type") or _properties(message).get("type")
+    if isinstance(kind, str) and kind.lower() == "soft":
+        return Ignored("a soft bounce does not suppress the address")
+    return _consent("bounced")(message, head)
+
+
 TRACKED: dict[str, Mapper] = {
     "Order Completed": _order_completed,
     "Product Added": _cart("add"),
@@ -155,6 +175,10 @@ TRACKED: dict[str, Mapper] = {
     "Checkout Started": _cart("checkout_started"),
     "Email Opened": _email_opened,
     "Email Link Clicked": _email_clicked,
+    "Unsubscribed": _consent("unsubscribed"),
+    "Email Bounced": _bounced,
+    "Email Marked as Spam": _consent("spam"),
+    "Email Subscribed": _consent(None),
 }
 
 
@@ -235,7 +259,10 @@ def to_contract(message: Any, received_at: int, source: str | None = None) -> Ma
         if event not in TRACKED:
             return Ignored(f"track event {event!r} is not one segstream segments on")
         mapper = TRACKED[event]
-    topic, value = mapper(message, _head(message, customer, received_at))
+    result = mapper(message, _head(message, customer, received_at))
+    if isinstance(result, Ignored):
+        return result
+    topic, value = result
     return topic, value if source is None else value | {"source": source}
 
 

@@ -156,6 +156,37 @@ def message(kind: str, customer: str | None = "u1", **fields: Any) -> dict[str, 
     return head | ({"userId": customer} if customer else {}) | fields
 
 
+async def test_an_unsubscribe_exits_and_only_an_opt_in_brings_the_customer_back(
+    tracked: Deployment,
+) -> None:
+    deployment = tracked
+    segment = SegmentClient(WEB_KEY, host=url(deployment), sync_mode=True)
+
+    async def changes_of(count: int) -> list[tuple[str, str]]:
+        changes = await read_until_quiet(deployment.settings, "segment-changes", count)
+        return [(c["segment"], c["change"]) for c in changes if c["segment"] == "first_time_buyers"]
+
+    await asyncio.to_thread(buy, segment, "leaver", "o-leaver")
+    assert await changes_of(1) == [("first_time_buyers", "enter")]
+    await asyncio.to_thread(segment.track, "leaver", "Unsubscribed", {})
+    # A later identify with consent does not re-consent an unsubscribed customer...
+    await asyncio.to_thread(segment.identify, "leaver", {"emailConsent": True})
+    assert await changes_of(2) == [("first_time_buyers", "enter"), ("first_time_buyers", "exit")]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url(deployment)}/v1/customers/leaver") as answer,
+    ):
+        found = await answer.json()
+    assert (found["email_consent"], found["suppressed"]) == (False, "unsubscribed")
+    # ...an explicit opt-in does.
+    await asyncio.to_thread(segment.track, "leaver", "Email Subscribed", {})
+    assert await changes_of(3) == [
+        ("first_time_buyers", "enter"),
+        ("first_time_buyers", "exit"),
+        ("first_time_buyers", "enter"),
+    ]
+
+
 async def test_the_answers_for_each_kind_of_message(tracked: Deployment) -> None:
     deployment = tracked
     batch = [

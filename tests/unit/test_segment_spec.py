@@ -216,3 +216,27 @@ def test_other_identify_traits_go_by_snake_case_name_and_declared_ones_are_kept(
     update = decode(topic, b"u1", orjson.dumps(value), traits={"income_band": "string"})
     assert isinstance(update, ProfileUpdate)
     assert update.traits == {"income_band": "high"}
+
+
+@pytest.mark.parametrize(
+    ("event", "properties", "suppression", "opt_in"),
+    [
+        ("Unsubscribed", {}, "unsubscribed", False),
+        ("Email Bounced", {}, "bounced", False),
+        ("Email Bounced", {"bounce_type": "hard"}, "bounced", False),
+        ("Email Marked as Spam", {}, "spam", False),
+        ("Email Subscribed", {}, None, True),
+    ],
+)
+def test_email_events_that_change_consent_are_profile_updates(
+    event: str, properties: dict[str, Any], suppression: str | None, opt_in: bool
+) -> None:
+    topic, update = decoded(message("track", event=event, properties=properties))
+    assert topic == names.PROFILE_UPDATES
+    assert isinstance(update, ProfileUpdate)
+    assert (update.suppression, update.opt_in, update.traits) == (suppression, opt_in, {})
+
+
+def test_a_soft_bounce_is_ignored() -> None:
+    msg = message("track", event="Email Bounced", properties={"bounce_type": "soft"})
+    assert to_contract(msg, RECEIVED) == Ignored("a soft bounce does not suppress the address")
