@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from functools import wraps
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
@@ -248,6 +249,37 @@ def replay(events_file: str, segments_file: str | None, until: str | None, as_js
     for segment, members in result.membership().items():
         shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")
         click.echo(f"  {segment:<28} {len(members):>6}  {shown}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", help="What the rows are: customers, orders or events.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: by extension.")
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A YAML file: {kind, columns: {COLUMN: FIELD}, defaults: {FIELD: VALUE}}.",
+)
+@click.option("--map", "columns", multiple=True, metavar="COLUMN=FIELD", help="Column to field.")
+@click.option(
+    "--default", "defaults", multiple=True, metavar="FIELD=VALUE", help="For rows without it."
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rejected rows (default: FILE.rejected.jsonl).",
+)
+@click.option("--dry-run", is_flag=True, help="Check every row and write the report; send nothing.")
+@click.option("--wait", is_flag=True, help="Return once the worker has applied every event.")
+@friendly_errors
+def import_file(file: Path, **options: Any) -> None:
+    """Import customers or orders (a CRM export, an order history) from CSV or JSON lines;
+    exit 1 if some rows were rejected."""
+    from segstream.cli.importing import run_import
+
+    sys.exit(run_import(_settings(), file, **options))
 
 
 @main.group()
