@@ -7,6 +7,7 @@ EMAIL_CLICKS = "email-clicks"
 CART_EVENTS = "cart-events"
 PROFILE_UPDATES = "profile-updates"
 SUPPORT_CONTACTS = "support-contacts"
+PAGE_VIEWS = "page-views"
 CUSTOMER_ERASURES = "customer-erasures"
 
 EVENT_TOPICS = (
@@ -16,6 +17,7 @@ EVENT_TOPICS = (
     CART_EVENTS,
     PROFILE_UPDATES,
     SUPPORT_CONTACTS,
+    PAGE_VIEWS,
 )
 # Internal: the worker's timer asks the customer agent to evaluate due deadlines.
 CUSTOMER_TICKS = "customer-ticks"

@@ -21,13 +21,14 @@ import yaml
 from config import names
 from config.errors import CatalogError
 from engine import conditions
+from engine.changes import TRIGGER_PAYLOADS
 from engine.conditions.form import Where, choice, mapping, text
 from engine.state import CustomerState
 from streams.traits import BUILT_IN, MAX_DECLARED, TYPES, declaration_error
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "config" / "segments.yaml"
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
-TRIGGERS = ("cart_abandoned",)
+TRIGGERS = tuple(TRIGGER_PAYLOADS)
 SEGMENT_KEYS = {"description", "when", "consent_required", "cadence", "trigger"}
 
 

@@ -36,14 +36,19 @@ class SegmentChange:
         }
 
 
+# What each trigger carries beside who and when: the cart, or the products viewed.
+TRIGGER_PAYLOADS = {"cart_abandoned": "cart", "browse_abandoned": "viewed"}
+
+
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """An automation trigger fired by entering a segment (e.g. the cart-abandon reminder)."""
+    """An automation trigger fired by entering a segment (the cart-abandon reminder, the
+    browse-abandon one); ``items`` are its payload (``TRIGGER_PAYLOADS``)."""
 
     customer_id: str
     trigger: str
     at: int
-    cart: list[dict[str, Any]]
+    items: list[dict[str, Any]]
     version: int
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,7 +56,7 @@ class Trigger:
             "customer_id": self.customer_id,
             "trigger": self.trigger,
             "at": format_ts(self.at),
-            "cart": self.cart,
+            TRIGGER_PAYLOADS.get(self.trigger, "items"): self.items,
             "version": self.version,
         }
 

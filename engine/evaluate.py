@@ -13,6 +13,7 @@ the engine run them through ``engine.step.Step``, the one customer step.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from engine.catalog import Catalog, Segment
 from engine.changes import ENTER, EXIT, Cause, Outcome, SegmentChange, Trigger
@@ -60,12 +61,20 @@ def reconcile(
         change = _change(state, segment.name, ENTER, stamp, why, cause_event_id)
         outcome.changes.append(change)
         if segment.trigger is not None:
+            items = trigger_items(state, segment.trigger)
             outcome.triggers.append(
-                Trigger(
-                    state.customer_id, segment.trigger, stamp, state.cart_items(), change.version
-                )
+                Trigger(state.customer_id, segment.trigger, stamp, items, change.version)
             )
     return outcome
+
+
+def trigger_items(state: CustomerState, trigger: str) -> list[dict[str, Any]]:
+    """A trigger's payload: the cart's lines, or the products viewed since the customer's last
+    cart activity or purchase."""
+    if trigger == "browse_abandoned":
+        shopped = [t for t in (state.last_cart_at, state.last_purchase_at) if t is not None]
+        return state.viewed_products(max(shopped) if shopped else None)
+    return state.cart_items()
 
 
 def _change(

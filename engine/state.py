@@ -14,10 +14,12 @@ from streams.events import (
     EmailClick,
     EmailOpen,
     Event,
+    PageView,
     ProfileUpdate,
     Purchase,
     SupportContact,
 )
+from streams.timestamps import format_ts
 
 DAY_MS = 86_400_000
 # The longest window a rule may use; older day buckets are dropped.
@@ -29,6 +31,12 @@ DEDUP_WINDOW_MS = 86_400_000
 RECENT_EVENT_IDS = 500
 # Per-SKU and per-category memory is capped; the least recently bought are forgotten first.
 MAX_PRODUCTS = 100
+# Page views are kept per SKU and per category, by UTC day, for VIEW_DAYS days (today included),
+# for at most MAX_VIEWED SKUs and categories (the least recently viewed are forgotten first).
+VIEW_DAYS = 30
+MAX_VIEWED = 40
+# How many viewed products a browse-abandon trigger names.
+TRIGGER_PRODUCTS = 10
 # A cart holds at most this many lines; adds beyond it are ignored (the state stays small).
 MAX_CART_LINES = 100
 
@@ -43,6 +51,9 @@ LATE_FOR_WINDOWS = (
     "lifetime totals and recency only"
 )
 LATE_FOR_CART = "cart activity older than the customer's last purchase: the cart is left as is"
+LATE_FOR_VIEWS = (
+    f"a page view older than the {VIEW_DAYS} days of views kept: it counts in recency only"
+)
 
 
 def day_of(ts: int) -> int:
@@ -98,6 +109,11 @@ class CustomerState:
     # Support contacts.
     support_count: int = 0
     last_support_at: int | None = None
+    # Page views: "sku:<sku>" or "category:<name>" -> [last view, the SKU's category or None,
+    # then day, views, day, views, ... for the days of the last VIEW_DAYS].
+    viewed: dict[str, list[Any]] = field(default_factory=dict)
+    last_view_at: int | None = None
+    last_product_view_at: int | None = None
     # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
     days: dict[int, list[float]] = field(default_factory=dict)
 
@@ -168,10 +184,19 @@ class CustomerState:
         return bucket
 
     def prune(self, now: int) -> None:
-        """Drop day buckets no window can reach any more."""
+        """Drop day buckets no window can reach any more, and page views older than VIEW_DAYS."""
         oldest = day_of(now) - HORIZON_DAYS
         for day in [day for day in self.days if day <= oldest]:
             del self.days[day]
+        first = day_of(now) - VIEW_DAYS + 1
+        for key, entry in list(self.viewed.items()):
+            kept = _days_from(entry, first)
+            if kept == entry[2:]:
+                continue
+            if kept:
+                entry[2:] = kept
+            else:
+                del self.viewed[key]
 
     def fold(self, event: Event) -> str | None:
         """Take one new event into the state (at its own time, even if it arrives late).
@@ -181,6 +206,8 @@ class CustomerState:
         ts = event.ts
         self.remember(event.event_id, max(self.clock, ts))
         self.first_seen_at = ts if self.first_seen_at is None else min(self.first_seen_at, ts)
+        if isinstance(event, PageView):  # views keep their own days, not a day bucket
+            return None if self._fold_view(event) else LATE_FOR_VIEWS
         bucket = self._bucket(ts)
         if isinstance(event, Purchase):
             self._fold_purchase(event, bucket)
@@ -224,6 +251,78 @@ class CustomerState:
         self.consent_at = event.ts
         self.suppressed = event.suppression
         self.traits["email_consent"] = event.opt_in
+
+    def _fold_view(self, event: PageView) -> bool:
+        """Count a page view per SKU and category; False if it is older than the days of views
+        kept (it still moves the last view)."""
+        ts = event.ts
+        self.last_view_at = _later(self.last_view_at, ts)
+        if event.sku is not None:
+            self.last_product_view_at = _later(self.last_product_view_at, ts)
+        first = day_of(max(self.clock, ts)) - VIEW_DAYS + 1
+        day = day_of(ts)
+        if day < first:
+            return False
+        keys = []
+        if event.sku is not None:
+            keys.append((f"sku:{event.sku}", event.category))
+        if event.category is not None:
+            keys.append((f"category:{event.category}", None))
+        for key, category in keys:
+            entry = self.viewed.get(key)
+            if entry is None:
+                entry = self.viewed[key] = [ts, category]
+            entry[0] = max(entry[0], ts)
+            entry[1] = category if category is not None else entry[1]
+            pairs = _days_from(entry, first)
+            for index in range(0, len(pairs), 2):
+                if pairs[index] == day:
+                    pairs[index + 1] += 1
+                    break
+            else:
+                pairs += [day, 1]
+            entry[2:] = pairs
+        while len(self.viewed) > MAX_VIEWED:
+            del self.viewed[min(self.viewed, key=lambda k: self.viewed[k][0])]
+        return True
+
+    def views_within(self, key: str, now: int, days: int) -> int:
+        """Views of ``key`` ("sku:..." or "category:...") in the ``days``-day window ending
+        today (today included)."""
+        entry = self.viewed.get(key)
+        if entry is None:
+            return 0
+        first, today = day_of(now) - days + 1, day_of(now)
+        pairs = entry[2:]
+        return sum(pairs[i + 1] for i in range(0, len(pairs), 2) if first <= pairs[i] <= today)
+
+    def oldest_view_day(self, key: str, now: int, days: int) -> int | None:
+        """The earliest day inside that window with a view of ``key``."""
+        entry = self.viewed.get(key)
+        if entry is None:
+            return None
+        first, today = day_of(now) - days + 1, day_of(now)
+        inside = [day for day in entry[2::2] if first <= day <= today]
+        return min(inside) if inside else None
+
+    def viewed_products(self, since: int | None) -> list[dict[str, Any]]:
+        """The products viewed after ``since`` (all, if None), the most recent first: what a
+        browse-abandon trigger names."""
+        found = [
+            (entry[0], key.removeprefix("sku:"), entry)
+            for key, entry in self.viewed.items()
+            if key.startswith("sku:") and (since is None or entry[0] > since)
+        ]
+        found.sort(key=lambda item: item[0], reverse=True)
+        return [
+            {
+                "sku": sku,
+                "category": entry[1],
+                "views": sum(entry[3::2]),
+                "last_viewed_at": format_ts(last),
+            }
+            for last, sku, entry in found[:TRIGGER_PRODUCTS]
+        ]
 
     def _fold_purchase(self, event: Purchase, bucket: list[float] | None) -> None:
         ts = event.ts
@@ -321,6 +420,16 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return list(value)
     return value
+
+
+def _days_from(entry: list[Any], first: int) -> list[int]:
+    """A viewed entry's day/views pairs from day ``first`` on."""
+    pairs = entry[2:]
+    kept: list[int] = []
+    for index in range(0, len(pairs), 2):
+        if pairs[index] >= first:
+            kept += pairs[index : index + 2]
+    return kept
 
 
 def _later(current: int | None, ts: int) -> int:

@@ -21,6 +21,7 @@ from streams.timestamps import parse_ts
 from streams.traits import NO_TRAITS, PERSONAL, declared_value
 
 MAX_TEXT = 256
+MAX_URL = 2048
 MAX_EVENT_BYTES = 32 * 1024
 # A tick names up to TICK_BATCH customers of one partition.
 TICK_BATCH = 500
@@ -110,6 +111,18 @@ class SupportContact:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class PageView:
+    """A page the customer viewed: a product page (``sku``), a category page, or another."""
+
+    event_id: str
+    customer_id: str
+    ts: int
+    url: str
+    sku: str | None
+    category: str | None
+
+
 # The cause_event_id of the exits an erasure publishes starts with this.
 ERASURE_CAUSE = "erasure:"
 
@@ -126,7 +139,7 @@ class Erasure:
         return f"{ERASURE_CAUSE}{self.customer_id}:{self.ts}"
 
 
-Event = Purchase | EmailOpen | EmailClick | CartEvent | ProfileUpdate | SupportContact
+Event = Purchase | EmailOpen | EmailClick | CartEvent | ProfileUpdate | SupportContact | PageView
 
 
 class _Fields:
@@ -285,6 +298,15 @@ def _profile_update(
     return ProfileUpdate(*head, traits=traits, suppression=suppression, opt_in=opt_in)
 
 
+def _page_view(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> PageView:
+    url = obj.get("url")
+    if not isinstance(url, str) or not 0 < len(url) <= MAX_URL:
+        raise InvalidEvent(f"url: expected a string of 1 to {MAX_URL} characters")
+    return PageView(
+        *head, url=url, sku=f.optional_text("sku"), category=f.optional_text("category")
+    )
+
+
 def _support_contact(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> SupportContact:
     return SupportContact(*head, channel=f.text("channel"), reason=f.text("reason"))
 
@@ -295,6 +317,7 @@ _DECODERS: dict[str, Callable[[_Fields, dict[str, Any], tuple[str, str, int]], E
     names.EMAIL_CLICKS: _email_click,
     names.CART_EVENTS: _cart_event,
     names.SUPPORT_CONTACTS: _support_contact,
+    names.PAGE_VIEWS: _page_view,
 }
 
 

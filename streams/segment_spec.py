@@ -7,9 +7,10 @@ Each message is mapped, ignored or refused:
   cart-events; "Email Opened" -> email-opens; "Email Link Clicked" -> email-clicks;
   "Unsubscribed", "Email Bounced" (not a soft bounce), "Email Marked as Spam" -> a profile update
   that suppresses the address, "Email Subscribed" -> the explicit opt-in that lifts it;
+  page, and track "Product Viewed" -> page-views;
 - ignored, with the reason: calls that are valid but that segstream does not segment on (other
-  track events, screen and group calls; page and alias calls and anonymous-only messages until
-  segstream keeps page views and merges identities);
+  track events, screen and group calls; alias calls and anonymous-only messages until segstream
+  merges identities);
 - refused (``InvalidEvent``): a message that breaks the spec (no messageId, a bad timestamp).
 
 The customer is ``userId`` (or ``user_id``, as the spec's examples write it); an explicit null
@@ -52,7 +53,6 @@ class Ignored:
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
 ANONYMOUS = "anonymous visitor (anonymousId only): not segmented until identified"
 IGNORED_CALLS = {
-    "page": "page calls are acknowledged; segstream does not keep page views yet",
     "screen": "screen calls are acknowledged; segstream segments on shop events, not app screens",
     "group": "group calls are acknowledged; segstream segments people, not accounts",
     "alias": "alias calls are acknowledged; segstream does not merge identities yet",
@@ -150,6 +150,33 @@ def _email_clicked(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     return names.EMAIL_CLICKS, head | {"campaign_id": campaign, "url": url}
 
 
+def _url_of(message: dict[str, Any], props: dict[str, Any]) -> Any:
+    """The page's URL: the properties', else the SDK's context.page (else a path)."""
+    context = message.get("context")
+    page = context.get("page") if isinstance(context, dict) else None
+    page = page if isinstance(page, dict) else {}
+    return props.get("url") or page.get("url") or props.get("path") or page.get("path")
+
+
+def _product_viewed(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
+    props = _properties(message)
+    sku = _sku(props)
+    return names.PAGE_VIEWS, head | {
+        "url": _url_of(message, props) or f"product:{sku}",
+        "sku": sku,
+        "category": props.get("category"),
+    }
+
+
+def _page(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
+    props = _properties(message)
+    url = _url_of(message, props)
+    if not url:
+        raise InvalidEvent("properties.url: missing (a page call names its page)")
+    category = props.get("category") or message.get("category")
+    return names.PAGE_VIEWS, head | {"url": url, "category": category}
+
+
 def _consent(suppression: str | None) -> Mapper:
     """Segment's email events that change whether the address may be mailed: a profile update
     that suppresses it (or, for suppression None, the explicit opt-in that lifts that)."""
@@ -175,6 +202,7 @@ TRACKED: dict[str, Mapper] = {
     "Checkout Started": _cart("checkout_started"),
     "Email Opened": _email_opened,
     "Email Link Clicked": _email_clicked,
+    "Product Viewed": _product_viewed,
     "Unsubscribed": _consent("unsubscribed"),
     "Email Bounced": _bounced,
     "Email Marked as Spam": _consent("spam"),
@@ -239,7 +267,7 @@ def to_contract(message: Any, received_at: int, source: str | None = None) -> Ma
     kind = message.get("type")
     if kind in IGNORED_CALLS:
         return Ignored(IGNORED_CALLS[kind])
-    if kind not in ("identify", "track"):
+    if kind not in ("identify", "track", "page"):
         raise InvalidEvent(
             "type: expected one of identify, track, page, screen, group, alias"
             if kind is not None
@@ -252,6 +280,8 @@ def to_contract(message: Any, received_at: int, source: str | None = None) -> Ma
         return Ignored(ANONYMOUS)
     if kind == "identify":
         mapper: Mapper = _identify
+    elif kind == "page":
+        mapper = _page
     else:
         event = message.get("event")
         if not isinstance(event, str) or not event:

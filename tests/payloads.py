@@ -75,6 +75,9 @@ BODIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         }
     ),
     names.SUPPORT_CONTACTS: st.fixed_dictionaries({"channel": texts, "reason": texts}),
+    names.PAGE_VIEWS: st.fixed_dictionaries(
+        {"url": texts}, optional={"sku": texts, "category": texts}
+    ),
 }
 
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine.conditions.activity import METRICS, Bought, ClicksPerOpen, Count, LargestOrder
+from engine.conditions.activity import (
+    METRICS,
+    Bought,
+    ClicksPerOpen,
+    Count,
+    LargestOrder,
+    Viewed,
+)
 from engine.conditions.base import Condition, Reader
 from engine.conditions.logic import All, Always, Any, InSegment, Not
 from engine.conditions.profile import Age, KnownProfile, Trait
@@ -37,6 +44,7 @@ FORMS: dict[str, type[Condition]] = {
         Bought,
         ClicksPerOpen,
         Always,
+        Viewed,
     )
 }
 
@@ -68,5 +76,6 @@ __all__ = [
     "Quiet",
     "Reader",
     "Trait",
+    "Viewed",
     "reader",
 ]

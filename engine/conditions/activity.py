@@ -27,6 +27,7 @@ from engine.state import (
     ORDERS,
     SPEND,
     SUPPORT,
+    VIEW_DAYS,
     CustomerState,
 )
 
@@ -103,6 +104,49 @@ class Count(Condition):
 
     def timed(self) -> bool:
         return self.within_days is not None
+
+
+VIEWS = frozenset({names.PAGE_VIEWS})
+
+
+@dataclass(frozen=True)
+class Viewed(Condition):
+    """Viewed a product (``sku``) or a category at least ``min`` times (default once) inside a
+    window of whole UTC days (today included), of at most VIEW_DAYS days."""
+
+    form = "viewed"
+
+    key: str
+    within_days: int
+    minimum: int = 1
+
+    @classmethod
+    def parse(cls, body: Node, where: Where, reader: Reader) -> Condition:
+        node = mapping(body, where, {"sku", "category", "within", "min"}, required=["within"])
+        named = [kind for kind in ("sku", "category") if kind in node]
+        if len(named) != 1:
+            raise where.error("name a sku or a category")
+        within = window_days(node["within"], where.at("within"))
+        if within > VIEW_DAYS:
+            raise where.at("within").error(f"page views are kept for {VIEW_DAYS}d at most")
+        minimum = whole(node["min"], where.at("min")) if "min" in node else 1
+        if minimum < 1:
+            raise where.at("min").error("expected 1 or more")
+        kind = named[0]
+        return cls(f"{kind}:{text(node[kind], where.at(kind))}", within, minimum)
+
+    def holds(self, state: CustomerState, now: int) -> bool:
+        return state.views_within(self.key, now, self.within_days) >= self.minimum
+
+    def deadline(self, state: CustomerState, now: int) -> int | None:
+        oldest = state.oldest_view_day(self.key, now, self.within_days)
+        return None if oldest is None else (oldest + self.within_days) * DAY_MS
+
+    def topics(self) -> frozenset[str]:
+        return VIEWS
+
+    def timed(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)

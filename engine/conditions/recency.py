@@ -17,6 +17,7 @@ LAST_OF: dict[str, tuple[str, frozenset[str]]] = {
     "engagement": ("last_engaged_at", frozenset({names.EMAIL_OPENS, names.EMAIL_CLICKS})),
     "cart": ("last_cart_at", frozenset({names.CART_EVENTS})),
     "support_contact": ("last_support_at", frozenset({names.SUPPORT_CONTACTS})),
+    "view": ("last_product_view_at", frozenset({names.PAGE_VIEWS})),  # a product page
 }
 
 
@@ -126,22 +127,25 @@ class Quiet(Condition):
 
 @dataclass(frozen=True)
 class Abandoned(Condition):
-    """Did X, then no Y since, for a quiet period (the cart-abandon shape). For a cart, the cart
-    must still hold something."""
+    """Did X, then none of Y since, for a quiet period (the cart-abandon shape: a cart, then no
+    purchase; the browse-abandon one: a product view, then no cart activity or purchase). For a
+    cart, the cart must still hold something."""
 
     form = "abandoned"
 
     did: str
-    then_not: str
+    then_not: tuple[str, ...]
     quiet_ms: int
 
     @classmethod
     def parse(cls, body: Node, where: Where, reader: Reader) -> Condition:
         node = mapping(body, where, {"did", "then_not", "quiet"}, required=["did", "then_not"])
         quiet = _optional_duration(node, "quiet", where)
+        then_not = node["then_not"]
+        listed = then_not if isinstance(then_not, list) and then_not else [then_not]
         return cls(
             choice(node["did"], where.at("did"), LAST_OF),
-            choice(node["then_not"], where.at("then_not"), LAST_OF),
+            tuple(choice(x, where.at("then_not"), LAST_OF) for x in listed),
             reader.cart_quiet_ms if quiet is None else quiet,
         )
 
@@ -149,8 +153,8 @@ class Abandoned(Condition):
         did = _last(state, self.did)
         if did is None or (self.did == "cart" and not state.cart):
             return None
-        then = _last(state, self.then_not)
-        return did if then is None or then < did else None
+        since = [_last(state, then) for then in self.then_not]
+        return did if all(then is None or then < did for then in since) else None
 
     def holds(self, state: CustomerState, now: int) -> bool:
         return _has_lasted(self._armed_at(state), self.quiet_ms, now)
@@ -159,7 +163,7 @@ class Abandoned(Condition):
         return _lasts_until(self._armed_at(state), self.quiet_ms, now)
 
     def topics(self) -> frozenset[str]:
-        return LAST_OF[self.did][1] | LAST_OF[self.then_not][1]
+        return LAST_OF[self.did][1].union(*(LAST_OF[then][1] for then in self.then_not))
 
     def timed(self) -> bool:
         return True

@@ -187,6 +187,15 @@ class SupportContact(faust.Record, serializer="json"):
     reason: str
 
 
+class PageView(faust.Record, serializer="json"):
+    event_id: str
+    customer_id: str
+    ts: int
+    url: str
+    sku: str | None = None
+    category: str | None = None
+
+
 RECORDS: dict[str, type[faust.Record]] = {
     names.PURCHASES: Purchase,
     names.EMAIL_OPENS: EmailOpen,
@@ -194,6 +203,7 @@ RECORDS: dict[str, type[faust.Record]] = {
     names.CART_EVENTS: CartEvent,
     names.PROFILE_UPDATES: ProfileUpdate,
     names.SUPPORT_CONTACTS: SupportContact,
+    names.PAGE_VIEWS: PageView,
 }
 
 

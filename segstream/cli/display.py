@@ -29,11 +29,15 @@ def format_change(change: dict[str, Any]) -> str:
 
 
 def format_trigger(trigger: dict[str, Any]) -> str:
-    """One trigger record: when, who, which trigger, and what the cart held."""
-    cart = trigger.get("cart") or []
-    items = sum(line["quantity"] for line in cart)
-    worth = sum(line["quantity"] * line["unit_price"] for line in cart)
-    held = f"cart: {items} item{'' if items == 1 else 's'} worth {worth:.2f}"
+    """One trigger record: when, who, which trigger, and what the cart held or what was viewed."""
+    if "viewed" in trigger:
+        skus = [product["sku"] for product in trigger["viewed"]]
+        held = f"viewed: {', '.join(skus[:3])}{' ...' if len(skus) > 3 else ''}"
+    else:
+        cart = trigger.get("cart") or []
+        items = sum(line["quantity"] for line in cart)
+        worth = sum(line["quantity"] * line["unit_price"] for line in cart)
+        held = f"cart: {items} item{'' if items == 1 else 's'} worth {worth:.2f}"
     label = click.style(f"! {trigger['trigger']}", fg="magenta")
     return (
         f"{_moment(trigger['at'])}  {trigger['customer_id']:<10} {label}  {held}  "

@@ -30,19 +30,20 @@ def new_run_id() -> str:
 
 
 # Behaviour profiles: how likely a customer of each kind is to be the one behind an event of
-# each kind (open, click, cart add, purchase, profile update, support contact). The overall mix
-# stays the shop's (MIX); the profile decides who does what.
+# each kind (open, click, cart add, purchase, profile update, support contact, page view). The
+# overall mix stays the shop's (MIX); the profile decides who does what.
 PERSONAS: dict[str, tuple[tuple[float, ...], float]] = {
     # name: (propensity per event kind, share of customers)
-    "browser": ((1.0, 0.5, 2.0, 0.1, 1.0, 0.5), 0.20),
-    "one_time_buyer": ((1.0, 0.5, 0.5, 0.3, 1.0, 1.0), 0.15),
-    "loyal": ((1.5, 2.0, 1.0, 3.0, 1.0, 1.0), 0.15),
-    "bulk_buyer": ((0.5, 0.5, 1.0, 2.0, 1.0, 1.0), 0.05),
-    "cart_abandoner": ((1.0, 0.5, 3.0, 0.05, 1.0, 1.0), 0.15),
-    "reader_never_clicks": ((3.0, 0.0, 0.2, 0.1, 1.0, 0.2), 0.15),
-    "lapsing": ((1.0, 1.0, 1.0, 1.5, 1.0, 1.0), 0.15),
+    "browser": ((1.0, 0.5, 2.0, 0.1, 1.0, 0.5, 3.0), 0.20),
+    "one_time_buyer": ((1.0, 0.5, 0.5, 0.3, 1.0, 1.0, 1.0), 0.15),
+    "loyal": ((1.5, 2.0, 1.0, 3.0, 1.0, 1.0, 1.5), 0.15),
+    "bulk_buyer": ((0.5, 0.5, 1.0, 2.0, 1.0, 1.0, 0.5), 0.05),
+    "cart_abandoner": ((1.0, 0.5, 3.0, 0.05, 1.0, 1.0, 1.5), 0.15),
+    "reader_never_clicks": ((3.0, 0.0, 0.2, 0.1, 1.0, 0.2, 0.3), 0.15),
+    "lapsing": ((1.0, 1.0, 1.0, 1.5, 1.0, 1.0, 1.0), 0.15),
 }
-MIX = (45, 15, 20, 10, 5, 5)  # opens, clicks, cart, purchases, profiles, support (percent)
+# opens, clicks, cart, purchases, profiles, support, page views (percent)
+MIX = (40, 13, 17, 10, 5, 5, 10)
 # Lapsing customers go quiet after this share of an endless stream's first 100 events per
 # customer (or of a counted stream).
 LAPSE_AFTER = 0.3
@@ -177,6 +178,15 @@ class SyntheticShop:
         }
         return Record(names.EMAIL_CLICKS, customer, value)
 
+    def _view(self, customer: str) -> Record:
+        """A product page, or now and then a category page."""
+        sku, category, _ = self._pick_item()
+        if self._rng.random() < 0.3:
+            page = {"url": f"https://shop.example/c/{category}", "category": category}
+        else:
+            page = {"url": f"https://shop.example/p/{sku}", "sku": sku, "category": category}
+        return Record(names.PAGE_VIEWS, customer, self._head(customer) | page)
+
     def _support(self, customer: str) -> Record:
         value = self._head(customer) | {
             "channel": self._rng.choice(("email", "chat", "phone")),
@@ -193,6 +203,7 @@ class SyntheticShop:
             self._purchase,
             self._profile,
             self._support,
+            self._view,
         )
         lapse_at = int((count or self.customers * 100) * LAPSE_AFTER)
         indices = range(self.customers)

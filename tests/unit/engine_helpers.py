@@ -16,6 +16,7 @@ from streams.events import (
     EmailOpen,
     Event,
     LineItem,
+    PageView,
     ProfileUpdate,
     Purchase,
     SupportContact,
@@ -38,6 +39,7 @@ TOPIC_OF: dict[type, str] = {
     CartEvent: names.CART_EVENTS,
     ProfileUpdate: names.PROFILE_UPDATES,
     SupportContact: names.SUPPORT_CONTACTS,
+    PageView: names.PAGE_VIEWS,
 }
 
 
@@ -100,6 +102,16 @@ def profile(ts: int, event_id: str | None = None, **traits: Any) -> ProfileUpdat
 def consent(ts: int = T0, event_id: str | None = None, **traits: Any) -> ProfileUpdate:
     """A profile update that gives email consent (and any other traits)."""
     return profile(ts, event_id, email_consent=True, **traits)
+
+
+def view(
+    ts: int,
+    sku: str | None = "sku-tent",
+    category: str | None = "outdoor",
+    event_id: str | None = None,
+) -> PageView:
+    url = f"https://shop.example/p/{sku}" if sku else f"https://shop.example/c/{category}"
+    return PageView(_id("v", event_id), CUSTOMER, ts, url, sku, category)
 
 
 def support(ts: int, event_id: str | None = None) -> SupportContact:

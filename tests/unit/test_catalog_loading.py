@@ -33,7 +33,7 @@ from tests.unit.engine_helpers import (
 SOURCE = "segments.yaml"
 FORMS = (
     "all, any, not, segment, trait, age, known_profile, count, largest_order, last, quiet, "
-    "abandoned, bought, clicks_per_open, always"
+    "abandoned, bought, clicks_per_open, always, viewed"
 )
 SEGMENT_KEYS = "cadence, consent_required, description, trigger, when"
 
@@ -166,7 +166,7 @@ BAD = [
     ),
     pytest.param(
         doc(a=seg(trigger="sms_reminder")),
-        in_a("trigger", "expected one of cart_abandoned"),
+        in_a("trigger", "expected one of cart_abandoned, browse_abandoned"),
         id="unknown-trigger",
     ),
     pytest.param(
@@ -434,8 +434,18 @@ PARSED = [
     pytest.param({"quiet": {"of": "click", "for": "1d"}}, c.Quiet("click", 86_400_000), id="quiet"),
     pytest.param(
         {"abandoned": {"did": "cart", "then_not": "purchase"}},
-        c.Abandoned("cart", "purchase", 3_600_000),
+        c.Abandoned("cart", ("purchase",), 3_600_000),
         id="abandoned-default-quiet",
+    ),
+    pytest.param(
+        {"abandoned": {"did": "view", "then_not": ["cart", "purchase"], "quiet": "2h"}},
+        c.Abandoned("view", ("cart", "purchase"), 7_200_000),
+        id="abandoned-browse",
+    ),
+    pytest.param(
+        {"viewed": {"category": "outdoor", "within": "14d", "min": 3}},
+        c.Viewed("category:outdoor", 14, 3),
+        id="viewed",
     ),
     pytest.param(
         {"bought": {"category": "shoes", "min_orders": 2}},
@@ -471,8 +481,12 @@ def test_every_condition_class_is_registered_under_its_form() -> None:
 
 def test_a_catalog_of_every_form_keeps_its_digest() -> None:
     # Pinned: customers' states store the digest, and a new one re-evaluates every customer.
-    every = {f"s{i}": seg(param.values[0]) for i, param in enumerate(PARSED)}
+    # The forms pinned then (later ones pin their own digest below).
+    pinned = [param for param in PARSED if param.id not in ("abandoned-browse", "viewed")]
+    every = {f"s{i}": seg(param.values[0]) for i, param in enumerate(pinned)}
     assert parse_catalog(doc(b=seg(), **every), SOURCE).digest == "00076bc88a3f"
+    later = {f"s{i}": seg(param.values[0]) for i, param in enumerate(PARSED)}
+    assert parse_catalog(doc(b=seg(), **later), SOURCE).digest == "39356694bf62"
 
 
 # -- structure --------------------------------------------------------------------------------

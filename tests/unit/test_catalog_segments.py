@@ -36,10 +36,13 @@ from tests.unit.engine_helpers import (
     support,
     timeline,
     topic_of,
+    view,
 )
 
 CATALOG = load_catalog()
 CART = "cart_abandoners"
+BROWSE = "browse_abandoners"
+OUTDOOR = "browsing_outdoor"
 QUIET = 60 * MINUTE  # the default cart quiet period
 
 
@@ -506,6 +509,58 @@ CASES = [
         at(days=180),
         False,
     ),
+    # --- page views ---
+    case("quiet-after-a-view", BROWSE, [consent(), view(at(minutes=1))], at(minutes=61), True),
+    case("not-yet-quiet", BROWSE, [consent(), view(at(minutes=1))], at(minutes=61) - 1, False),
+    case(
+        "carted-after-the-view",
+        BROWSE,
+        [consent(), view(at(minutes=1)), cart(at(minutes=5))],
+        at(hours=3),
+        False,
+    ),
+    case(
+        "bought-after-the-view",
+        BROWSE,
+        [consent(), view(at(minutes=1)), buy(at(minutes=5))],
+        at(hours=3),
+        False,
+    ),
+    case(
+        "viewed-again-after-buying",
+        BROWSE,
+        [consent(), buy(at(minutes=1)), view(at(minutes=5))],
+        at(hours=3),
+        True,
+    ),
+    case(
+        "a-category-page-is-no-product-view",
+        BROWSE,
+        [consent(), view(at(minutes=1), sku=None)],
+        at(hours=3),
+        False,
+    ),
+    case(
+        "three-outdoor-views",
+        OUTDOOR,
+        [consent(), view(at(days=1)), view(at(days=5)), view(at(days=13), sku=None)],
+        at(days=13),
+        True,
+    ),
+    case(
+        "the-first-left-the-window",
+        OUTDOOR,
+        [consent(), view(at(days=1)), view(at(days=5)), view(at(days=13), sku=None)],
+        at(days=15),
+        False,
+    ),
+    case(
+        "two-outdoor-views",
+        OUTDOOR,
+        [consent(), view(at(days=1)), view(at(days=2), sku="sku-boot", category="shoes")],
+        at(days=2),
+        False,
+    ),
     # --- cart ---
     case("after-the-quiet-period", CART, [consent(), cart(at(minutes=1))], at(minutes=61), True),
     case(
@@ -633,7 +688,7 @@ def _segments_with(member: bool) -> set[str]:
 
 
 def test_the_table_covers_every_catalog_segment_both_ways() -> None:
-    assert len(CATALOG.segments) == 31
+    assert len(CATALOG.segments) == 33
     assert _segments_with(True) == set(CATALOG.names())
     assert _segments_with(False) == set(CATALOG.names())
 
@@ -743,7 +798,7 @@ def test_abandoning_a_cart_enters_and_publishes_a_trigger_with_the_cart() -> Non
     (trigger,) = outcome.triggers
     assert (trigger.customer_id, trigger.trigger, trigger.at) == (CUSTOMER, "cart_abandoned", due)
     assert trigger.version == enter.version
-    assert sorted(trigger.cart, key=lambda line: line["sku"]) == [
+    assert sorted(trigger.items, key=lambda line: line["sku"]) == [
         {"sku": "sku-boot", "category": "shoes", "quantity": 1, "unit_price": 140.0},
         {"sku": "sku-sock-3pk", "category": "socks", "quantity": 3, "unit_price": 11.0},
     ]
@@ -776,7 +831,7 @@ def test_new_cart_activity_re_arms_the_quiet_period() -> None:
         (CART, EXIT, at(minutes=90), again.event_id),
         (CART, ENTER, at(minutes=150), None),
     ]
-    assert [(t.at, len(t.cart)) for t in outcome.triggers] == [
+    assert [(t.at, len(t.items)) for t in outcome.triggers] == [
         (at(minutes=61), 1),
         (at(minutes=150), 2),
     ]

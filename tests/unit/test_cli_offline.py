@@ -37,7 +37,7 @@ def test_segments_validate_accepts_the_shipped_catalog() -> None:
     result = segstream("segments", "validate")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(
-        f"31 segments, OK (digest {load_catalog().digest} with a cart quiet period of 60 minutes)"
+        f"33 segments, OK (digest {load_catalog().digest} with a cart quiet period of 60 minutes)"
     )
 
 

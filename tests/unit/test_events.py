@@ -17,6 +17,7 @@ from streams.events import (
     Erasure,
     Event,
     LineItem,
+    PageView,
     ProfileUpdate,
     Purchase,
     SupportContact,
@@ -64,6 +65,11 @@ BODIES: dict[str, dict[str, Any]] = {
         }
     },
     names.SUPPORT_CONTACTS: {"channel": "chat", "reason": "late delivery"},
+    names.PAGE_VIEWS: {
+        "url": "https://shop.example/p/sku-boot",
+        "sku": "sku-boot",
+        "category": "shoes",
+    },
     # An erasure request carries only customer_id and ts; the head's event_id is ignored.
     names.CUSTOMER_ERASURES: {},
 }
@@ -118,6 +124,14 @@ EXPECTED: dict[str, Event | Erasure] = {
     ),
     names.SUPPORT_CONTACTS: SupportContact(
         event_id="ev-1", customer_id=CUSTOMER, ts=TS_MS, channel="chat", reason="late delivery"
+    ),
+    names.PAGE_VIEWS: PageView(
+        event_id="ev-1",
+        customer_id=CUSTOMER,
+        ts=TS_MS,
+        url="https://shop.example/p/sku-boot",
+        sku="sku-boot",
+        category="shoes",
     ),
     names.CUSTOMER_ERASURES: Erasure(customer_id=CUSTOMER, ts=TS_MS),
 }

@@ -9,7 +9,15 @@ import pytest
 
 from config import names
 from config.errors import InvalidEvent
-from streams.events import CartEvent, EmailClick, EmailOpen, ProfileUpdate, Purchase, decode
+from streams.events import (
+    CartEvent,
+    EmailClick,
+    EmailOpen,
+    PageView,
+    ProfileUpdate,
+    Purchase,
+    decode,
+)
 from streams.segment_spec import ANONYMOUS, IGNORED_CALLS, Ignored, messages, to_contract
 
 WHEN = "2026-03-01T10:00:00.000Z"
@@ -240,3 +248,45 @@ def test_email_events_that_change_consent_are_profile_updates(
 def test_a_soft_bounce_is_ignored() -> None:
     msg = message("track", event="Email Bounced", properties={"bounce_type": "soft"})
     assert to_contract(msg, RECEIVED) == Ignored("a soft bounce does not suppress the address")
+
+
+@pytest.mark.parametrize(
+    ("msg", "expected"),
+    [
+        (
+            message("page", name="Runner", properties={"url": "https://s.example/p/run"}),
+            ("https://s.example/p/run", None, None),
+        ),
+        (
+            message("page", category="Shoes", context={"page": {"url": "https://s.example/c"}}),
+            ("https://s.example/c", None, "Shoes"),
+        ),
+        (
+            message(
+                "track", event="Product Viewed", properties={"sku": "sku-1", "category": "shoes"}
+            ),
+            ("product:sku-1", "sku-1", "shoes"),
+        ),
+        (
+            message(
+                "track",
+                event="Product Viewed",
+                properties={"product_id": "p-9", "url": "https://s.example/p/9"},
+            ),
+            ("https://s.example/p/9", "p-9", None),
+        ),
+    ],
+)
+def test_pages_and_product_views_are_page_views(
+    msg: dict[str, Any], expected: tuple[str, str | None, str | None]
+) -> None:
+    topic, view = decoded(msg)
+    assert topic == names.PAGE_VIEWS
+    assert isinstance(view, PageView)
+    assert (view.url, view.sku, view.category) == expected
+
+
+def test_a_page_call_without_a_url_is_refused() -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        to_contract(message("page", name="Home"), RECEIVED)
+    assert caught.value.reason == "properties.url: missing (a page call names its page)"

@@ -19,6 +19,7 @@ from streams.events import (
     EmailOpen,
     Erasure,
     Event,
+    PageView,
     ProfileUpdate,
     Purchase,
     SupportContact,
@@ -35,6 +36,7 @@ EVENT_TYPES: dict[str, type] = {
     names.CART_EVENTS: CartEvent,
     names.PROFILE_UPDATES: ProfileUpdate,
     names.SUPPORT_CONTACTS: SupportContact,
+    names.PAGE_VIEWS: PageView,
 }
 
 
