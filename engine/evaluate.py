@@ -157,7 +157,7 @@ def apply_event(
     re-evaluated, at the event's time (or at the customer's clock, for an event that arrives
     late). The outcome says if part of the event came too late to count (``Outcome.late``).
     """
-    if state.has_seen(event.event_id):
+    if state.has_counted(event):
         return Outcome()
     fresh = state.first_seen_at is None and not state.version and not state.segments
     outcome = Outcome() if fresh else advance(state, event.ts, catalog, catalog_at=catalog_at)

@@ -29,6 +29,10 @@ HORIZON_DAYS = 365
 # tracking SDK's retry of a message) once.
 DEDUP_WINDOW_MS = 86_400_000
 RECENT_EVENT_IDS = 500
+# A customer remembers the ids of its last MAX_ORDER_IDS orders: an order counted once is never
+# counted again, however late it comes back (a re-import of an order history, a producer's retry
+# a week later).
+MAX_ORDER_IDS = 200
 # Per-SKU and per-category memory is capped; the least recently bought are forgotten first.
 MAX_PRODUCTS = 100
 # Page views are kept per SKU and per category, by UTC day, for VIEW_DAYS days (today included),
@@ -88,7 +92,8 @@ class CustomerState:
     # of the last explicit consent event (a suppression or an opt-in).
     suppressed: str | None = None
     consent_at: int | None = None
-    # Purchases.
+    # Purchases (the ids of the last MAX_ORDER_IDS orders, oldest first).
+    order_ids: list[str] = field(default_factory=list)
     purchase_count: int = 0
     total_spend: float = 0.0
     first_purchase_at: int | None = None
@@ -121,6 +126,13 @@ class CustomerState:
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.recent_event_ids
+
+    def has_counted(self, event: Event) -> bool:
+        """The event was applied before: its id is remembered, or it is an order counted
+        already (under another event id, or after its id was forgotten)."""
+        if self.has_seen(event.event_id):
+            return True
+        return isinstance(event, Purchase) and event.order_id in self.order_ids
 
     def has_applied(self, source: str, position: int) -> bool:
         return position <= self.positions.get(source, -1)
@@ -326,6 +338,9 @@ class CustomerState:
 
     def _fold_purchase(self, event: Purchase, bucket: list[float] | None) -> None:
         ts = event.ts
+        self.order_ids.append(event.order_id)
+        if len(self.order_ids) > MAX_ORDER_IDS:
+            del self.order_ids[0]
         self.purchase_count += 1
         self.total_spend += event.total
         self.first_purchase_at = _earlier(self.first_purchase_at, ts)

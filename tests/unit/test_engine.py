@@ -13,21 +13,24 @@ from engine.state import (
     DEDUP_WINDOW_MS,
     LATE_FOR_CART,
     LATE_FOR_WINDOWS,
+    MAX_ORDER_IDS,
     OPENS,
     ORDERS,
     RECENT_EVENT_IDS,
     SUPPORT,
     CustomerState,
 )
-from streams.events import CartEvent, Erasure, Event
+from streams.events import CartEvent, Erasure, Event, Purchase
 from tests.unit.engine_helpers import (
     CUSTOMER,
+    DAY,
     HOUR,
     T0,
     Row,
     at,
     cart,
     consent,
+    email_click,
     email_open,
     feed,
     item,
@@ -400,21 +403,45 @@ def test_recent_event_ids_are_kept_for_the_window_of_the_customers_clock(
 
 
 def test_redelivery_within_the_window_is_ignored_and_beyond_it_counts_again() -> None:
-    """The bound is the contract: a duplicate older than RECENT_EVENT_IDS ids is new again."""
-    within = [p("p1"), *(o(f"m{i}") for i in range(RECENT_EVENT_IDS - 1))]
+    """The bound is the contract: an event older than RECENT_EVENT_IDS ids is new again (an
+    order is not: its id is remembered apart)."""
+    clicked = [email_click(T0, event_id="k1")]
+    within = [*clicked, *(o(f"m{i}") for i in range(RECENT_EVENT_IDS - 1))]
     state = CustomerState(CUSTOMER)
     run(within, state)
-    assert run([p("p1")], state) == []
-    beyond = [p("p1"), *(o(f"m{i}") for i in range(RECENT_EVENT_IDS))]
+    assert state.click_count == 1
+    run(clicked, state)
+    assert state.click_count == 1
+    beyond = [*clicked, *(o(f"m{i}") for i in range(RECENT_EVENT_IDS))]
     state = CustomerState(CUSTOMER)
     run(beyond, state)
-    assert rows(run([p("p1")], state)) == [(FIRST, EXIT, 2, "p1"), (REPEAT, ENTER, 3, "p1")]
+    run(clicked, state)
+    assert state.click_count == 2
 
 
 def test_a_redelivery_a_day_later_by_the_clock_counts_again() -> None:
     state = CustomerState(CUSTOMER)
-    run([p("p1"), o("m1", ts=T0 + DEDUP_WINDOW_MS + HOUR)], state)
-    assert rows(run([p("p1")], state)) == [(FIRST, EXIT, 2, "p1"), (REPEAT, ENTER, 3, "p1")]
+    run([email_click(T0, event_id="k1"), o("m1", ts=T0 + DEDUP_WINDOW_MS + HOUR)], state)
+    run([email_click(T0, event_id="k1")], state)
+    assert state.click_count == 2
+
+
+def test_an_order_counts_once_however_late_it_comes_back() -> None:
+    later = [p("p1"), *(o(f"m{i}") for i in range(RECENT_EVENT_IDS)), o("m-day", T0 + 2 * DAY)]
+    state = CustomerState(CUSTOMER)
+    run(later, state)
+    assert not state.has_seen("p1")  # its event id is forgotten: beyond the count and the day
+    assert run([p("p1")], state) == []
+    # The same order under another event id (a producer that made up a new one on retry).
+    again = Purchase("p1-retry", CUSTOMER, T0, "o-p1", 10.0, "EUR", (item(),))
+    assert run([again], state) == []
+    assert state.purchase_count == 1
+
+
+def test_order_ids_are_bounded() -> None:
+    state = CustomerState(CUSTOMER)
+    run([p(f"p{i}") for i in range(MAX_ORDER_IDS + 3)], state)
+    assert state.order_ids == [f"o-p{i}" for i in range(3, MAX_ORDER_IDS + 3)]
 
 
 def test_recent_event_ids_stored_as_a_list_are_read_as_seen_at_the_clock() -> None:
