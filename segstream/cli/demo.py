@@ -25,7 +25,7 @@ from config import Settings, names
 from config.errors import StackError
 from config.settings import env_name
 from segstream.cli.display import format_change, format_trigger
-from segstream.stack.process import poll, stop_gracefully
+from segstream.stack.process import poll, stop_gracefully, worker_ready
 from streams.timestamps import wall_clock_ms
 
 if TYPE_CHECKING:
@@ -174,15 +174,6 @@ class Worker:
             return False
         stop_gracefully(self.process, WORKER_STOP_TIMEOUT_S, group=True)
         return True
-
-
-async def worker_ready(session: aiohttp.ClientSession, health_url: str) -> bool:
-    """Whether a worker's /health says ready: it holds its partitions and has recovered their
-    tables (its web server answers before that). False while it does not answer."""
-    with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-        async with session.get(health_url) as answer:
-            return answer.status == 200 and (await answer.json()).get("ready") is True
-    return False
 
 
 def _death_signal() -> Callable[[], None] | None:

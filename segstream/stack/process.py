@@ -1,10 +1,11 @@
 """A server process of the local stack: started detached, found by its pid file, stopped cleanly.
-Also the two waits every caller of a child process needs: poll until something holds, and stop
-a process (SIGTERM, a grace period, then SIGKILL)."""
+Also what every caller of a child process needs: poll until something holds (a worker's /health
+saying ready, say), and stop a process (SIGTERM, a grace period, then SIGKILL)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -14,6 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+import aiohttp
 
 from config.errors import StackError
 
@@ -66,6 +69,16 @@ async def poll(
         if time.monotonic() >= deadline:
             return None
         await asyncio.sleep(interval)
+
+
+async def worker_ready(session: aiohttp.ClientSession, health_url: str) -> bool:
+    """Whether a segstream worker's /health says ready: it holds its partitions and has
+    recovered their tables (its web server answers before that). False while it does not
+    answer."""
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+        async with session.get(health_url) as answer:
+            return answer.status == 200 and (await answer.json()).get("ready") is True
+    return False
 
 
 def stop_gracefully(process: subprocess.Popen[Any], grace: float, group: bool = False) -> int:

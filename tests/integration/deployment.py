@@ -14,8 +14,7 @@ import aiohttp
 
 from config import Settings
 from segstream.bench.processes import WorkerMetrics
-from segstream.cli.demo import worker_ready
-from segstream.stack.process import stop_gracefully
+from segstream.stack.process import stop_gracefully, worker_ready
 from tests.integration.waiting import poll_until
 
 T = TypeVar("T")
