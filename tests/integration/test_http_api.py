@@ -192,7 +192,14 @@ async def test_segment_spec_calls_feed_the_engine(api: Api) -> None:
                     "products": [{"sku": "s", "category": "shoes", "quantity": 1, "price": 20}],
                 },
             },
-            {"type": "page", "userId": "seg1", "messageId": "m3", "timestamp": when},
+            {
+                "type": "page",
+                "userId": "seg1",
+                "messageId": "m3",
+                "timestamp": when,
+                "properties": {"url": "https://shop.example/"},
+            },
+            {"type": "screen", "userId": "seg1", "messageId": "m4", "timestamp": when},
         ]
     }
     status, body = await api.call("POST", "/v1/segment", batch)
@@ -200,6 +207,7 @@ async def test_segment_spec_calls_feed_the_engine(api: Api) -> None:
     assert [(r["outcome"], r.get("topic")) for r in body["results"]] == [
         ("accepted", names.PROFILE_UPDATES),
         ("accepted", names.PURCHASES),
+        ("accepted", names.PAGE_VIEWS),
         ("ignored", None),
     ]
 
