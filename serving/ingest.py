@@ -53,8 +53,11 @@ class Accepted:
     raw: bytes
 
 
-def check_event(topic: Any, key: Any, value: Any, max_bytes: int) -> Accepted:
-    """One event checked by the live decoder, or InvalidEvent with the reason."""
+def check_event(
+    topic: Any, key: Any, value: Any, max_bytes: int, now: int | None = None
+) -> Accepted:
+    """One event checked by the live decoder, or InvalidEvent with the reason; ``now``: the
+    request's arrival (default: the clock)."""
     if topic not in ACCEPTED_TOPICS:
         raise InvalidEvent(f"topic: expected one of {', '.join(ACCEPTED_TOPICS)}")
     if not isinstance(value, dict):
@@ -63,8 +66,10 @@ def check_event(topic: Any, key: Any, value: Any, max_bytes: int) -> Accepted:
     if not isinstance(key, str):
         raise InvalidEvent("key: expected the customer_id as a string")
     raw = codec.dumps(value)
-    decode(topic, key.encode(), raw, max_bytes, int(time.time() * 1000), catalog.traits)
-    return Accepted(topic, key.encode(), raw)
+    encoded = key.encode()
+    at = int(time.time() * 1000) if now is None else now
+    decode(topic, encoded, raw, max_bytes, at, catalog.traits)
+    return Accepted(topic, encoded, raw)
 
 
 class Intake:
@@ -118,9 +123,10 @@ async def _send_all(events: Sequence[Accepted]) -> None:
     """On Faust's plain producer, outside any transaction: under exactly-once, an event sent in
     a worker's open transaction would be lost with it if the worker died before committing,
     after the client was told it was accepted."""
+    send = app.producer.send
+    topics = {name: settings.topic(name) for name in {event.topic for event in events}}
     sent = [
-        await app.producer.send(settings.topic(event.topic), event.key, event.raw, None, None, None)
-        for event in events
+        await send(topics[event.topic], event.key, event.raw, None, None, None) for event in events
     ]
     await asyncio.gather(*sent)
 

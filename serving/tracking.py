@@ -24,7 +24,8 @@ import binascii
 import hmac
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import aiohttp
 import orjson
@@ -74,6 +75,25 @@ def source_of(key: str | None) -> str | None:
     return found
 
 
+class Problem(NamedTuple):
+    """A request refused whole: its status and Segment's error shape."""
+
+    status: int
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class Checked:
+    """A request's messages mapped and checked: the events to produce, the refused messages to
+    dead-letter with their reasons, and each message's outcome."""
+
+    source: str
+    accepted: list[Accepted] = field(default_factory=list)
+    refused: list[tuple[bytes, str]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
 async def tracking_call(view: web.View, request: web.Request, call: str | None) -> Any:
     """One request of the Tracking API: ``call`` is the single call the route takes, or None
     for a batch."""
@@ -83,18 +103,26 @@ async def tracking_call(view: web.View, request: web.Request, call: str | None) 
         raise  # aiohttp's own answer (a body beyond its size limit: 413)
     except Exception:  # a body that is not what its Content-Encoding says (bad gzip)
         return tracking_error(view, 400, "bad_request", "the body could not be decoded")
+    # Checked here, in one call: nothing of the parsed body stays alive while Kafka acks.
+    checked = checked_request(request, body, call)
+    if isinstance(checked, Problem):
+        return tracking_error(view, *checked)
+    return await answer(view, checked)
+
+
+def checked_request(request: web.Request, body: bytes, call: str | None) -> Checked | Problem:
+    """The request's messages checked, or why the whole request is refused."""
     if len(body) > settings.max_batch_bytes:
         reason = f"the request is over the {settings.max_batch_bytes}-byte limit"
-        return tracking_error(view, 400, "batch_too_large", reason)
+        return Problem(400, "batch_too_large", reason)
     try:
         posted = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return tracking_error(view, 400, "invalid_json", f"not valid UTF-8 JSON ({exc.msg})")
+        return Problem(400, "invalid_json", f"not valid UTF-8 JSON ({exc.msg})")
     source = source_of(given_write_key(request, posted))
     if source is None:
         metrics.ingest_refused.labels("write_key").inc()
-        return tracking_error(
-            view,
+        return Problem(
             401,
             "unauthorized",
             "missing or unknown write key (HTTP Basic auth, the key as user name)"
@@ -104,41 +132,50 @@ async def tracking_call(view: web.View, request: web.Request, call: str | None) 
     if call is None:
         batch = posted.get("batch") if isinstance(posted, dict) else None
         if not isinstance(batch, list) or not batch:
-            return tracking_error(view, 400, "invalid_batch", 'expected {"batch": [messages]}')
+            return Problem(400, "invalid_batch", 'expected {"batch": [messages]}')
         if len(batch) > MAX_BATCH_MESSAGES:
-            reason = f"a batch holds at most {MAX_BATCH_MESSAGES} messages"
-            return tracking_error(view, 400, "batch_too_large", reason)
-        messages: list[Any] = batch
-    else:
-        if not isinstance(posted, dict):
-            return tracking_error(view, 400, "invalid_message", "expected a message object")
-        messages = [{"type": call, **posted}]
-    return await take(view, messages, source)
+            return Problem(
+                400, "batch_too_large", f"a batch holds at most {MAX_BATCH_MESSAGES} messages"
+            )
+        return check_messages(batch, source)
+    if not isinstance(posted, dict):
+        return Problem(400, "invalid_message", "expected a message object")
+    return check_messages([{"type": call, **posted}], source)
 
 
 async def take(view: web.View, messages: list[Any], source: str) -> Any:
     """Map, check and produce the messages; answer each one's outcome."""
+    return await answer(view, check_messages(messages, source))
+
+
+def check_messages(messages: list[Any], source: str) -> Checked:
+    """Map and check each message (by the live decoder)."""
     now = int(time.time() * 1000)
-    results: list[dict[str, Any]] = []
-    accepted: list[Accepted] = []
-    refused: list[tuple[bytes, str]] = []
+    max_bytes = settings.max_event_bytes
+    checked = Checked(source)
+    results = checked.results
     for index, message in enumerate(messages):
         raw = orjson.dumps(message)
         try:
-            if len(raw) > settings.max_event_bytes:
-                raise InvalidEvent(f"message over the {settings.max_event_bytes}-byte limit")
+            if len(raw) > max_bytes:
+                raise InvalidEvent(f"message over the {max_bytes}-byte limit")
             mapped = segment_spec.to_contract(message, now, source)
             if isinstance(mapped, segment_spec.Ignored):
                 results.append({"index": index, "outcome": "ignored", "reason": mapped.reason})
                 continue
             topic, value = mapped
-            accepted.append(check_event(topic, None, value, settings.max_event_bytes))
+            checked.accepted.append(check_event(topic, None, value, max_bytes, now))
             results.append({"index": index, "outcome": "accepted", "topic": topic})
         except InvalidEvent as exc:
-            refused.append((raw, exc.reason))
+            checked.refused.append((raw, exc.reason))
             results.append({"index": index, "outcome": "rejected", "reason": exc.reason})
+    return checked
+
+
+async def answer(view: web.View, checked: Checked) -> Any:
+    """Produce the accepted events; answer each message's outcome once Kafka has them."""
     try:
-        await intake.produce(accepted)
+        await intake.produce(checked.accepted)
     except Refused as exc:
         return tracking_error(
             view,
@@ -147,21 +184,22 @@ async def take(view: web.View, messages: list[Any], source: str) -> Any:
             f"{exc.reason}; retry",
             **{"Retry-After": str(exc.retry_after)},
         )
-    for raw, reason in refused:
-        await dead_letter(raw, source, reason)
+    for raw, reason in checked.refused:
+        await dead_letter(raw, checked.source, reason)
+    results = checked.results
     counts = {outcome: 0 for outcome in ("accepted", "ignored", "rejected")}
     for result in results:
         counts[result["outcome"]] += 1
     for outcome, count in counts.items():
         if count:
-            metrics.tracking_messages.labels(source, outcome).inc(count)
+            metrics.tracking_messages.labels(checked.source, outcome).inc(count)
     taken = counts["accepted"] + counts["ignored"]
-    answer = {"success": bool(taken), **counts, "results": results}
+    body = {"success": bool(taken), **counts, "results": results}
     if not taken:
         return view.json(
-            {"code": "invalid_messages", "message": results[0]["reason"], **answer}, status=400
+            {"code": "invalid_messages", "message": results[0]["reason"], **body}, status=400
         )
-    return view.json(answer, status=200)
+    return view.json(body, status=200)
 
 
 @app.page("/v1/batch")

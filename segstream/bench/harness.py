@@ -9,6 +9,8 @@
    (``faust_restore``) gives the restore rate the framework allows.
 4. The engine alone: the workload folded in this process (decode and rules, no Kafka). With
    ``faust_tuned`` it bounds what segstream can reach (see ``report.ceilings``).
+5. Ingest: the synthetic shop's events as Segment's SDK batches through a fresh worker's
+   ``/v1/batch``, against the same events produced straight to Kafka (``bench.ingest``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from config import Settings, load_settings
 from engine.catalog import catalog_for
-from segstream.bench import burst, latency, report, restore
+from segstream.bench import burst, ingest, latency, report, restore
 from segstream.bench.processes import (
     Run,
     WorkerMetrics,
@@ -38,6 +40,7 @@ from streams import codec
 from streams.layout import ensure_topics
 
 PEERS = ("raw", "faust_bare", "faust_tuned", "naive")
+READERS = (*PEERS, "segstream")  # the contenders that read the pre-loaded workload
 OUTPUTS = ("bench-raw-out", "bench-naive-changes")
 
 
@@ -47,12 +50,14 @@ class BenchConfig:
     events: int = 300_000
     seed: int = 42
     partitions: int = 4
-    contenders: tuple[str, ...] = (*PEERS, "segstream")
+    contenders: tuple[str, ...] = (*READERS, "ingest")
     loads: tuple[float, ...] = (0.25, 0.5, 0.8)
     latency_seconds: float = 30.0
     burst_customers: int = 20_000
     memory_customers: tuple[int, ...] = (100_000, 1_000_000)
     stores: tuple[str, ...] = ("memory://", "rocksdb://")
+    ingest_messages: int = 100_000
+    ingest_rounds: int = 3
     timeout: float = 1800.0
     workdir: Path = field(default_factory=lambda: Path("var/bench"))
 
@@ -66,6 +71,8 @@ class BenchConfig:
             latency_seconds=2.0,
             burst_customers=200,
             memory_customers=(1_000,),
+            ingest_messages=1_000,
+            ingest_rounds=1,
             timeout=180.0,
             workdir=workdir,
         )
@@ -97,19 +104,21 @@ class Bench:
         prefix = f"{self.run_id}-"
         settings = load_settings(self.values(prefix, "seg"))
         workload = Workload(config.customers, config.events, config.seed)
-        self.say(f"Loading {config.events:,} events for {config.customers:,} customers")
-        await ensure_topics(settings, OUTPUTS)
-        await produce(settings, workload.records())
+        if set(READERS) & set(config.contenders):
+            self.say(f"Loading {config.events:,} events for {config.customers:,} customers")
+            await ensure_topics(settings, OUTPUTS)
+            await produce(settings, workload.records())
 
         runs: dict[str, Run] = {}
         for name in config.contenders:
-            if name != "segstream":
+            if name in PEERS:
                 runs[name] = await self.peer(name, prefix)
                 self.say(f"{name}: {runs[name].rate:,.0f} events/s")
         latencies: list[latency.Latency] = []
         bursts: list[burst.Burst] = []
         if "segstream" in config.contenders:
             runs["segstream"], latencies, bursts = await self.segstream(prefix, settings)
+        took = await self.ingest() if "ingest" in config.contenders else None
         engine, states = self.engine_alone(workload)
         self.say(f"engine alone: {engine.rate:,.0f} events/s")
         restores, baselines = await self.recovery(states)
@@ -121,7 +130,7 @@ class Bench:
             "run_id": self.run_id,
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        return report.build(setup, runs, latencies, bursts, restores, baselines, engine)
+        return report.build(setup, runs, latencies, bursts, restores, baselines, engine, took)
 
     def engine_alone(self, workload: Workload) -> tuple[Run, list[dict[str, Any]]]:
         """Fold the workload with the pure engine; every customer's final state comes back too
@@ -190,6 +199,40 @@ class Bench:
         finally:
             await metrics.close()
             worker.stop()
+
+    async def ingest(self) -> ingest.Ingest:
+        """A worker of a fresh deployment (no backlog), ready, with one write key."""
+        values = self.values(
+            f"{self.run_id}-ingest-",
+            "seg",
+            web_port=str(free_port()),
+            write_keys=f"{ingest.WRITE_KEY}={ingest.SOURCE}",
+        )
+        settings = load_settings(values)
+        direct = load_settings(self.values(f"{self.run_id}-direct-", "seg"))
+        worker = segstream_worker(clean_env(values), self.home / "ingest.log")
+        metrics = WorkerMetrics(settings.web_port)
+        try:
+            await metrics.until_ready(worker, self.config.timeout)
+            took = await ingest.measure(
+                settings,
+                direct,
+                worker,
+                metrics,
+                (self.config.customers, self.config.seed + 2),
+                self.config.ingest_messages,
+                self.config.ingest_rounds,
+                self.config.timeout,
+            )
+        finally:
+            await metrics.close()
+            worker.stop()
+        self.say(
+            f"ingest: {took.messages_per_second:,.0f} messages/s through /v1/batch, "
+            f"{took.direct_events_per_second:,.0f} events/s straight to Kafka "
+            f"({took.ratio:.2f})"
+        )
+        return took
 
     async def recovery(
         self, states: list[dict[str, Any]]

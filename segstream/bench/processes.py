@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from config.errors import SegstreamError
-from segstream.stack.process import poll, resident_kb, stop_gracefully
+from segstream.stack.process import poll, resident_kb, stop_gracefully, worker_ready
 from streams import codec
 
 POLL_S = 0.1
@@ -155,6 +155,16 @@ class WorkerMetrics:
 
         if not await poll(idle, timeout, 0.5, alive=worker.check_alive):
             raise SegstreamError(f"the worker did not become idle within {timeout:.0f}s")
+
+    async def until_ready(self, worker: Contender, timeout: float) -> None:
+        """Wait until the worker's /health says ready (partitions held, tables recovered)."""
+        health = self.url.removesuffix("/metrics") + "/health"
+
+        async def ready() -> bool:
+            return await worker_ready(self.session, health)
+
+        if not await poll(ready, timeout, 0.5, alive=worker.check_alive):
+            raise SegstreamError(f"the worker was not ready within {timeout:.0f}s")
 
     async def until_processed(self, worker: Contender, expected: int, timeout: float) -> Run:
         """Poll until ``expected`` records are processed; time from the first one seen."""

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from segstream.bench.burst import Burst
+from segstream.bench.ingest import Ingest
 from segstream.bench.latency import Latency
 from segstream.bench.processes import Run
 from segstream.bench.restore import Restore
@@ -21,6 +22,8 @@ RATIOS = (
 TARGET_P99_MS = 50.0
 TARGET_KEYS_PER_S = 50_000
 TARGET_BYTES_PER_CUSTOMER = 2048
+# The Tracking API on one worker against producing the same events straight to Kafka.
+TARGET_INGEST_RATIO = 0.5
 
 
 def build(
@@ -31,6 +34,7 @@ def build(
     restores: list[Restore],
     baselines: dict[str, int],
     engine: Run | None = None,
+    ingest: Ingest | None = None,
 ) -> dict[str, Any]:
     ratios = []
     for top, bottom, target in RATIOS:
@@ -40,6 +44,12 @@ def build(
             ratios.append(
                 {"ratio": f"{top}/{bottom}", "value": value, "target": target, "met": met}
             )
+    if ingest is not None:
+        met = ingest.ratio >= TARGET_INGEST_RATIO
+        ratios.append(
+            {"ratio": "ingest/direct", "value": ingest.ratio, "target": TARGET_INGEST_RATIO}
+            | {"met": met}
+        )
     memory = []
     for restore in restores:
         base = baselines.get(restore.store)
@@ -70,6 +80,7 @@ def build(
         ],
         "memory": memory,
         "baseline_rss_kb": baselines,
+        "ingest": None if ingest is None else asdict(ingest) | {"ratio": ingest.ratio},
         "ceilings": ceilings(runs, engine, restores),
     }
 
@@ -172,8 +183,26 @@ def table(report: dict[str, Any]) -> str:
             f"  {item['store']:<11} {item['customers']:>9,}  "
             f"{item['bytes_per_customer']:7,.0f} bytes  {_mark(item['met'])}"
         )
+    lines += _ingest_lines(report.get("ingest"))
     lines += _ceiling_lines(report.get("ceilings", {}))
     return "\n".join(lines)
+
+
+def _ingest_lines(item: dict[str, Any] | None) -> list[str]:
+    if not item:
+        return []
+    return [
+        "",
+        f"Ingest: {item['batches']:,} batches of 100 Segment messages, {item['clients']} in "
+        f"flight, {item['rounds']} rounds taking turns with producing straight to Kafka",
+        f"  /v1/batch on one worker  {item['messages_per_second']:9,.0f} messages/s  "
+        f"{item['seconds']:6.1f} s  worker CPU {item['worker_cpu_us_per_message']:5.0f} us "
+        f"per message  ({item['messages']:,} accepted, {item['retried']} retried, "
+        f"{item['processed_meanwhile']:,.0f} events processed meanwhile)",
+        f"  straight to Kafka        {item['direct_events_per_second']:9,.0f} events/s    "
+        f"{item['direct_seconds']:6.1f} s  producer CPU {item['direct_cpu_us_per_event']:3.0f} us "
+        "per event",
+    ]
 
 
 def _ceiling_lines(found: dict[str, Any]) -> list[str]:

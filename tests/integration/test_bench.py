@@ -56,3 +56,15 @@ def test_smoke_run_reports_every_contender_and_measure(
     assert ceilings["segstream/raw"]["value"] == pytest.approx(bound / rate["raw"])
     assert ceilings["restore_keys_per_second"]["value"] == memory_restore["faust_keys_per_second"]
     assert "Ceilings" in done.stdout
+    # Ingest: every batch through /v1/batch was answered 200 with each message accepted (the
+    # harness fails otherwise), and the same events went straight to Kafka.
+    took = report["ingest"]
+    assert took["messages"] == took["direct_events"] == smoke.ingest_messages
+    assert took["batches"] == smoke.ingest_messages // 100
+    assert took["messages_per_second"] == pytest.approx(took["messages"] / took["seconds"])
+    assert took["ratio"] == pytest.approx(
+        took["messages_per_second"] / took["direct_events_per_second"]
+    )
+    assert took["worker_cpu_us_per_message"] > 0 and took["direct_cpu_us_per_event"] > 0
+    assert ratios["ingest/direct"] == pytest.approx(took["ratio"])
+    assert "ingest/direct" in done.stdout and "/v1/batch on one worker" in done.stdout
