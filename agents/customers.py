@@ -215,23 +215,27 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
         if topic != names.CUSTOMER_TICKS:
             events_in(topic).inc()
         fatal = None
-        try:
-            if topic == names.CUSTOMER_TICKS:
-                await on_tick(message, event.value)
-            else:
-                await on_event(message, topic, event.key, event.value)
-                events_applied(topic).inc()
-        except InvalidEvent as exc:
-            events_dead_lettered(topic).inc()
-            dead_letter(event, topic, exc.reason)
-        except Exception as exc:  # a bug: the policy says whether the events around it go on
-            failure = InternalError(topic, message.partition, message.offset, exc)
-            report(failure)
-            if on_internal_error(failure):
+        # Under exactly-once no commit falls between a record's outputs and its offset.
+        async with app.atomic_step():
+            try:
+                if topic == names.CUSTOMER_TICKS:
+                    await on_tick(message, event.value)
+                else:
+                    await on_event(message, topic, event.key, event.value)
+                    events_applied(topic).inc()
+            except InvalidEvent as exc:
                 events_dead_lettered(topic).inc()
-                dead_letter(event, topic, failure.reason)
-            else:
-                fatal = failure
+                dead_letter(event, topic, exc.reason)
+            except Exception as exc:  # a bug: the policy says whether the events around it go on
+                failure = InternalError(topic, message.partition, message.offset, exc)
+                report(failure)
+                if on_internal_error(failure):
+                    events_dead_lettered(topic).inc()
+                    dead_letter(event, topic, failure.reason)
+                else:
+                    fatal = failure
+            if fatal is None:
+                event.ack()  # the stream acknowledges it again later, which changes nothing
         if fatal is not None:  # outside the except block: the stop logs no traceback of it
             await stop_unacknowledged(fatal)
 

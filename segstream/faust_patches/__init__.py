@@ -126,6 +126,25 @@ CHANGES: tuple[Change, ...] = (
         ),
     ),
     Change(
+        name="commits take turns with steps",
+        kind="fix",
+        overrides=(
+            "commits.OffsetCommitConsumer.force_commit",
+            "commits.OffsetCommitConsumer.step_turn",
+            "app.SegstreamApp.atomic_step",
+        ),
+        upstream=(f"{CONSUMER}.force_commit",),
+        upstream_does="Commits each partition's transaction with the offsets acknowledged so "
+        "far, whenever its timer or the record count says, also while an agent is between "
+        "sending a record's outputs into that transaction and acknowledging the record.",
+        why="The transaction then committed the outputs without the record's offset; after a "
+        "kill -9 the record was processed again and its outputs committed twice. Under "
+        "exactly-once a commit now waits for the step in flight, which holds the turn from its "
+        "first send until its record is acknowledged.",
+        issue=None,
+        guarded_by=("tests/integration/test_faults.py::test_kill_9_mid_burst_then_restart",),
+    ),
+    Change(
         name="exactly-once commit flush",
         kind="fix",
         overrides=("commits.OffsetCommitConsumer._commit_offsets",),

@@ -10,6 +10,8 @@ publish. uvloop runs the event loop (see ``segstream.worker``).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import aiokafka
@@ -84,6 +86,17 @@ class SegstreamApp(faust.App):
     def committed_offset(self, tp: TP) -> int | None:
         """The offset last committed for an assigned partition (None: none yet)."""
         return self._segstream_consumer.committed_offset(tp)
+
+    @contextlib.asynccontextmanager
+    async def atomic_step(self) -> AsyncIterator[None]:
+        """Under exactly-once, hold off commits while a record's outputs go into the open
+        transactions and until the record is acknowledged (``OffsetCommitConsumer.step_turn``):
+        a commit then covers a record's outputs and its offset together, or neither."""
+        if not self.in_transaction:
+            yield
+            return
+        async with self._segstream_consumer.step_turn:
+            yield
 
     @property
     def publisher(self) -> ProducerT:

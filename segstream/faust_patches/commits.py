@@ -8,6 +8,7 @@ committed offsets are readable too (``agents.outbox`` drops what a commit covers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from functools import cached_property
@@ -16,6 +17,7 @@ from typing import cast
 from aiokafka.errors import IllegalOperation
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
+from faust.types.transports import TPorTopicSet
 
 from segstream.faust_patches.producer_buffer import FlushToEndProducerBuffer
 
@@ -55,6 +57,27 @@ class OffsetCommitConsumer(aiokafka_driver.Consumer):
     def _let_go(self) -> dict[TP, int]:
         """Per partition, the lowest offset let go since the last assignment."""
         return {}
+
+    @cached_property
+    def step_turn(self) -> asyncio.Lock:
+        """Under exactly-once, a commit and a step that sends into the open transactions take
+        turns: an agent holds it from its first send until it has acknowledged its record
+        (``SegstreamApp.atomic_step``), and ``force_commit`` holds it while it commits.
+
+        Faust commits a partition's transaction with the offsets of the records acknowledged
+        so far, while an agent may be in the middle of a record whose outputs it has already
+        sent into that transaction: the transaction then commits those outputs without the
+        record's offset, and after a ``kill -9`` the record is processed again and its outputs
+        committed twice (seen in the exactly-once ``kill -9`` test)."""
+        return asyncio.Lock()
+
+    async def force_commit(
+        self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
+    ) -> bool:
+        if not self.in_transaction:
+            return await super().force_commit(topics, start_new_transaction)
+        async with self.step_turn:
+            return await super().force_commit(topics, start_new_transaction)
 
     def committed_offset(self, tp: TP) -> int | None:
         """The offset Faust last committed for an assigned partition (None: none yet)."""

@@ -49,6 +49,7 @@ SOURCES = {
     "faust.transport.consumer.Consumer._drain_messages": "44a2500309e83c63",
     "faust.transport.consumer.Consumer._new_offset": "1d2c7ea89a7ad4f1",
     "faust.transport.consumer.Consumer.commit_and_end_transactions": "892377824b11a2ee",
+    "faust.transport.consumer.Consumer.force_commit": "cc094614d22c70fb",
     "faust.transport.consumer.Consumer.getmany": "4b168d84882a70d6",
     "faust.transport.consumer.Consumer.on_partitions_assigned": "29ce96596f05a18c",
     "faust.transport.consumer.Consumer.on_partitions_revoked": "d04b7ae72c6fc206",
