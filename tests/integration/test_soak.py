@@ -22,7 +22,7 @@ from tests.integration.deployment import Deployment, WorkerProcess
 pytestmark = pytest.mark.integration
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "40"))
-RATE = 300  # events per second: a fraction of what one worker takes
+RATE = 200  # events per second: a fraction of what one worker takes, also on a busy machine
 SAMPLE_S = 2.0
 
 
