@@ -234,8 +234,10 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
                     dead_letter(event, topic, failure.reason)
                 else:
                     fatal = failure
-            if fatal is None:
-                event.ack()  # the stream acknowledges it again later, which changes nothing
+            if fatal is None and app.in_transaction:
+                # Acknowledged inside the turn, so the next commit covers its outputs and its
+                # offset together (the stream acknowledges it again later: no change).
+                event.ack()
         if fatal is not None:  # outside the except block: the stop logs no traceback of it
             await stop_unacknowledged(fatal)
 
