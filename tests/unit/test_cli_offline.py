@@ -13,6 +13,7 @@ import orjson
 
 from engine.catalog import load_catalog
 from segstream.offline.replay import PROGRESS_EVERY, replay
+from tests.unit.terminal import read_until_closed
 
 T0 = 1_767_225_600_000
 
@@ -147,16 +148,7 @@ def test_replay_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
             stderr=follower,
         )
     os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal's other end closed: the command is done
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
+    shown = read_until_closed(leader)
     assert process.wait(timeout=60) == 0
     frames = [frame.strip() for frame in shown.decode().split("\r") if "Replaying" in frame]
     assert len(frames) >= 2

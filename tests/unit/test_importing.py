@@ -44,6 +44,7 @@ from streams.importing import (
     stable_id,
 )
 from streams.traits import NO_TRAITS
+from tests.unit.terminal import read_until_closed
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -916,16 +917,7 @@ def test_a_terminal_shows_a_progress_bar(tmp_path: Path) -> None:
         stderr=follower,
     )
     os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal's other end closed: the command is done
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
+    shown = read_until_closed(leader)
     assert process.wait(timeout=60) == 0
     frames = [f.strip() for f in shown.decode().split("\r") if "Importing crm.csv" in f]
     assert len(frames) >= 2
