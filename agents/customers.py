@@ -239,13 +239,14 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
                 # offset together (the stream acknowledges it again later: no change).
                 event.ack()
         if fatal is not None:  # outside the except block: the stop logs no traceback of it
-            await stop_unacknowledged(fatal)
+            await stop_unacknowledged(fatal, message)
 
 
-async def stop_unacknowledged(failure: InternalError) -> None:
-    """Stop the worker (it exits non-zero) while holding the current record unacknowledged:
-    the next worker to read the partition processes it again."""
-    await app.crash(InternalFailure(failure.stopped()))
+async def stop_unacknowledged(failure: InternalError, message: Message) -> None:
+    """Stop the worker (it exits non-zero) with the record let go unacknowledged: no commit
+    goes past it, and the next worker to read the partition processes it again."""
+    app.let_go([message])
+    app.stop_worker(InternalFailure(failure.stopped()))
     await asyncio.Event().wait()  # cancelled as the worker stops
 
 

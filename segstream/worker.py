@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from typing import Any
+import signal
+from typing import Any, NoReturn
 
 import faust
 import uvloop
 
 from config import Settings
-from config.errors import ConfigError
+from config.errors import ConfigError, SegstreamError
 from config.settings import env_name
 from segstream.app import app, catalog, settings
 from streams.layout import ensure_topics
@@ -30,6 +31,21 @@ class SegmentWorker(faust.Worker):
         # WARNING or above, so every debug call on the per-event path built a log record
         # (about a tenth of a worker's time). A worker logs to files and journals, not a tty.
         self.spinner = None
+
+    def stop_on(self, reason: SegstreamError) -> None:
+        """Stop the way SIGTERM does (every service in order, the last commit included); the
+        process then exits non-zero with ``reason``."""
+        log.error("Stopping the worker: %s", reason)
+        self._schedule_shutdown(signal.SIGTERM)
+
+    def execute_from_commandline(self) -> NoReturn:
+        try:
+            super().execute_from_commandline()
+        except SystemExit as exit:
+            if exit.code in (0, None) and app.stop_reason is not None:
+                log.critical("Worker stopped: %s", app.stop_reason)
+                raise SystemExit(1) from None
+            raise
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()

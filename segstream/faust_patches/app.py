@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message, ProducerT
 
+from config.errors import SegstreamError
 from segstream.faust_patches.changelog import ChangelogRecordTable
 from segstream.faust_patches.commits import OffsetCommitConsumer
 from segstream.faust_patches.fetch import BatchHandOverConsumer
@@ -57,8 +58,15 @@ class SegstreamTransport(aiokafka_driver.Transport):
     Producer = SegstreamProducer
 
 
+class StoppableWorker(Protocol):
+    def stop_on(self, reason: SegstreamError) -> None: ...
+
+
 class SegstreamApp(faust.App):
     """A faust.App built from the changes above; configure it with ``faust_options()``."""
+
+    # Why the worker was asked to stop (``stop_worker``); the process then exits non-zero.
+    stop_reason: SegstreamError | None = None
 
     def __init__(self, id: str, **options: Any) -> None:
         super().__init__(
@@ -86,6 +94,17 @@ class SegstreamApp(faust.App):
     def committed_offset(self, tp: TP) -> int | None:
         """The offset last committed for an assigned partition (None: none yet)."""
         return self._segstream_consumer.committed_offset(tp)
+
+    def stop_worker(self, reason: SegstreamError) -> None:
+        """Stop the worker this app runs in, as SIGTERM does, and have it exit non-zero with
+        ``reason``. Not ``App.crash``: a crash marks every service crashed at once, so the
+        consumer's thread stopped before the last commit, which then waited for it for ever."""
+        self.stop_reason = reason
+        root = self.beacon.root
+        worker = root.data if root is not None else None
+        if not hasattr(worker, "stop_on"):  # not in a worker (an agent test): nothing to stop
+            raise reason
+        cast(StoppableWorker, worker).stop_on(reason)
 
     @contextlib.asynccontextmanager
     async def atomic_step(self) -> AsyncIterator[None]:
