@@ -15,20 +15,16 @@ import asyncio
 import itertools
 import logging
 import time
-from typing import TYPE_CHECKING, cast
 
 from redis.exceptions import RedisError
 
 from engine.state import CustomerState
+from engine.step import Step
 from segstream.app import app, settings
 from segstream.app.partitions import rebalancing, table_partitions
 from segstream.app.tables import customers
 from serving import metrics
 from serving.store import catch_up, store
-from streams import codec
-
-if TYPE_CHECKING:  # rocksdict is an optional extra
-    from faust.stores.rocksdb import Store as RocksStore
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +39,7 @@ def held_customers(partition: int) -> set[str]:
     are read from that database; the memory store restores them all, so ``held`` knows them."""
     if settings.store != "rocksdb://":
         return set(catch_up.held.get(partition, ()))
-    rocks = cast("RocksStore", customers.data)
-    database = rocks._db_for_partition(partition)
-    return {cast(str, rocks._decode_key(key)) for key in rocks._visible_keys(database)}
+    return customers.rocksdb_keys(partition)
 
 
 def stored_states(partition: int, customer_ids: list[str]) -> list[CustomerState]:
@@ -54,7 +48,7 @@ def stored_states(partition: int, customer_ids: list[str]) -> list[CustomerState
     for customer_id in customer_ids:
         raw = customers.get(customer_id)
         if raw:
-            states.append(CustomerState.from_dict(codec.loads(raw)))
+            states.append(Step.restore(raw))
         else:
             catch_up.held.get(partition, set()).discard(customer_id)
     return states

@@ -5,47 +5,23 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import signal
-from typing import Any, NoReturn
 
-import faust
 import uvloop
 
 from config import Settings
-from config.errors import ConfigError, SegstreamError
+from config.errors import ConfigError
 from config.settings import env_name
 from segstream.app import app, catalog, settings
+from segstream.faust_patches.worker import GracefulStopWorker
 from streams.layout import ensure_topics
 
 log = logging.getLogger(__name__)
 
 
-class SegmentWorker(faust.Worker):
+class SegmentWorker(GracefulStopWorker):
     """Faust's worker, saying once at start-up what it runs against (never secrets)."""
 
     settings: Settings
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Faust's terminal spinner sets the root logger to DEBUG whenever the log level is
-        # WARNING or above, so every debug call on the per-event path built a log record
-        # (about a tenth of a worker's time). A worker logs to files and journals, not a tty.
-        self.spinner = None
-
-    def stop_on(self, reason: SegstreamError) -> None:
-        """Stop the way SIGTERM does (every service in order, the last commit included); the
-        process then exits non-zero with ``reason``."""
-        log.error("Stopping the worker: %s", reason)
-        self._schedule_shutdown(signal.SIGTERM)
-
-    def execute_from_commandline(self) -> NoReturn:
-        try:
-            super().execute_from_commandline()
-        except SystemExit as exit:
-            if exit.code in (0, None) and app.stop_reason is not None:
-                log.critical("Worker stopped: %s", app.stop_reason)
-                raise SystemExit(1) from None
-            raise
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()

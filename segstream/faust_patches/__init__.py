@@ -8,7 +8,8 @@ when one changes, it fails with the change to revisit.
 
 The modules, one per concern: ``fetch`` (the hand-over of fetched records, the fetch wait),
 ``seeks``, ``commits``, ``recovery``, ``producer_buffer``, ``sender``, ``monitor``,
-``changelog`` (a table assignment's changelog record), and ``app``, which assembles them into
+``changelog`` (a table assignment's changelog record, a partition's RocksDB keys), ``worker``
+(no spinner, a graceful stop with a reason), and ``app``, which assembles them into
 ``SegstreamApp`` with ``faust_options()``, and gives the agents their interface to them.
 """
 
@@ -354,7 +355,8 @@ CHANGES: tuple[Change, ...] = (
         "error during batch delivery').",
         why="An exactly-once worker exited after a broker restart instead of reconnecting. "
         "Every error aiokafka marks retriable is retried, as the Java client does. The "
-        "sender's class is changed in AIOKafkaProducer.__init__, before it is used.",
+        "retrying sender replaces the one AIOKafkaProducer.__init__ builds, with its settings, "
+        "before it is started.",
         issue=None,
         guarded_by=(
             "tests/unit/test_sender.py::test_aiokafka_gives_up_when_the_connection_closes_mid_lookup",
@@ -383,6 +385,69 @@ CHANGES: tuple[Change, ...] = (
         guarded_by=(
             "tests/unit/test_changelog_table.py::test_put_returns_the_changelog_record_it_queued",
             "tests/integration/test_faults.py::test_kill_9_mid_burst_then_restart",
+        ),
+    ),
+    Change(
+        name="a partition's RocksDB keys",
+        kind="addition",
+        overrides=("changelog.ChangelogRecordTable.rocksdb_keys",),
+        upstream=(
+            "faust.stores.rocksdb.Store._db_for_partition",
+            "faust.stores.rocksdb.Store._visible_keys",
+            "faust.stores.base.Store._decode_key",
+        ),
+        upstream_does="Lists a store's keys only across every partition it holds.",
+        why="The serving store's catch-up checks one partition's customers; a RocksDB store "
+        "restores only the changelog past its local offset, so only its database knows the "
+        "customers it kept.",
+        issue=None,
+        guarded_by=(
+            "tests/integration/test_store_catch_up.py::"
+            "test_the_store_catches_up_after_a_flush_and_after_a_restart_over_a_flushed_store",
+        ),
+    ),
+    Change(
+        name="no terminal spinner",
+        kind="speed-up",
+        overrides=("worker.GracefulStopWorker.__init__",),
+        upstream=(
+            "faust.worker.Worker.__init__",
+            "faust.worker.Worker._setup_spinner_handler",
+        ),
+        upstream_does="Builds a terminal spinner, and then sets the root logger to DEBUG when "
+        "the log level is WARNING or above, so that the spinner turns on every record.",
+        why="Every debug call on the per-event path built a log record: about a tenth of a "
+        "worker's time. A worker logs to files and journals, not a terminal.",
+        issue=None,
+        guarded_by=(
+            BENCH,
+            "tests/unit/test_worker_stop.py::"
+            "test_without_a_spinner_faust_leaves_the_root_logger_at_its_level",
+        ),
+    ),
+    Change(
+        name="graceful stop with a reason",
+        kind="fix",
+        overrides=(
+            "worker.GracefulStopWorker.stop_on",
+            "worker.GracefulStopWorker.execute_from_commandline",
+            "app.SegstreamApp.stop_worker",
+        ),
+        upstream=(
+            "mode.worker.Worker._schedule_shutdown",
+            "mode.worker.Worker.execute_from_commandline",
+            "mode.services.Service.crash",
+        ),
+        upstream_does="App.crash marks every service crashed at once: the consumer's thread "
+        "stops serving calls while the worker's last commit still needs it.",
+        why="A worker stopping on an internal error (SEGSTREAM_ON_INTERNAL_ERROR=stop) hung in "
+        "its last commit for ever. It now stops as SIGTERM does and exits 1 with the reason.",
+        issue=None,
+        guarded_by=(
+            "tests/integration/test_internal_errors.py::"
+            "test_with_the_stop_policy_the_worker_stops_and_a_fixed_one_applies_the_record",
+            "tests/unit/test_worker_stop.py::"
+            "test_an_app_outside_a_worker_raises_the_reason_it_was_asked_to_stop_for",
         ),
     ),
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import aiokafka
 import faust
@@ -32,6 +32,7 @@ from segstream.faust_patches.producer_buffer import (
 )
 from segstream.faust_patches.recovery import BrokerEndOffsetsConsumer
 from segstream.faust_patches.sender import CoordinatorRetryingKafkaProducer
+from segstream.faust_patches.worker import GracefulStopWorker
 
 # Records the producer buffer may hold before the streams wait for it to drain. Faust's 100 is
 # less than one timer tick produces (500 customers, each a state record and its changes), so
@@ -58,15 +59,8 @@ class SegstreamTransport(aiokafka_driver.Transport):
     Producer = SegstreamProducer
 
 
-class StoppableWorker(Protocol):
-    def stop_on(self, reason: SegstreamError) -> None: ...
-
-
 class SegstreamApp(faust.App):
     """A faust.App built from the changes above; configure it with ``faust_options()``."""
-
-    # Why the worker was asked to stop (``stop_worker``); the process then exits non-zero.
-    stop_reason: SegstreamError | None = None
 
     def __init__(self, id: str, **options: Any) -> None:
         super().__init__(
@@ -99,12 +93,11 @@ class SegstreamApp(faust.App):
         """Stop the worker this app runs in, as SIGTERM does, and have it exit non-zero with
         ``reason``. Not ``App.crash``: a crash marks every service crashed at once, so the
         consumer's thread stopped before the last commit, which then waited for it for ever."""
-        self.stop_reason = reason
-        root = self.beacon.root
+        root = self.beacon.root  # the worker the app runs in (Faust's Worker reattaches it)
         worker = root.data if root is not None else None
-        if not hasattr(worker, "stop_on"):  # not in a worker (an agent test): nothing to stop
+        if not isinstance(worker, GracefulStopWorker):  # not in a worker: nothing to stop
             raise reason
-        cast(StoppableWorker, worker).stop_on(reason)
+        worker.stop_on(reason)
 
     @contextlib.asynccontextmanager
     async def atomic_step(self) -> AsyncIterator[None]:

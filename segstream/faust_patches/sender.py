@@ -39,9 +39,19 @@ class CoordinatorRetryingSender(Sender):
 
 class CoordinatorRetryingKafkaProducer(aiokafka.AIOKafkaProducer):
     """aiokafka's producer with a ``CoordinatorRetryingSender``. aiokafka builds its sender in
-    ``__init__`` and offers no hook: the sender's class is changed there, before anything has
-    used it (the subclass adds behaviour only, no state)."""
+    ``__init__`` and offers no hook: a retrying sender is built there with the settings of the
+    one aiokafka built, in its place, before anything has used it (``start`` starts it)."""
+
+    _sender: Sender
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._sender.__class__ = CoordinatorRetryingSender
+        built = self._sender
+        self._sender = CoordinatorRetryingSender(
+            self.client,
+            acks=built._acks,
+            txn_manager=built._txn_manager,
+            message_accumulator=built._message_accumulator,
+            retry_backoff_ms=built._retry_backoff * 1000,
+            request_timeout_ms=built._request_timeout_ms,
+        )

@@ -22,7 +22,7 @@ from segstream.faust_patches import CHANGES, Change
 
 ROOT = Path(__file__).resolve().parents[2]
 
-VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
 
 # The first 16 hex digits of the sha256 of ``inspect.getsource`` of each upstream function that
 # a change names, as installed at the versions above.
@@ -57,6 +57,14 @@ SOURCES = {
     "faust.transport.consumer.Consumer.seek": "b86a9fe05f956b30",
     "faust.transport.consumer.Consumer.stop_flow": "cf7e875a2b0d40e8",
     "faust.transport.consumer.Consumer.wait_empty": "e4662fe24f094819",
+    "faust.worker.Worker.__init__": "25a4d782432f0968",
+    "faust.worker.Worker._setup_spinner_handler": "18cb28ef5b3de212",
+    "mode.worker.Worker._schedule_shutdown": "1a6a5dfc88c2298b",
+    "mode.worker.Worker.execute_from_commandline": "212e98f635d7a69b",
+    "mode.services.Service.crash": "14980000465df0af",
+    "faust.stores.base.Store._decode_key": "fcb649a35b6e5f45",
+    "faust.stores.rocksdb.Store._db_for_partition": "cb7e67d5f9efc4bc",
+    "faust.stores.rocksdb.Store._visible_keys": "28b3c24a6884cbcd",
     "faust.transport.consumer.ThreadDelegateConsumer.highwaters": "3a2723b22582ffb7",
     "faust.transport.consumer.ThreadDelegateConsumer.seek_wait": "e9db5bbc4ceb2543",
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer": (
@@ -104,7 +112,16 @@ PRIVATE_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
     ("faust.topics.Topic", "_on_published"): ("direct publish",),
     ("aiokafka.producer.sender.Sender", "_find_coordinator"): ("coordinator retry",),
     ("aiokafka.producer.sender.Sender", "_retry_backoff"): ("coordinator retry",),
+    ("aiokafka.producer.sender.Sender", "_acks"): ("coordinator retry",),
+    ("aiokafka.producer.sender.Sender", "_txn_manager"): ("coordinator retry",),
+    ("aiokafka.producer.sender.Sender", "_message_accumulator"): ("coordinator retry",),
+    ("aiokafka.producer.sender.Sender", "_request_timeout_ms"): ("coordinator retry",),
     ("aiokafka.AIOKafkaProducer", "_sender"): ("coordinator retry",),
+    ("faust.stores.rocksdb.Store", "_db_for_partition"): ("a partition's RocksDB keys",),
+    ("faust.stores.rocksdb.Store", "_visible_keys"): ("a partition's RocksDB keys",),
+    ("faust.stores.base.Store", "_decode_key"): ("a partition's RocksDB keys",),
+    ("mode.worker.Worker", "_schedule_shutdown"): ("graceful stop with a reason",),
+    ("faust.worker.Worker", "_setup_spinner_handler"): ("no terminal spinner",),
     # How every consumer and producer change gets in.
     ("faust.App", "_new_transport"): tuple(change.name for change in CHANGES),
     ("faust.App", "_new_producer"): ("producer buffer size",),

@@ -92,7 +92,12 @@ async def test_an_error_retrying_cannot_fix_still_raises() -> None:
 async def test_faust_producers_get_the_coordinator_retrying_sender() -> None:
     assert SegstreamProducer._producer_type.fget(None) is CoordinatorRetryingKafkaProducer  # type: ignore[attr-defined]
     producer = CoordinatorRetryingKafkaProducer(
-        bootstrap_servers="127.0.0.1:9", transactional_id="t"
+        bootstrap_servers="127.0.0.1:9", transactional_id="t", retry_backoff_ms=250
     )
-    assert isinstance(producer._sender, CoordinatorRetryingSender)
+    sender = producer._sender
+    assert isinstance(sender, CoordinatorRetryingSender)
+    # The settings of the sender aiokafka built, and the producer's own parts.
+    assert sender._acks == -1 and sender._retry_backoff == 0.25
+    assert sender._message_accumulator is producer._message_accumulator
+    assert sender._txn_manager is producer._txn_manager and sender.client is producer.client
     await producer.stop()
