@@ -10,12 +10,13 @@ from typing import Any, cast
 import faust
 from faust.types import TP, Message
 
-from agents.internal_errors import POLICIES, InternalError, report
+from agents.dead_letters import dead_letter
+from agents.internal_errors import POLICIES, InternalError, report, stop_unacknowledged
 from agents.outbox import Outbox, entries
 from agents.projection import pending_spend
 from agents.timers import deadlines, resync
 from config import names
-from config.errors import InternalFailure, InvalidEvent
+from config.errors import InvalidEvent
 from engine.changes import Outcome
 from engine.erasures import ERASED, RecentErasures
 from engine.state import CustomerState
@@ -25,7 +26,7 @@ from segstream.app.tables import customers
 from serving import metrics
 from serving.store import catch_up
 from streams import codec
-from streams.deadletter import envelope, late_record
+from streams.deadletter import late_record
 from streams.events import Erasure, decode, decode_tick
 from streams.timestamps import wall_clock_ms
 
@@ -42,27 +43,6 @@ events_in = metrics.labelled(metrics.events_in)
 events_applied = metrics.labelled(metrics.events_applied)
 events_dead_lettered = metrics.labelled(metrics.events_dead_lettered)
 events_late = metrics.labelled(metrics.events_late)
-
-
-def dead_letter(event: faust.EventT, topic: str, reason: str) -> None:
-    message = event.message
-    log.warning(
-        "Dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
-    )
-    topics.dead_letters.send_soon(
-        key=message.key,
-        value=codec.dumps(
-            envelope(
-                raw=message.value,
-                key=message.key,
-                topic=topic,
-                partition=message.partition,
-                offset=message.offset,
-                reason=reason,
-                at=wall_clock_ms(),
-            )
-        ),
-    )
 
 
 def outputs(outcome: Outcome, late: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
@@ -239,15 +219,7 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
                 # offset together (the stream acknowledges it again later: no change).
                 event.ack()
         if fatal is not None:  # outside the except block: the stop logs no traceback of it
-            await stop_unacknowledged(fatal, message)
-
-
-async def stop_unacknowledged(failure: InternalError, message: Message) -> None:
-    """Stop the worker (it exits non-zero) with the record let go unacknowledged: no commit
-    goes past it, and the next worker to read the partition processes it again."""
-    app.let_go([message])
-    app.stop_worker(InternalFailure(failure.stopped()))
-    await asyncio.Event().wait()  # cancelled as the worker stops
+            await stop_unacknowledged(fatal, [message])
 
 
 @app.timer(interval=5.0)

@@ -10,11 +10,16 @@ and goes to dead-letters with its reason. Anything else is a bug in segstream, a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from faust.types import Message
+
+from config.errors import InternalFailure
+from segstream.app import app
 from serving import metrics
 
 log = logging.getLogger(__name__)
@@ -71,3 +76,11 @@ def report(failure: InternalError) -> None:
         failure.offset,
         frames,
     )
+
+
+async def stop_unacknowledged(failure: InternalError, messages: list[Message]) -> None:
+    """Stop the worker (it exits 1) with the records let go unacknowledged: no commit goes
+    past them, and the next worker to read their partitions processes them again."""
+    app.let_go(messages)
+    app.stop_worker(InternalFailure(failure.stopped()))
+    await asyncio.Event().wait()  # cancelled as the worker stops

@@ -10,16 +10,22 @@ from typing import Any, cast
 import faust
 from redis.exceptions import RedisError
 
+from agents.dead_letters import dead_letter
+from agents.internal_errors import POLICIES, InternalError, report, stop_unacknowledged
+from config import names
+from config.errors import InvalidEvent
 from segstream.app import app, catalog, settings, topics
 from serving import metrics
 from serving.store import store
-from streams import codec
+from streams.events import decode_change
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 BATCH_WITHIN_S = 0.05
 MAX_BACKOFF_S = 5.0
+
+on_internal_error = POLICIES[settings.on_internal_error]
 
 # Lifetime spend per customer, written to Redis every second (None: the customer was erased).
 pending_spend: dict[str, float | None] = {}
@@ -52,12 +58,37 @@ async def apply_until_done(changes: list[dict[str, Any]]) -> bool:
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
+def checked(events: list[faust.EventT]) -> tuple[list[faust.EventT], list[dict[str, Any]]]:
+    """The batch's well-formed changes; the others go to dead-letters with the reason (only
+    segstream writes segment-changes, but anyone with access to the topic can)."""
+    good, changes = [], []
+    for event in events:
+        try:
+            changes.append(decode_change(event.value))
+            good.append(event)
+        except InvalidEvent as exc:
+            dead_letter(event, names.SEGMENT_CHANGES, exc.reason)
+    return good, changes
+
+
 @app.agent(topics.segment_changes)
 async def project(stream: faust.StreamT[bytes]) -> None:
     # Acknowledged once applied: a batch left unapplied keeps its offsets uncommitted.
     async for batch in cast(faust.Stream, stream).noack_take(BATCH, within=BATCH_WITHIN_S):
         events = cast(list[faust.EventT], batch)
-        if await apply_until_done([codec.loads(event.value) for event in events]):
+        good, changes = checked(events)
+        try:
+            applied = await apply_until_done(changes)
+        except Exception as exc:  # a bug: the policy says whether the changes around it go on
+            first = events[0].message  # the batch's first record names where it failed
+            failure = InternalError(names.SEGMENT_CHANGES, first.partition, first.offset, exc)
+            report(failure)
+            if not on_internal_error(failure):
+                await stop_unacknowledged(failure, [event.message for event in events])
+            for event in good:
+                dead_letter(event, names.SEGMENT_CHANGES, failure.reason)
+            applied = True
+        if applied:
             for event in events:
                 await stream.ack(event)
         else:

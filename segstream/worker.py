@@ -56,6 +56,7 @@ def make_data_dir(conf: Settings) -> None:
 # What a worker runs: every module of agents/ and the HTTP routes.
 WORKER_MODULES = (
     "agents.customers",
+    "agents.dead_letters",
     "agents.internal_errors",
     "agents.outbox",
     "agents.projection",

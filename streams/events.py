@@ -379,6 +379,22 @@ def _object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
     return obj
 
 
+def decode_change(raw: bytes | None) -> dict[str, Any]:
+    """A segment-changes record, as the projection applies it (the rest of it is kept as is)."""
+    change = _object(raw, MAX_EVENT_BYTES)
+    f = _Fields(change)
+    f.text("customer_id")
+    f.text("segment")
+    if change.get("change") not in ("enter", "exit"):
+        raise InvalidEvent("change: expected enter or exit")
+    version = change.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidEvent("version: expected a whole number from 1")
+    if change.get("cause_event_id") is not None:
+        f.text("cause_event_id")
+    return change
+
+
 def decode_tick(raw: bytes | None) -> list[tuple[str, int]]:
     """A timer tick (internal): the customers of one partition whose deadlines fell due."""
     due = _object(raw, MAX_TICK_BYTES).get("due")

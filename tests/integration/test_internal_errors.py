@@ -14,10 +14,12 @@ import pytest
 
 from config import names
 from segstream.bench.processes import WorkerMetrics
+from serving.redis_store import RedisStore
 from streams import codec
 from tests.integration.buyers import buyers_catalog, purchase
 from tests.integration.deployment import Deployment, WorkerProcess
 from tests.integration.kafka_io import event, produce, read, read_until_quiet
+from tests.integration.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +103,40 @@ async def test_with_the_stop_policy_the_worker_stops_and_a_fixed_one_applies_the
     fixed.stop()
     assert "bug" in {c["customer_id"] for c in changes}, fixed.log_tail()
     assert SECRET not in faulty.log.read_text() + fixed.log.read_text()
+
+
+async def test_a_malformed_change_is_dead_lettered_and_the_store_goes_on(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[..., WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    """Only segstream writes segment-changes, but anyone with access to the topic can: a record
+    the projection cannot read is dead-lettered, and the changes around it reach Redis."""
+    deployment = deployment_factory(segments_file=buyers_catalog(tmp_path))
+    worker = worker_factory(deployment)
+    wrong = {"customer_id": "x", "segment": "buyers", "change": "left", "version": 1}
+    await produce(
+        deployment.settings,
+        [
+            (names.SEGMENT_CHANGES, b"x", b"[1,"),
+            (names.SEGMENT_CHANGES, b"x", codec.dumps(wrong)),
+            event(names.PURCHASES, purchase("after", 1)),
+        ],
+    )
+    store = RedisStore.connect(deployment.settings)
+    try:
+        await poll_until(
+            lambda: store.segments_of("after"),
+            "the buyer's change in Redis",
+            alive=worker.assert_running,
+        )
+        assert await store.segments_of("x") == []
+    finally:
+        await store.close()
+        worker.stop()
+    letters = await read_until_quiet(deployment.settings, names.DEAD_LETTERS, at_least=2)
+    assert sorted(letter["reason"] for letter in letters) == [
+        "change: expected enter or exit",
+        "value: not valid UTF-8 JSON (unexpected end of data)",
+    ]
+    assert {letter["source_topic"] for letter in letters} == {names.SEGMENT_CHANGES}

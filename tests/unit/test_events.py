@@ -22,6 +22,7 @@ from streams.events import (
     Purchase,
     SupportContact,
     decode,
+    decode_change,
     decode_tick,
 )
 
@@ -708,3 +709,40 @@ def test_decode_tick_rejects(value: dict[str, Any]) -> None:
 def test_decode_tick_rejects_a_tombstone() -> None:
     with pytest.raises(InvalidEvent, match="value: empty record"):
         decode_tick(None)
+
+
+# -- segment-changes, as the projection reads them ----------------------------------------------
+
+CHANGE: dict[str, Any] = {
+    "customer_id": CUSTOMER,
+    "segment": "buyers",
+    "change": "enter",
+    "at": TS_TEXT,
+    "cause": "event",
+    "cause_event_id": "ev-1",
+    "version": 3,
+}
+
+
+def test_a_well_formed_change_is_read_as_it_is() -> None:
+    assert decode_change(encode(CHANGE)) == CHANGE
+    assert decode_change(encode(CHANGE | {"cause_event_id": None}))["cause_event_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"[1,", "value: not valid UTF-8 JSON (unexpected end of data)"),
+        (encode([CHANGE]), "value: expected a JSON object"),
+        (encode(CHANGE | {"customer_id": None}), "customer_id: missing"),
+        (encode(CHANGE | {"segment": 7}), "segment: expected a string"),
+        (encode(CHANGE | {"change": "left"}), "change: expected enter or exit"),
+        (encode(CHANGE | {"version": 0}), "version: expected a whole number from 1"),
+        (encode(CHANGE | {"version": True}), "version: expected a whole number from 1"),
+        (encode(CHANGE | {"cause_event_id": ""}), "cause_event_id: expected 1 to 256 characters"),
+    ],
+)
+def test_a_malformed_change_is_refused_with_the_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        decode_change(raw)
+    assert caught.value.reason == reason
