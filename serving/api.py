@@ -18,6 +18,7 @@ from faust.exceptions import SameNode
 
 from config.errors import InvalidEvent
 from engine.state import CustomerState
+from engine.step import Step
 from segstream.app import app, catalog, settings, topics
 from segstream.app.partitions import rebalancing
 from segstream.app.tables import customers
@@ -26,7 +27,7 @@ from serving.ingest import ACCEPTED_TOPICS, Accepted, Refused, check_event, inta
 from serving.openapi import document as openapi_document
 from serving.store import health, store
 from serving.tracking import take
-from streams import codec, segment_spec
+from streams import segment_spec
 
 API_SOURCE = "api"  # the source of tracking calls posted with the API's bearer token
 MAX_PAGE = 1000
@@ -265,7 +266,7 @@ class Customer(Protected):
         stored = customers.get(customer_id)
         if not stored:
             return _error(self, 404, "no such customer")
-        state = CustomerState.from_dict(codec.loads(stored))
+        state = Step.restore(stored)
         served = await store.segments_of(customer_id)
         return self.json({**summary(state), "served_segments": served})
 

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from config import Settings
 from engine.catalog import Catalog
 from engine.evaluate import reconcile
-from engine.state import CustomerState
+from engine.step import Step
 from serving.changelog import TableProgress, latest_states
-from streams import codec
 
 
 @dataclass
@@ -26,7 +25,7 @@ async def preview(
     now = int(time.time() * 1000)
     result = Preview()
     for customer_id, raw in (await latest_states(settings, progress)).items():
-        state = CustomerState.from_dict(codec.loads(raw))
+        state = Step.restore(raw)
         state.segments = set()
         state.prune(now)
         reconcile(state, draft.segments, max(now, state.clock), None)

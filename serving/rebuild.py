@@ -9,18 +9,14 @@ its live table once the rebuild is done (the newer versions win)."""
 from __future__ import annotations
 
 from config import Settings
-from engine.state import CustomerState
+from engine.step import Step
 from serving.changelog import TableProgress, latest_states
 from serving.redis_store import RedisStore
-from streams import codec
 
 
 async def rebuild(settings: Settings, progress: TableProgress | None = None) -> int:
     """Return how many stored customers the store now reflects."""
-    states = [
-        CustomerState.from_dict(codec.loads(raw))
-        for raw in (await latest_states(settings, progress)).values()
-    ]
+    states = [Step.restore(raw) for raw in (await latest_states(settings, progress)).values()]
     store = RedisStore.connect(settings)
     try:
         await store.reset_memberships()

@@ -3,7 +3,6 @@ worker. Measured: how long after the deadline the first and the last trigger are
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from config.errors import SegstreamError
 from segstream.bench.latency import wait_assigned
 from segstream.bench.processes import Contender, WorkerMetrics
 from segstream.bench.workload import produce
+from segstream.stack.process import poll
 from streams import codec
 from streams.connections import kafka_options
 from streams.records import Record
@@ -82,9 +82,11 @@ async def measure(
         await wait_assigned(follower)
         before = await metrics.processed()
         await produce(settings, iter(records(count, due, settings.cart_quiet_minutes)))
-        while await metrics.processed() < before + 2 * count:
-            worker.check_alive()
-            await asyncio.sleep(0.1)
+
+        async def all_processed() -> bool:
+            return await metrics.processed() >= before + 2 * count
+
+        await poll(all_processed, None, interval=0.1, alive=worker.check_alive)
         if time.time() * 1000 >= due:
             raise SegstreamError("the burst's events were not all processed before the deadline")
         published: list[int] = []

@@ -21,6 +21,7 @@ from engine.catalog import Catalog
 from engine.state import CustomerState
 from engine.step import Step
 from segstream.bench.processes import Contender, WorkerMetrics
+from segstream.stack.process import poll
 from streams import codec
 from streams.connections import kafka_options
 from streams.events import Erasure, decode
@@ -103,10 +104,12 @@ async def measure(
     worker: Contender, metrics: WorkerMetrics, store: str, customers: int, timeout: float
 ) -> Restore:
     """Poll the started worker until it has restored ``customers`` and processed the probe."""
-    first = last = 0.0
-    restored = 0.0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    first = last = restored = 0.0
+
+    async def ready() -> float | None:
+        """When the worker was found ready (None: not yet); notes the restore's first and last
+        progress on the way."""
+        nonlocal first, last, restored
         totals = await metrics.read()
         now = time.perf_counter()
         count = totals.get("segstream_changelog_restored_total", 0.0)
@@ -114,20 +117,21 @@ async def measure(
             first = first or now
             last, restored = now, count
         processed = totals.get("segstream_events_applied_total", 0.0)
-        if processed >= 1 and restored >= customers:
-            await asyncio.sleep(1.0)  # settle before reading memory
-            seconds = last - first
-            return Restore(
-                store=store,
-                customers=customers,
-                seconds_to_ready=now - worker.started,
-                restore_seconds=seconds,
-                keys_per_second=restored / seconds if seconds else 0.0,
-                rss_kb=worker.resident_kb(),
-            )
-        worker.check_alive()
-        await asyncio.sleep(0.1)
-    raise SegstreamError(
-        f"the worker did not restore {customers} customers and process the probe in "
-        f"{timeout:.0f}s (restored {restored:.0f}; see {worker.log})"
+        return now if processed >= 1 and restored >= customers else None
+
+    now = await poll(ready, timeout, interval=0.1, alive=worker.check_alive)
+    if now is None:
+        raise SegstreamError(
+            f"the worker did not restore {customers} customers and process the probe in "
+            f"{timeout:.0f}s (restored {restored:.0f}; see {worker.log})"
+        )
+    await asyncio.sleep(1.0)  # settle before reading memory
+    seconds = last - first
+    return Restore(
+        store=store,
+        customers=customers,
+        seconds_to_ready=now - worker.started,
+        restore_seconds=seconds,
+        keys_per_second=restored / seconds if seconds else 0.0,
+        rss_kb=worker.resident_kb(),
     )

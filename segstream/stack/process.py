@@ -52,21 +52,22 @@ def resident_kb(pid: int) -> int:
 
 async def poll(
     condition: Callable[[], Awaitable[T]],
-    timeout: float,
+    timeout: float | None,
     interval: float = 0.2,
     alive: Callable[[], object] | None = None,
 ) -> T | None:
     """Await ``condition`` every ``interval`` seconds until it returns something truthy, which is
-    returned; None once ``timeout`` seconds have passed. ``alive`` runs after each miss and
-    raises to give up early (the process that should make the condition true has exited)."""
-    deadline = time.monotonic() + timeout
+    returned; None once ``timeout`` seconds have passed (None: never). ``alive`` runs after each
+    miss and raises to give up early (the process that should make the condition true has
+    exited)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         found = await condition()
         if found:
             return found
         if alive is not None:
             alive()
-        if time.monotonic() >= deadline:
+        if deadline is not None and time.monotonic() >= deadline:
             return None
         await asyncio.sleep(interval)
 
@@ -92,6 +93,26 @@ def stop_gracefully(process: subprocess.Popen[Any], grace: float, group: bool = 
         except subprocess.TimeoutExpired:
             _signal(process, signal.SIGKILL, group)
     return process.wait()
+
+
+def stop_by_pid(pid: int, grace: float) -> None:
+    """``stop_gracefully`` for the group of a process this one did not start (so cannot reap):
+    SIGTERM, up to ``grace`` seconds to be gone, then SIGKILL until it is."""
+    for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signum)
+        if _gone_within(pid, wait):
+            return
+
+
+def _gone_within(pid: int, timeout: float | None) -> bool:
+    """Whether the process is gone within ``timeout`` seconds (None: waits until it is)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while _alive(pid):
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _signal(process: subprocess.Popen[Any], signum: int, group: bool) -> None:
@@ -183,13 +204,6 @@ class ServerProcess:
             stop_gracefully(self._child, timeout, group=True)
             self._child = None
         else:  # started by another segstream process: watched by its pid, not ours to reap
-            os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid):
-                os.killpg(pid, signal.SIGKILL)
-                while _alive(pid):
-                    time.sleep(0.05)
+            stop_by_pid(pid, timeout)
         self.pid_file.unlink(missing_ok=True)
         return True

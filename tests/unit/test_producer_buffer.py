@@ -9,6 +9,7 @@ from typing import Any
 from faust.transport.producer import ProducerBuffer
 
 from segstream.faust_patches.producer_buffer import FlushToEndProducerBuffer
+from segstream.stack.process import poll
 
 SLOW_SEND_S = 0.3  # a loaded machine's pause: longer than the 0.1 s Faust's flush waits
 
@@ -30,8 +31,11 @@ async def started(buffer: ProducerBuffer) -> ProducerBuffer:
 
 async def stopped(buffer: ProducerBuffer, channel: SlowChannel, records: int) -> None:
     """Stop once every record is sent (a buffer stopped with records in it raises)."""
-    while len(channel.sent) < records:
-        await asyncio.sleep(0.05)
+
+    async def all_sent() -> bool:
+        return len(channel.sent) >= records
+
+    assert await poll(all_sent, timeout=30, interval=0.05), f"{len(channel.sent)} of {records} sent"
     await buffer.stop()
 
 
