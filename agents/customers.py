@@ -17,8 +17,10 @@ from agents.projection import pending_spend
 from agents.timers import deadlines, resync
 from config import names
 from config.errors import InvalidEvent
+from engine import identity
 from engine.changes import Outcome
 from engine.erasures import ERASED, RecentErasures
+from engine.identity import AnonymousProfile
 from engine.state import CustomerState
 from engine.step import Step, StepResult
 from segstream.app import app, catalog, settings, topics
@@ -27,7 +29,16 @@ from serving import metrics
 from serving.store import catch_up
 from streams import codec
 from streams.deadletter import late_record
-from streams.events import Erasure, decode, decode_tick
+from streams.events import (
+    Erasure,
+    Event,
+    IdentityLink,
+    Merge,
+    decode,
+    decode_merge,
+    decode_tick,
+    is_anonymous,
+)
 from streams.timestamps import wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -43,6 +54,7 @@ events_in = metrics.labelled(metrics.events_in)
 events_applied = metrics.labelled(metrics.events_applied)
 events_dead_lettered = metrics.labelled(metrics.events_dead_lettered)
 events_late = metrics.labelled(metrics.events_late)
+identity_links = metrics.labelled(metrics.identity_links)
 
 
 def outputs(outcome: Outcome, late: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
@@ -74,29 +86,45 @@ async def settle(
 ) -> None:
     """Store the new state, publish what changed and index the state's next deadline.
     ``since`` (epoch seconds) is when the cause happened: the causing record's Kafka
-    timestamp, or the deadline for time-driven changes.
-
-    Under exactly-once, outputs and state go in one transaction, through the producer Faust's
-    topics publish through (its transaction manager). Under at-least-once the state is stored
-    with its outputs in its outbox, and they follow the state's delivery (``agents.outbox``)."""
-    customer_id, partition = state.customer_id, message.partition
+    timestamp, or the deadline for time-driven changes."""
     outcome = result.outcome
-    state.mark_applied(source, message.offset)
-    records = outputs(outcome, late)
-    if app.in_transaction:
-        for topic, record in records:
-            await _send(topic, customer_id.encode(), codec.dumps(record))
-        customers[customer_id] = step.snapshot(state)
-    else:
-        new = entries(source, message.offset, records)
-        state.outbox = outbox.carried(customer_id, partition, state.outbox) + new
-        stored = customers.put(customer_id, step.snapshot(state))
-        outbox.send_after(customer_id, partition, new, stored)
+    await store(source, message, state, outputs(outcome, late), result.next_deadline)
     if outcome.changes:
         change_latency(outcome.changes[-1].cause).observe(max(time.time() - since, 0.0))
-    deadlines.set(partition, customer_id, result.next_deadline)
-    catch_up.stored(partition, customer_id)
-    resync.done(customer_id)
+    catch_up.stored(message.partition, state.customer_id)
+    resync.done(state.customer_id)
+
+
+async def store(
+    source: str,
+    message: Message,
+    state: CustomerState | AnonymousProfile,
+    records: list[tuple[str, dict[str, Any]]],
+    next_deadline: int | None,
+) -> None:
+    """Store a state with the records its step produced, and index its next deadline.
+
+    Under exactly-once, records and state go in one transaction, through the producer Faust's
+    topics publish through (its transaction manager); a merge record, keyed by another
+    customer, goes in the transaction of the input partition. Under at-least-once the state is
+    stored with its records in its outbox, and they follow the state's delivery
+    (``agents.outbox``)."""
+    key, partition = state.customer_id, message.partition
+    state.mark_applied(source, message.offset)
+    snapshot = step.snapshot(state)
+    if app.in_transaction:
+        for topic, record in records:
+            if topic == names.IDENTITY_MERGES:
+                await _publish_from(message.tp, record)
+            else:
+                await _send(topic, key.encode(), codec.dumps(record))
+        customers[key] = snapshot
+    else:
+        new = entries(source, message.offset, records)
+        state.outbox = outbox.carried(key, partition, state.outbox) + new
+        stored = customers.put(key, snapshot)
+        outbox.send_after(key, partition, new, stored)
+    deadlines.set(partition, key, next_deadline)
 
 
 def skip_applied(message: Message, state: CustomerState) -> None:
@@ -115,6 +143,16 @@ async def _send(topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
     return sent
 
 
+async def _publish_from(source: TP, record: dict[str, Any]) -> None:
+    sent = await app.publish_from(
+        source,
+        settings.topic(names.IDENTITY_MERGES),
+        record["customer_id"].encode(),
+        codec.dumps(record),
+    )
+    cast(asyncio.Future, sent).add_done_callback(_report_failure)
+
+
 def _report_failure(sent: asyncio.Future[Any]) -> None:
     if not sent.cancelled() and sent.exception() is not None:
         log.error("A published record was not delivered: %r", sent.exception())
@@ -122,6 +160,9 @@ def _report_failure(sent: asyncio.Future[Any]) -> None:
 
 async def on_tick(message: Message, raw: bytes) -> None:
     for customer_id, due in decode_tick(raw):
+        if is_anonymous(customer_id):
+            expire(message, customer_id, due)
+            continue
         state = load(customer_id)
         if state is None:
             continue
@@ -138,6 +179,9 @@ async def on_tick(message: Message, raw: bytes) -> None:
 async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> None:
     partition, since, now = message.partition, message.timestamp, wall_clock_ms()
     decoded = decode(topic, key, raw, settings.max_event_bytes, now, catalog.traits)
+    if isinstance(decoded, IdentityLink) or is_anonymous(decoded.customer_id):
+        await on_anonymous(message, topic, decoded, raw)
+        return
     customer_id = decoded.customer_id
     if erasures.predates_erasure(customer_id, decoded.ts):
         raise InvalidEvent(ERASED)
@@ -153,24 +197,102 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
         pending_spend[customer_id] = None
         log.info("Erased a customer's state (partition %d)", partition)
         return
-    state = state or CustomerState(customer_id)
-    result = step.on_event(state, decoded, topic, catalog_at=now)
+    await apply(message, topic, state or CustomerState(customer_id), decoded, since, now)
+
+
+async def apply(
+    message: Message,
+    topic: str,
+    state: CustomerState,
+    event: Event,
+    since: float,
+    now: int,
+    source: str | None = None,
+) -> None:
+    """One event of the customer's (its own, or one forwarded from a linked anonymous id,
+    read from ``source``)."""
+    result = step.on_event(state, event, topic, catalog_at=now)
     late = None
     if result.outcome.late is not None:
         events_late(topic).inc()
         late = late_record(
             topic=topic,
-            partition=partition,
+            partition=message.partition,
             offset=message.offset,
-            customer_id=customer_id,
-            event_id=decoded.event_id,
-            ts=decoded.ts,
+            customer_id=state.customer_id,
+            event_id=event.event_id,
+            ts=event.ts,
             reason=result.outcome.late,
             at=wall_clock_ms(),
         )
     if topic == names.PURCHASES:
-        pending_spend[customer_id] = state.total_spend
-    await settle(topic, message, state, result, since, late)
+        pending_spend[state.customer_id] = state.total_spend
+    await settle(source or topic, message, state, result, since, late)
+
+
+async def on_merge(message: Message, key: bytes | None, raw: bytes) -> None:
+    """An identity-merges record: a visitor's events at the link, or a later event forwarded
+    from a linked anonymous id. Both are the customer's from here on."""
+    now = wall_clock_ms()
+    merged = decode_merge(key, raw, catalog.traits)
+    customer_id = key.decode() if key else ""
+    ts = merged.ts if isinstance(merged, Merge) else merged[1].ts
+    if erasures.predates_erasure(customer_id, ts):
+        raise InvalidEvent(ERASED)
+    state = load(customer_id)
+    if state is not None and state.has_applied(names.IDENTITY_MERGES, message.offset):
+        skip_applied(message, state)
+        return
+    state = state or CustomerState(customer_id)
+    if isinstance(merged, Merge):
+        result = step.on_merge(state, merged, catalog_at=now)
+        await settle(names.IDENTITY_MERGES, message, state, result, message.timestamp)
+        return
+    topic, event = merged
+    await apply(message, topic, state, event, message.timestamp, now, names.IDENTITY_MERGES)
+
+
+async def on_anonymous(
+    message: Message, topic: str, decoded: Event | Erasure | IdentityLink, raw: bytes
+) -> None:
+    """A record under an anonymous id: kept in the visitor's profile, or (once the id is
+    linked) forwarded to its customer; a link sends the visitor's events to the customer."""
+    if app.in_transaction:
+        raise InvalidEvent(identity.NOT_UNDER_EXACTLY_ONCE)
+    key = decoded.key if isinstance(decoded, IdentityLink) else decoded.customer_id
+    stored = customers.get(key)
+    profile = AnonymousProfile.from_dict(codec.loads(stored)) if stored else AnonymousProfile(key)
+    if profile.has_applied(topic, message.offset):
+        if not app.in_transaction:
+            outbox.carried(key, message.partition, profile.outbox)
+        return
+    if isinstance(decoded, Erasure):
+        if stored:
+            del customers[key]
+        deadlines.set(message.partition, key, None)
+        return
+    try:
+        decision, sent = identity.on_record(profile, topic, decoded, codec.loads(raw))
+    except InvalidEvent:
+        identity_links("conflict").inc()
+        raise
+    if decision is not None:
+        identity_links(decision).inc()
+    records = [] if sent is None else [(names.IDENTITY_MERGES, sent)]
+    await store(topic, message, profile, records, profile.next_deadline)
+
+
+def expire(message: Message, key: str, due: int) -> None:
+    """A visitor's profile (or a stub) that fell due: forgotten once it has expired."""
+    stored = customers.get(key)
+    if not stored:
+        return
+    profile = AnonymousProfile.from_dict(codec.loads(stored))
+    if identity.expired(profile, due):
+        del customers[key]
+        deadlines.set(message.partition, key, None)
+    else:
+        deadlines.set(message.partition, key, profile.next_deadline)
 
 
 async def erase_state(state: CustomerState, outcome: Outcome) -> None:
@@ -192,7 +314,7 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
         message = event.message
         topic = topics.base_name(message.topic)
         offsets[message.tp] = message.offset
-        if topic != names.CUSTOMER_TICKS:
+        if topic not in names.INTERNAL_TOPICS:
             events_in(topic).inc()
         fatal = None
         # Under exactly-once no commit falls between a record's outputs and its offset.
@@ -200,6 +322,8 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
             try:
                 if topic == names.CUSTOMER_TICKS:
                     await on_tick(message, event.value)
+                elif topic == names.IDENTITY_MERGES:
+                    await on_merge(message, event.key, event.value)
                 else:
                     await on_event(message, topic, event.key, event.value)
                     events_applied(topic).inc()

@@ -44,6 +44,7 @@ OUTPUTS = {
     names.SEGMENT_CHANGES: topics.segment_changes,
     names.TRIGGERS: topics.triggers,
     names.LATE_EVENTS: topics.late_events,
+    names.IDENTITY_MERGES: topics.identity_merges,
 }
 
 # An outbox entry, as stored: [source topic, source offset, n, output topic, record].
@@ -99,8 +100,11 @@ class Outbox:
     def _put(
         self, customer_id: str, entry: Entry, after: asyncio.Future[Any] | None = None
     ) -> asyncio.Future[Any]:
+        # Keyed by the record's customer: the state's own, or (a merge record) the customer an
+        # anonymous id was linked to.
+        record = entry[4]
         output = OUTPUTS[entry[3]].as_future_message(
-            key=customer_id.encode(), value=codec.dumps(entry[4])
+            key=record.get("customer_id", customer_id).encode(), value=codec.dumps(record)
         )
         if after is None:
             app.producer_buffer.put(output)

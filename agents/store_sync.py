@@ -25,6 +25,7 @@ from segstream.app.partitions import rebalancing, table_partitions
 from segstream.app.tables import customers
 from serving import metrics
 from serving.store import catch_up, store
+from streams.events import is_anonymous
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def held_customers(partition: int) -> set[str]:
     are read from that database; the memory store restores them all, so ``held`` knows them."""
     if settings.store != "rocksdb://":
         return set(catch_up.held.get(partition, ()))
-    return customers.rocksdb_keys(partition)
+    return {key for key in customers.rocksdb_keys(partition) if not is_anonymous(key)}
 
 
 def stored_states(partition: int, customer_ids: list[str]) -> list[CustomerState]:

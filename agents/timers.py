@@ -24,7 +24,7 @@ from segstream.app.tables import on_restored
 from serving import metrics
 from serving.store import catch_up
 from streams import codec
-from streams.events import TICK_BATCH
+from streams.events import TICK_BATCH, is_anonymous
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ async def on_customer_changelog(event: faust.EventT) -> None:
         return
     active = message.tp not in app.assignor.assigned_standbys()
     customer_id = codec.loads(message.key)
+    if is_anonymous(customer_id):  # a visitor's profile: its only deadline is its expiry
+        stored = codec.loads(message.value) if message.value is not None else {}
+        deadlines.set(message.partition, customer_id, stored.get("next_deadline"))
+        return
     catch_up.restored(message.partition, customer_id, active, message.value is not None)
     if message.value is None:
         if active:

@@ -9,6 +9,8 @@ PROFILE_UPDATES = "profile-updates"
 SUPPORT_CONTACTS = "support-contacts"
 PAGE_VIEWS = "page-views"
 CUSTOMER_ERASURES = "customer-erasures"
+# Links an anonymous id to a customer id (an identify with both, or an alias); key anon:<id>.
+IDENTITY_LINKS = "identity-links"
 
 EVENT_TOPICS = (
     PURCHASES,
@@ -21,7 +23,10 @@ EVENT_TOPICS = (
 )
 # Internal: the worker's timer asks the customer agent to evaluate due deadlines.
 CUSTOMER_TICKS = "customer-ticks"
-INPUT_TOPICS = (*EVENT_TOPICS, CUSTOMER_ERASURES)
+# Internal: an anonymous visitor's history (at the link) and later events, sent to the customer.
+IDENTITY_MERGES = "identity-merges"
+INPUT_TOPICS = (*EVENT_TOPICS, CUSTOMER_ERASURES, IDENTITY_LINKS)
+INTERNAL_TOPICS = (CUSTOMER_TICKS, IDENTITY_MERGES)
 
 # Output topics.
 SEGMENT_CHANGES = "segment-changes"
@@ -30,6 +35,10 @@ DEAD_LETTERS = "dead-letters"
 LATE_EVENTS = "late-events"  # side records: events applied, but partly too late to count
 
 OUTPUT_TOPICS = (SEGMENT_CHANGES, TRIGGERS, DEAD_LETTERS, LATE_EVENTS)
+
+# The record key of an anonymous visitor (a value with anonymous_id and no customer_id) starts
+# with this; customer ids may not.
+ANONYMOUS_KEY = "anon:"
 
 # Faust tables (their changelog topics are named by Faust: "<app id>-<table>-changelog").
 CUSTOMERS_TABLE = "customers"

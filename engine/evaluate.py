@@ -3,6 +3,7 @@ transitions it causes:
 
 - ``apply_event``: a new event, at its own time;
 - ``advance``: the passage of time up to ``now`` (deadlines that fell due);
+- ``apply_merge``: an anonymous visitor's events, at the link that named this customer;
 - ``erase``: a right-to-be-forgotten request.
 
 A step first fires whatever fell due before it, so the result does not depend on when a timer
@@ -13,12 +14,13 @@ the engine run them through ``engine.step.Step``, the one customer step.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from engine.catalog import Catalog, Segment
 from engine.changes import ENTER, EXIT, Cause, Outcome, SegmentChange, Trigger
 from engine.state import CustomerState
-from streams.events import Erasure, Event
+from streams.events import Erasure, Event, Merge, ProfileUpdate
 
 # A customer's deadlines strictly increase; this only guards against a faulty condition.
 MAX_DEADLINES_PER_STEP = 10_000
@@ -170,6 +172,41 @@ def apply_event(
     else:
         segments = catalog.for_topic(topic)
         outcome.extend(reconcile(state, segments, now, event.event_id, cause="event"))
+    state.next_deadline = next_deadline(state, now, catalog)
+    return outcome
+
+
+def apply_merge(
+    state: CustomerState, merge: Merge, catalog: Catalog, *, catalog_at: int | None = None
+) -> Outcome:
+    """Fold an anonymous visitor's events into the customer, as if the customer had sent them,
+    and re-evaluate every segment at the link's time (a merge can touch any of them).
+
+    A merge applied before changes nothing; events the customer counted already (the same
+    event id under both ids) are skipped. Of a trait both sides have, the customer's own value
+    wins: the visitor's profile updates only fill the gaps. A merge with no new events records
+    the alias and evaluates nothing."""
+    if state.aliases.get(merge.anonymous_id) == merge.merge_id:
+        return Outcome()
+    state.add_alias(merge.anonymous_id, merge.merge_id)
+    events = sorted(
+        (event for _, event in merge.events if not state.has_counted(event)),
+        key=lambda event: event.ts,
+    )
+    if not events:
+        return Outcome()
+    fresh = state.first_seen_at is None and not state.version and not state.segments
+    outcome = Outcome() if fresh else advance(state, merge.ts, catalog, catalog_at=catalog_at)
+    own_traits = set(state.traits)
+    for event in events:
+        if isinstance(event, ProfileUpdate):
+            gaps = {k: v for k, v in event.traits.items() if k not in own_traits}
+            event = replace(event, traits=gaps)
+        state.fold(event)
+    now = state.clock = max(state.clock, merge.ts, events[-1].ts)
+    if fresh:
+        state.catalog_digest = catalog.digest
+    outcome.extend(reconcile(state, catalog.segments, now, merge.link_event_id, cause="event"))
     state.next_deadline = next_deadline(state, now, catalog)
     return outcome
 

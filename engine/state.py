@@ -41,6 +41,8 @@ VIEW_DAYS = 30
 MAX_VIEWED = 40
 # How many viewed products a browse-abandon trigger names.
 TRIGGER_PRODUCTS = 10
+# A customer remembers the anonymous ids merged into it (the latest MAX_ALIASES).
+MAX_ALIASES = 100
 # A cart holds at most this many lines; adds beyond it are ignored (the state stays small).
 MAX_CART_LINES = 100
 
@@ -119,6 +121,8 @@ class CustomerState:
     viewed: dict[str, list[Any]] = field(default_factory=dict)
     last_view_at: int | None = None
     last_product_view_at: int | None = None
+    # Anonymous ids merged into this customer: anonymous id -> merge id, oldest first.
+    aliases: dict[str, str] = field(default_factory=dict)
     # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
     days: dict[int, list[float]] = field(default_factory=dict)
 
@@ -148,6 +152,12 @@ class CustomerState:
         cutoff = at - DEDUP_WINDOW_MS
         while len(recent) > RECENT_EVENT_IDS or next(iter(recent.values())) < cutoff:
             del recent[next(iter(recent))]
+
+    def add_alias(self, anonymous_id: str, merge_id: str) -> None:
+        self.aliases.pop(anonymous_id, None)
+        self.aliases[anonymous_id] = merge_id
+        while len(self.aliases) > MAX_ALIASES:
+            del self.aliases[next(iter(self.aliases))]
 
     # -- derived values -----------------------------------------------------------------------
 

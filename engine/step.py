@@ -24,10 +24,11 @@ from typing import NamedTuple
 
 from engine.catalog import Catalog
 from engine.changes import Outcome
-from engine.evaluate import advance, apply_event, erase
+from engine.evaluate import advance, apply_event, apply_merge, erase
+from engine.identity import AnonymousProfile
 from engine.state import CustomerState
 from streams import codec
-from streams.events import Erasure, Event
+from streams.events import Erasure, Event, Merge
 
 
 class StepResult(NamedTuple):
@@ -50,6 +51,13 @@ class Step:
         outcome = apply_event(state, event, topic, self.catalog, catalog_at=catalog_at)
         return StepResult(outcome, state.next_deadline)
 
+    def on_merge(
+        self, state: CustomerState, merge: Merge, *, catalog_at: int | None = None
+    ) -> StepResult:
+        """Fold an anonymous visitor's events in, at the link that named this customer."""
+        outcome = apply_merge(state, merge, self.catalog, catalog_at=catalog_at)
+        return StepResult(outcome, state.next_deadline)
+
     def on_time(
         self, state: CustomerState, now: int, *, catalog_at: int | None = None
     ) -> StepResult:
@@ -67,7 +75,7 @@ class Step:
         return state.next_deadline
 
     @staticmethod
-    def snapshot(state: CustomerState) -> bytes:
+    def snapshot(state: CustomerState | AnonymousProfile) -> bytes:
         """The stored form (the table's value and its changelog record)."""
         return codec.dumps_kept(state.to_dict())
 

@@ -28,6 +28,7 @@ from serving.openapi import document as openapi_document
 from serving.store import health, store
 from serving.tracking import take
 from streams import segment_spec
+from streams.events import is_anonymous
 
 API_SOURCE = "api"  # the source of tracking calls posted with the API's bearer token
 MAX_PAGE = 1000
@@ -264,7 +265,7 @@ class Customer(Protected):
 
     async def local(self, customer_id: str) -> web.Response:
         stored = customers.get(customer_id)
-        if not stored:
+        if not stored or is_anonymous(customer_id):  # a visitor is no customer until identified
             return _error(self, 404, "no such customer")
         state = Step.restore(stored)
         served = await store.segments_of(customer_id)

@@ -1,5 +1,6 @@
 """The customers table read from its changelog, with no worker: the latest state per customer
-(``segstream preview`` and ``segstream rebuild`` start from it)."""
+(``segstream preview`` and ``segstream rebuild`` start from it). Anonymous visitors' profiles,
+kept in the same table under ``anon:<id>``, are not customers and are left out."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aiokafka import ConsumerRecord
 
 from config import Settings, names
 from streams import codec
+from streams.events import is_anonymous
 from streams.kafka_clients import Reading, read_to_end
 from streams.layout import changelog_topic
 
@@ -27,6 +29,8 @@ async def latest_states(
             if message.key is None:
                 continue
             customer_id = codec.loads(message.key)
+            if is_anonymous(customer_id):
+                continue
             if message.value is None:
                 latest.pop(customer_id, None)
             else:

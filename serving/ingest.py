@@ -26,11 +26,11 @@ from segstream.app import app, catalog, settings
 from serving import metrics
 from streams import codec
 from streams.deadletter import envelope
-from streams.events import decode
+from streams.events import decode, record_key
 
 log = logging.getLogger(__name__)
 
-ACCEPTED_TOPICS = (*names.EVENT_TOPICS, names.CUSTOMER_ERASURES)
+ACCEPTED_TOPICS = names.INPUT_TOPICS
 BUSY_RETRY_AFTER_S = 1
 DOWN_RETRY_AFTER_S = 5
 
@@ -62,9 +62,9 @@ def check_event(
         raise InvalidEvent(f"topic: expected one of {', '.join(ACCEPTED_TOPICS)}")
     if not isinstance(value, dict):
         raise InvalidEvent("value: expected a JSON object")
-    key = value.get("customer_id") if key is None else key
+    key = record_key(topic, value) if key is None else key
     if not isinstance(key, str):
-        raise InvalidEvent("key: expected the customer_id as a string")
+        raise InvalidEvent("key: expected the customer_id (or an anonymous_id) as a string")
     raw = codec.dumps(value)
     encoded = key.encode()
     at = int(time.time() * 1000) if now is None else now

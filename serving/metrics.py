@@ -47,6 +47,13 @@ events_late = Counter(
     ["topic"],
     registry=registry,
 )
+identity_links = Counter(
+    "segstream_identity_links",
+    "Links of an anonymous id to a customer, by outcome: merge (the visitor's events go to the "
+    "customer), repeat (linked to that customer already), conflict (another customer has it)",
+    ["outcome"],
+    registry=registry,
+)
 events_rejected = Counter(
     "segstream_events_rejected",
     "Events refused at the HTTP door (never produced), per topic",

@@ -28,7 +28,7 @@ EVENT = {
     "type": "object",
     "required": ["topic", "value"],
     "properties": {
-        "topic": {"type": "string", "enum": [*names.EVENT_TOPICS, names.CUSTOMER_ERASURES]},
+        "topic": {"type": "string", "enum": list(names.INPUT_TOPICS)},
         "key": {"type": "string", "description": "the customer_id (default: value.customer_id)"},
         "value": {"type": "object", "description": "an event of the contract (see README)"},
     },

@@ -2,7 +2,10 @@
 
 Rules the decoder applies to every topic:
 - the value is one JSON object in UTF-8, at most ``max_bytes`` long;
-- the record key is the customer id in UTF-8 and must equal the value's ``customer_id``;
+- the record key is the customer id in UTF-8 and must equal the value's ``customer_id``; a value
+  with ``anonymous_id`` and no ``customer_id`` is an anonymous visitor's, keyed
+  ``anon:<anonymous_id>`` (customer ids may not start with ``anon:``); an anonymous visitor
+  cannot consent (``email_consent`` is dropped, a suppression or an opt-in is refused);
 - unknown fields are ignored (producers may send more than segstream needs);
 - personal traits that no segment uses (email, first name) are checked for type and dropped.
 """
@@ -140,6 +143,38 @@ class Erasure:
 
 
 Event = Purchase | EmailOpen | EmailClick | CartEvent | ProfileUpdate | SupportContact | PageView
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityLink:
+    """An anonymous id is this customer's (an identify with both ids, or an alias)."""
+
+    event_id: str
+    anonymous_id: str
+    customer_id: str
+    ts: int
+
+    @property
+    def key(self) -> str:
+        return anonymous_key(self.anonymous_id)
+
+
+def anonymous_key(anonymous_id: str) -> str:
+    return f"{names.ANONYMOUS_KEY}{anonymous_id}"
+
+
+def is_anonymous(key: str) -> bool:
+    return key.startswith(names.ANONYMOUS_KEY)
+
+
+def record_key(topic: str, value: Mapping[str, Any]) -> Any:
+    """The record key a contract value of ``topic`` goes with: its customer_id, or the key of
+    its anonymous id (an identity link's, and an anonymous visitor's); None when neither is a
+    string (the decoder says why)."""
+    customer_id, anonymous_id = value.get("customer_id"), value.get("anonymous_id")
+    if isinstance(anonymous_id, str) and (topic == names.IDENTITY_LINKS or customer_id is None):
+        return anonymous_key(anonymous_id)
+    return customer_id
 
 
 class _Fields:
@@ -328,25 +363,51 @@ def decode(
     max_bytes: int = MAX_EVENT_BYTES,
     now: int | None = None,
     traits: Mapping[str, str] = NO_TRAITS,
-) -> Event | Erasure:
+) -> Event | Erasure | IdentityLink:
     """Decode and validate one record of an input topic (named without prefix). With ``now``
     (live input), an event more than an hour in the future is refused. ``traits``: the traits
     the catalog declares (name -> type), kept beside the built-in ones."""
     obj = _object(raw, max_bytes)
     f = _Fields(obj)
     if topic == names.CUSTOMER_ERASURES:
-        customer_id = f.text("customer_id")
+        customer_id = _customer_key(f)
         _check_key(key, customer_id)
         return Erasure(customer_id, _not_future(f.ts(), now))
     event_id = f.text("event_id")
     if event_id.startswith(ERASURE_CAUSE):
         raise InvalidEvent(f"event_id: {ERASURE_CAUSE!r} is reserved for erasures")
-    customer_id = f.text("customer_id")
+    if topic == names.IDENTITY_LINKS:
+        link = IdentityLink(
+            event_id, f.text("anonymous_id"), _customer_id(f), _not_future(f.ts(), now)
+        )
+        _check_key(key, link.key, "anon:<anonymous_id>")
+        return link
+    customer_id = _customer_key(f)
     _check_key(key, customer_id)
     head = (event_id, customer_id, _not_future(f.ts(), now))
-    if topic == names.PROFILE_UPDATES:
-        return _profile_update(f, obj, head, traits)
-    return _DECODERS[topic](f, obj, head)
+    if topic != names.PROFILE_UPDATES:
+        return _DECODERS[topic](f, obj, head)
+    update = _profile_update(f, obj, head, traits)
+    if not is_anonymous(customer_id):
+        return update
+    if update.suppression or update.opt_in:
+        raise InvalidEvent("suppression, opt_in: consent needs a customer_id, not an anonymous_id")
+    update.traits.pop("email_consent", None)  # only an identified customer consents
+    return update
+
+
+def _customer_id(f: _Fields) -> str:
+    customer_id = f.text("customer_id")
+    if is_anonymous(customer_id):
+        raise InvalidEvent(f"customer_id: {names.ANONYMOUS_KEY!r} is reserved for anonymous ids")
+    return customer_id
+
+
+def _customer_key(f: _Fields) -> str:
+    """The customer id, or for an anonymous visitor (anonymous_id only) its anonymous key."""
+    if f.has("customer_id") or not f.has("anonymous_id"):
+        return _customer_id(f)
+    return anonymous_key(f.text("anonymous_id"))
 
 
 MAX_FUTURE_MS = 3_600_000
@@ -358,11 +419,15 @@ def _not_future(ts: int, now: int | None) -> int:
     return ts
 
 
-def _check_key(key: bytes | None, customer_id: str) -> None:
+def _check_key(key: bytes | None, expected: str, what: str = "the customer_id") -> None:
     if key is None:
-        raise InvalidEvent("key: missing; the record key must be the customer_id")
-    if key != customer_id.encode():
+        raise InvalidEvent(f"key: missing; the record key must be {what}")
+    if key == expected.encode():
+        return
+    if what == "the customer_id" and not is_anonymous(expected):
         raise InvalidEvent("key: does not match customer_id")
+    what = "anon:<anonymous_id>" if is_anonymous(expected) else what
+    raise InvalidEvent(f"key: does not match; an anonymous id's key is {what}")
 
 
 def _object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
@@ -393,6 +458,59 @@ def decode_change(raw: bytes | None) -> dict[str, Any]:
     if change.get("cause_event_id") is not None:
         f.text("cause_event_id")
     return change
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """An anonymous visitor's events, taken to the customer an identity link named."""
+
+    customer_id: str
+    anonymous_id: str
+    merge_id: str
+    link_event_id: str
+    ts: int
+    events: tuple[tuple[str, Event], ...]
+
+
+# A merge record carries up to engine.identity.MAX_ANONYMOUS_EVENTS events.
+MAX_MERGE_BYTES = 200 * MAX_EVENT_BYTES
+
+
+def decode_merge(
+    key: bytes | None, raw: bytes | None, traits: Mapping[str, str] = NO_TRAITS
+) -> tuple[str, Event] | Merge:
+    """An identity-merges record (internal): a merge, or one later event forwarded from a
+    linked anonymous id, as (topic, event) of the customer's."""
+    obj = _object(raw, MAX_MERGE_BYTES)
+    f = _Fields(obj)
+    customer_id = _customer_id(f)
+    _check_key(key, customer_id)
+    anonymous_id = f.text("anonymous_id")
+    if obj.get("kind") == "event":
+        topic = obj.get("topic")
+        if topic not in names.EVENT_TOPICS:
+            raise InvalidEvent(f"topic: expected one of {', '.join(names.EVENT_TOPICS)}")
+        event = decode(topic, key, orjson.dumps(obj.get("value")), MAX_EVENT_BYTES, None, traits)
+        assert not isinstance(event, Erasure | IdentityLink)
+        return topic, event
+    if obj.get("kind") != "merge":
+        raise InvalidEvent("kind: expected merge or event")
+    anonymous = anonymous_key(anonymous_id).encode()
+    events = []
+    for index, kept in enumerate(obj.get("events") or ()):
+        if not isinstance(kept, list) or len(kept) != 2 or kept[0] not in names.EVENT_TOPICS:
+            raise InvalidEvent(f"events[{index}]: expected [event topic, event]")
+        event = decode(kept[0], anonymous, orjson.dumps(kept[1]), MAX_EVENT_BYTES, None, traits)
+        assert not isinstance(event, Erasure | IdentityLink)
+        events.append((kept[0], event))
+    return Merge(
+        customer_id,
+        anonymous_id,
+        f.text("merge_id"),
+        f.text("link_event_id"),
+        f.ts(),
+        tuple(events),
+    )
 
 
 def decode_tick(raw: bytes | None) -> list[tuple[str, int]]:

@@ -36,7 +36,7 @@ def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
     """Every topic segstream needs, with its topic-level configuration."""
     topics: dict[str, dict[str, str]] = {
         settings.topic(name): {}
-        for name in (*names.INPUT_TOPICS, names.CUSTOMER_TICKS, *names.OUTPUT_TOPICS)
+        for name in (*names.INPUT_TOPICS, *names.INTERNAL_TOPICS, *names.OUTPUT_TOPICS)
     }
     topics[changelog_topic(settings, names.CUSTOMERS_TABLE)] = COMPACTED
     topics[settings.topic(names.CUSTOMER_TICKS)] = SHORT_LIVED

@@ -8,9 +8,12 @@ Each message is mapped, ignored or refused:
   "Unsubscribed", "Email Bounced" (not a soft bounce), "Email Marked as Spam" -> a profile update
   that suppresses the address, "Email Subscribed" -> the explicit opt-in that lifts it;
   page, and track "Product Viewed" -> page-views;
+- linked: an identify with both ``userId`` and ``anonymousId`` also links the anonymous id to
+  the customer (``link_of``: an identity-links record), and an alias (``previousId`` -> ``userId``)
+  is only that link; a message with only an ``anonymousId`` is the anonymous visitor's, merged
+  into the customer once linked;
 - ignored, with the reason: calls that are valid but that segstream does not segment on (other
-  track events, screen and group calls; alias calls and anonymous-only messages until segstream
-  merges identities);
+  track events, screen and group calls);
 - refused (``InvalidEvent``): a message that breaks the spec (no messageId, a bad timestamp).
 
 The customer is ``userId`` (or ``user_id``, as the spec's examples write it); an explicit null
@@ -51,11 +54,9 @@ class Ignored:
 
 # The calls of the spec, each also a route of its own (``/v1/<call>``) beside ``/v1/batch``.
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
-ANONYMOUS = "anonymous visitor (anonymousId only): not segmented until identified"
 IGNORED_CALLS = {
     "screen": "screen calls are acknowledged; segstream segments on shop events, not app screens",
     "group": "group calls are acknowledged; segstream segments people, not accounts",
-    "alias": "alias calls are acknowledged; segstream does not merge identities yet",
 }
 
 
@@ -74,13 +75,43 @@ def _text(message: dict[str, Any], *fields: str) -> str | None:
     return None
 
 
-def _head(message: dict[str, Any], customer: str, received_at: int) -> dict[str, Any]:
+def _head(message: dict[str, Any], customer: str | None, received_at: int) -> dict[str, Any]:
+    """The contract's event_id, ts and customer_id (or, for an anonymous visitor, its
+    anonymous_id)."""
     message_id = _text(message, "messageId", "message_id")
     if message_id is None:
         raise InvalidEvent("messageId: missing")
     when = message.get("timestamp") or message.get("originalTimestamp")
     ts = received_at if when is None else parse_ts(when, "timestamp")
+    if customer is None:
+        return {"event_id": message_id, "anonymous_id": _anonymous_id(message), "ts": ts}
     return {"event_id": message_id, "customer_id": customer, "ts": ts}
+
+
+def _anonymous_id(message: dict[str, Any]) -> str | None:
+    return _text(message, "anonymousId", "anonymous_id")
+
+
+def link_of(message: Any, received_at: int) -> Mapped | None:
+    """The identity link an identify with both ``userId`` and ``anonymousId`` makes besides its
+    profile update (an alias is only a link: ``to_contract`` maps it)."""
+    if not isinstance(message, dict) or message.get("type") != "identify":
+        return None
+    customer, anonymous = _text(message, "userId", "user_id"), _anonymous_id(message)
+    if customer is None or anonymous is None:
+        return None
+    head = _head(message, customer, received_at)
+    return names.IDENTITY_LINKS, head | {"anonymous_id": anonymous}
+
+
+def _alias(message: dict[str, Any], received_at: int) -> Mapped:
+    """alias(previousId, userId): the previous id is the anonymous id the customer used."""
+    customer = _text(message, "userId", "user_id")
+    previous = _text(message, "previousId", "previous_id")
+    if customer is None or previous is None:
+        raise InvalidEvent("previousId and userId: an alias names both")
+    head = _head(message, customer, received_at)
+    return names.IDENTITY_LINKS, head | {"anonymous_id": previous}
 
 
 def _properties(message: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +298,8 @@ def to_contract(message: Any, received_at: int, source: str | None = None) -> Ma
     kind = message.get("type")
     if kind in IGNORED_CALLS:
         return Ignored(IGNORED_CALLS[kind])
+    if kind == "alias":
+        return _alias(message, received_at)
     if kind not in ("identify", "track", "page"):
         raise InvalidEvent(
             "type: expected one of identify, track, page, screen, group, alias"
@@ -274,10 +307,8 @@ def to_contract(message: Any, received_at: int, source: str | None = None) -> Ma
             else "type: missing"
         )
     customer = _text(message, "userId", "user_id")
-    if customer is None:
-        if _text(message, "anonymousId", "anonymous_id") is None:
-            raise InvalidEvent("userId or anonymousId: one of them is required")
-        return Ignored(ANONYMOUS)
+    if customer is None and _anonymous_id(message) is None:
+        raise InvalidEvent("userId or anonymousId: one of them is required")
     if kind == "identify":
         mapper: Mapper = _identify
     elif kind == "page":

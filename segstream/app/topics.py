@@ -19,8 +19,9 @@ def _declare(*topic_names: str) -> faust.TopicT:
 
 # All input topics and the timer's ticks feed one stream, so one agent sees each customer's
 # records in partition order, co-partitioned with the customers table.
-customer_events = _declare(*names.INPUT_TOPICS, names.CUSTOMER_TICKS)
+customer_events = _declare(*names.INPUT_TOPICS, *names.INTERNAL_TOPICS)
 customer_ticks = _declare(names.CUSTOMER_TICKS)
+identity_merges = _declare(names.IDENTITY_MERGES)
 # Each input topic on its own, for producing to it (the HTTP ingest endpoint).
 input_topics = {name: _declare(name) for name in names.INPUT_TOPICS}
 segment_changes = _declare(names.SEGMENT_CHANGES)

@@ -34,7 +34,7 @@ from segstream.faust_patches.app import SegstreamApp, faust_options
 from segstream.stack.process import resident_kb
 from streams import codec
 from streams.connections import broker_credentials, kafka_options
-from streams.events import Erasure, decode
+from streams.events import Erasure, IdentityLink, decode
 from streams.layout import changelog_topic
 
 
@@ -228,7 +228,7 @@ def naive_app(settings: Settings, group: str, web_port: int, expected: int) -> f
                     codec.dumps(event.asdict()),
                     traits=catalog.traits,
                 )
-                assert not isinstance(decoded, Erasure)
+                assert not isinstance(decoded, Erasure | IdentityLink)
                 stored = table[event.customer_id]
                 state = (
                     CustomerState.from_dict(stored) if stored else CustomerState(event.customer_id)

@@ -24,7 +24,7 @@ from segstream.bench.processes import Contender, WorkerMetrics
 from segstream.stack.process import poll
 from streams import codec
 from streams.connections import kafka_options
-from streams.events import Erasure, decode
+from streams.events import Erasure, IdentityLink, decode
 from streams.layout import changelog_topic, ensure_topics
 
 PROBE = "bench-probe"
@@ -49,7 +49,7 @@ def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[
     states: dict[str, CustomerState] = {}
     for topic, key, raw in records:
         event = decode(topic, key, raw, traits=catalog.traits)
-        assert not isinstance(event, Erasure)
+        assert not isinstance(event, Erasure | IdentityLink)
         state = states.get(event.customer_id)
         if state is None:
             state = states[event.customer_id] = CustomerState(event.customer_id)

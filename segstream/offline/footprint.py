@@ -12,7 +12,7 @@ from engine.state import CustomerState
 from engine.step import Step
 from segstream.offline.simulator import SyntheticShop
 from streams import codec
-from streams.events import Erasure, decode
+from streams.events import Erasure, IdentityLink, decode
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def measure(catalog: Catalog, customers: int, events_per_customer: int, seed: in
         event = decode(
             record.topic, record.key.encode(), codec.dumps(record.value), traits=catalog.traits
         )
-        assert not isinstance(event, Erasure)
+        assert not isinstance(event, Erasure | IdentityLink)
         state = states.get(record.key) or CustomerState(record.key)
         states[record.key] = state
         step.on_event(state, event, record.topic)

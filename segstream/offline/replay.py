@@ -15,13 +15,16 @@ import orjson
 
 from config import names
 from config.errors import InvalidEvent
+from engine import identity
 from engine.catalog import Catalog
 from engine.changes import SegmentChange, Trigger
 from engine.deadlines import DeadlineIndex
 from engine.erasures import ERASED, RecentErasures
+from engine.identity import AnonymousProfile
 from engine.state import CustomerState
 from engine.step import Step, StepResult
-from streams.events import Erasure, decode
+from streams import codec
+from streams.events import Erasure, Event, IdentityLink, Merge, decode, decode_merge, is_anonymous
 
 REPLAYABLE = (*names.INPUT_TOPICS,)
 # How many records between two progress calls: often enough for a bar, cheap enough to ignore.
@@ -62,6 +65,8 @@ class ReplayResult:
     rejected: list[Rejected] = field(default_factory=list)
     late: list[Late] = field(default_factory=list)
     states: dict[str, CustomerState] = field(default_factory=dict)
+    # Anonymous visitors' profiles (and stubs, once linked), by anon:<id>.
+    visitors: dict[str, AnonymousProfile] = field(default_factory=dict)
     events: int = 0
 
     def membership(self) -> dict[str, list[str]]:
@@ -125,6 +130,9 @@ class Replay:
             if not due:
                 break
             for _, customer_id, at in due:
+                if is_anonymous(customer_id):
+                    self._expire(customer_id, at)
+                    continue
                 state = self.result.states[customer_id]
                 self._publish(customer_id, self.step.on_time(state, at))
         self.clock = max(self.clock, now)
@@ -140,6 +148,13 @@ class Replay:
             return
         self.result.events += 1
         self.run_until(event.ts)
+        if isinstance(event, IdentityLink) or is_anonymous(event.customer_id):
+            self._anonymous(number, topic, event, raw)
+            return
+        self._customer(number, topic, event)
+
+    def _customer(self, number: int, topic: str, event: Event | Erasure) -> None:
+        """A record of the customer's own, or one an anonymous id sent it (a merge is not)."""
         states = self.result.states
         if self.erasures.predates_erasure(event.customer_id, event.ts):
             self.result.rejected.append(Rejected(number, ERASED))
@@ -158,6 +173,44 @@ class Replay:
         if late is not None:
             self.result.late.append(Late(number, event.customer_id, event.event_id, late))
         self._publish(event.customer_id, stepped)
+
+    def _anonymous(
+        self, number: int, topic: str, event: Event | Erasure | IdentityLink, raw: bytes
+    ) -> None:
+        """A record under an anonymous id, as the live worker handles it; what it sends to the
+        customer arrives at once (live, it takes one more Kafka hop)."""
+        key = event.key if isinstance(event, IdentityLink) else event.customer_id
+        visitors = self.result.visitors
+        if isinstance(event, Erasure):
+            visitors.pop(key, None)
+            self.deadlines.set(0, key, None)
+            return
+        profile = visitors.setdefault(key, AnonymousProfile(key))
+        try:
+            _, sent = identity.on_record(profile, topic, event, orjson.loads(raw))
+        except InvalidEvent as exc:
+            self.result.rejected.append(Rejected(number, exc.reason))
+            return
+        self.deadlines.set(0, key, profile.next_deadline)
+        if sent is None:
+            return
+        customer_id = sent["customer_id"]
+        merged = decode_merge(customer_id.encode(), codec.dumps(sent), self.catalog.traits)
+        if not isinstance(merged, Merge):
+            self._customer(number, *merged)
+            return
+        if self.erasures.predates_erasure(customer_id, merged.ts):
+            self.result.rejected.append(Rejected(number, ERASED))
+            return
+        state = self.result.states.setdefault(customer_id, CustomerState(customer_id))
+        self._publish(customer_id, self.step.on_merge(state, merged))
+
+    def _expire(self, key: str, at: int) -> None:
+        profile = self.result.visitors.get(key)
+        if profile is not None and identity.expired(profile, at):
+            del self.result.visitors[key]
+        elif profile is not None:
+            self.deadlines.set(0, key, profile.next_deadline)
 
 
 def replay(

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from config import Settings
 from streams import codec
+from streams.events import record_key
 from streams.layout import ensure_topics
 
 
@@ -42,7 +43,8 @@ async def produce_many(settings: Settings, records: list[tuple[str, bytes | None
 
 
 def event(topic: str, value: dict[str, Any]) -> tuple[str, bytes, bytes]:
-    return topic, str(value["customer_id"]).encode(), codec.dumps(value)
+    """A contract record keyed as a shop keys it: by customer, or by anonymous id."""
+    return topic, str(record_key(topic, value)).encode(), codec.dumps(value)
 
 
 async def read(

@@ -12,6 +12,7 @@ from config import names
 from engine.catalog import load_catalog
 from segstream.offline.replay import replay
 from segstream.offline.simulator import SyntheticShop
+from streams.events import record_key
 from tests.integration.deployment import Deployment
 from tests.integration.kafka_io import event, read_until_quiet
 from tests.integration.waiting import poll_until
@@ -36,10 +37,17 @@ class Shop:
         self.serial = 0
 
     def _add(self, topic: str, customer: str, ts: int, **fields: Any) -> dict[str, Any]:
+        """An event of ``customer``, or of an anonymous visitor when it is ``anon:<id>``."""
         self.serial += 1
-        value = {"event_id": f"e{self.serial}", "customer_id": customer, "ts": ts, **fields}
+        anonymous = customer.removeprefix(names.ANONYMOUS_KEY)
+        who = {"customer_id": customer} if anonymous == customer else {"anonymous_id": anonymous}
+        value = {"event_id": f"e{self.serial}", **who, "ts": ts, **fields}
         self.records.append((topic, value))
         return value
+
+    def link(self, anonymous_id: str, customer: str, ts: int) -> dict[str, Any]:
+        """An identify with both ids (or an alias): the anonymous id is the customer's."""
+        return self._add(names.IDENTITY_LINKS, customer, ts, anonymous_id=anonymous_id)
 
     def profile(self, customer: str, ts: int, **traits: Any) -> dict[str, Any]:
         return self._add(names.PROFILE_UPDATES, customer, ts, traits=traits)
@@ -100,7 +108,7 @@ class Shop:
 
     def jsonl(self) -> list[bytes]:
         return [
-            orjson.dumps({"topic": topic, "key": value["customer_id"], "value": value})
+            orjson.dumps({"topic": topic, "key": record_key(topic, value), "value": value})
             for topic, value in self.records
         ]
 

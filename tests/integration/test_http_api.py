@@ -54,7 +54,7 @@ async def test_ingest_validates_each_event_and_feeds_the_engine(api: Api) -> Non
         (
             3,
             False,
-            "topic: expected one of " + ", ".join((*names.EVENT_TOPICS, "customer-erasures")),
+            "topic: expected one of " + ", ".join(names.INPUT_TOPICS),
         ),
         (4, False, "expected an object {topic, value} (key optional)"),
         (5, True, None),

@@ -16,6 +16,7 @@ from streams.events import (
     EmailOpen,
     Erasure,
     Event,
+    IdentityLink,
     LineItem,
     PageView,
     ProfileUpdate,
@@ -24,10 +25,13 @@ from streams.events import (
     decode,
     decode_change,
     decode_tick,
+    record_key,
 )
 
 CUSTOMER = "c000042"
 KEY = CUSTOMER.encode()
+VISITOR = "visitor-7"
+VISITOR_KEY = b"anon:visitor-7"
 TS_TEXT = "2026-01-01T00:00:00Z"
 TS_MS = 1_767_225_600_000  # TS_TEXT in epoch milliseconds
 DROP = object()  # a field value meaning "leave the field out"
@@ -73,9 +77,10 @@ BODIES: dict[str, dict[str, Any]] = {
     },
     # An erasure request carries only customer_id and ts; the head's event_id is ignored.
     names.CUSTOMER_ERASURES: {},
+    names.IDENTITY_LINKS: {"anonymous_id": VISITOR},
 }
 
-EXPECTED: dict[str, Event | Erasure] = {
+EXPECTED: dict[str, Event | Erasure | IdentityLink] = {
     names.PURCHASES: Purchase(
         event_id="ev-1",
         customer_id=CUSTOMER,
@@ -135,7 +140,15 @@ EXPECTED: dict[str, Event | Erasure] = {
         category="shoes",
     ),
     names.CUSTOMER_ERASURES: Erasure(customer_id=CUSTOMER, ts=TS_MS),
+    names.IDENTITY_LINKS: IdentityLink(
+        event_id="ev-1", anonymous_id=VISITOR, customer_id=CUSTOMER, ts=TS_MS
+    ),
 }
+
+
+def key_of(topic: str) -> bytes:
+    """A valid payload's record key: the customer's, or for a link the anonymous id's."""
+    return VISITOR_KEY if topic == names.IDENTITY_LINKS else KEY
 
 
 def payload(topic: str, **changes: object) -> dict[str, Any]:
@@ -172,18 +185,19 @@ def test_the_tables_cover_every_input_topic() -> None:
 
 @pytest.mark.parametrize("topic", names.INPUT_TOPICS)
 def test_decode_valid(topic: str) -> None:
-    assert decode(topic, KEY, encode(payload(topic))) == EXPECTED[topic]
+    assert decode(topic, key_of(topic), encode(payload(topic))) == EXPECTED[topic]
+    assert record_key(topic, payload(topic)) == key_of(topic).decode()
 
 
 @pytest.mark.parametrize("topic", names.INPUT_TOPICS)
 def test_decode_accepts_epoch_milliseconds(topic: str) -> None:
-    assert decode(topic, KEY, encode(payload(topic, ts=TS_MS + 5))).ts == TS_MS + 5
+    assert decode(topic, key_of(topic), encode(payload(topic, ts=TS_MS + 5))).ts == TS_MS + 5
 
 
 @pytest.mark.parametrize("topic", names.INPUT_TOPICS)
 def test_unknown_fields_are_ignored(topic: str) -> None:
     extra = payload(topic, schema_version=3, meta={"source": "web", "ids": [1, 2]}, note=None)
-    assert decode(topic, KEY, encode(extra)) == EXPECTED[topic]
+    assert decode(topic, key_of(topic), encode(extra)) == EXPECTED[topic]
 
 
 def test_unknown_fields_in_items_and_traits_are_ignored() -> None:
@@ -746,3 +760,78 @@ def test_a_malformed_change_is_refused_with_the_reason(raw: bytes, reason: str) 
     with pytest.raises(InvalidEvent) as caught:
         decode_change(raw)
     assert caught.value.reason == reason
+
+
+# -- anonymous visitors -------------------------------------------------------------------------
+
+
+def anonymous(topic: str, **changes: object) -> dict[str, Any]:
+    """The valid payload of ``topic`` sent by an anonymous visitor (anonymous_id only)."""
+    return payload(topic, customer_id=DROP, anonymous_id=VISITOR, **changes)
+
+
+@pytest.mark.parametrize("topic", [*names.EVENT_TOPICS, names.CUSTOMER_ERASURES])
+def test_an_anonymous_visitor_is_keyed_by_its_anonymous_id(topic: str) -> None:
+    decoded = decode(topic, VISITOR_KEY, encode(anonymous(topic)))
+    assert decoded.customer_id == "anon:visitor-7"
+    assert record_key(topic, anonymous(topic)) == "anon:visitor-7"
+
+
+@pytest.mark.parametrize(
+    ("topic", "value", "key", "reason"),
+    [
+        (
+            names.PURCHASES,
+            anonymous(names.PURCHASES),
+            KEY,
+            "key: does not match; an anonymous id's key is anon:<anonymous_id>",
+        ),
+        (
+            names.PURCHASES,
+            payload(names.PURCHASES, customer_id="anon:x"),
+            b"anon:x",
+            "customer_id: 'anon:' is reserved for anonymous ids",
+        ),
+        (names.PURCHASES, payload(names.PURCHASES, customer_id=DROP), KEY, "customer_id: missing"),
+        (
+            names.IDENTITY_LINKS,
+            payload(names.IDENTITY_LINKS),
+            KEY,
+            "key: does not match; an anonymous id's key is anon:<anonymous_id>",
+        ),
+        (
+            names.IDENTITY_LINKS,
+            payload(names.IDENTITY_LINKS, customer_id=DROP),
+            VISITOR_KEY,
+            "customer_id: missing",
+        ),
+        (
+            names.PROFILE_UPDATES,
+            anonymous(names.PROFILE_UPDATES, suppression="spam"),
+            VISITOR_KEY,
+            "suppression, opt_in: consent needs a customer_id, not an anonymous_id",
+        ),
+        (
+            names.PROFILE_UPDATES,
+            anonymous(names.PROFILE_UPDATES, opt_in=True),
+            VISITOR_KEY,
+            "suppression, opt_in: consent needs a customer_id, not an anonymous_id",
+        ),
+    ],
+)
+def test_anonymous_records_that_break_the_contract(
+    topic: str, value: dict[str, Any], key: bytes, reason: str
+) -> None:
+    assert reason_of(topic, key, encode(value)) == reason
+
+
+def test_an_anonymous_visitor_cannot_consent() -> None:
+    decoded = decode(names.PROFILE_UPDATES, VISITOR_KEY, encode(anonymous(names.PROFILE_UPDATES)))
+    assert isinstance(decoded, ProfileUpdate)
+    assert "email_consent" not in decoded.traits and decoded.traits["country"] == "DE"
+
+
+def test_a_value_with_both_ids_is_the_customers() -> None:
+    both = payload(names.PAGE_VIEWS, anonymous_id=VISITOR)
+    assert decode(names.PAGE_VIEWS, KEY, encode(both)).customer_id == CUSTOMER
+    assert record_key(names.PAGE_VIEWS, both) == CUSTOMER

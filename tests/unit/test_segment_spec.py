@@ -13,12 +13,14 @@ from streams.events import (
     CartEvent,
     EmailClick,
     EmailOpen,
+    IdentityLink,
     PageView,
     ProfileUpdate,
     Purchase,
     decode,
+    record_key,
 )
-from streams.segment_spec import ANONYMOUS, IGNORED_CALLS, Ignored, messages, to_contract
+from streams.segment_spec import IGNORED_CALLS, Ignored, link_of, messages, to_contract
 
 WHEN = "2026-03-01T10:00:00.000Z"
 WHEN_MS = 1_772_359_200_000
@@ -155,7 +157,6 @@ def test_refusals(msg: Any, reason: str) -> None:
             message("track", event="Signed Up"),
             "track event 'Signed Up' is not one segstream segments on",
         ),
-        ({**message("identify"), "userId": None, "anonymousId": "a-1"}, ANONYMOUS),
     ],
 )
 def test_valid_calls_segstream_does_not_segment_on_are_ignored_with_the_reason(
@@ -290,3 +291,40 @@ def test_a_page_call_without_a_url_is_refused() -> None:
     with pytest.raises(InvalidEvent) as caught:
         to_contract(message("page", name="Home"), RECEIVED)
     assert caught.value.reason == "properties.url: missing (a page call names its page)"
+
+
+# -- anonymous visitors and identity links ------------------------------------------------------
+
+
+def test_a_message_with_only_an_anonymous_id_is_the_visitors() -> None:
+    msg = message("track", userId=None, anonymousId="a-1", event="Product Viewed")
+    mapped = to_contract(msg | {"properties": {"sku": "s1", "url": "https://s/p/s1"}}, RECEIVED)
+    assert not isinstance(mapped, Ignored)
+    topic, value = mapped
+    assert "customer_id" not in value and value["anonymous_id"] == "a-1"
+    event = decode(topic, record_key(topic, value).encode(), orjson.dumps(value))
+    assert event.customer_id == "anon:a-1"
+    assert link_of(msg, RECEIVED) is None  # only an identify links
+
+
+def test_an_identify_with_both_ids_updates_the_profile_and_links_the_ids() -> None:
+    msg = message("identify", anonymousId="a-1", traits={"country": "DE"})
+    mapped = to_contract(msg, RECEIVED)
+    assert not isinstance(mapped, Ignored) and mapped[0] == names.PROFILE_UPDATES
+    assert mapped[1]["customer_id"] == "u1"
+    link = link_of(msg, RECEIVED)
+    assert link is not None
+    topic, value = link
+    assert decode(topic, record_key(topic, value).encode(), orjson.dumps(value)) == IdentityLink(
+        "m1", "a-1", "u1", WHEN_MS
+    )
+
+
+def test_an_alias_is_a_link_from_the_previous_id() -> None:
+    mapped = to_contract(message("alias", previousId="a-1"), RECEIVED)
+    assert mapped == (
+        names.IDENTITY_LINKS,
+        {"event_id": "m1", "customer_id": "u1", "ts": WHEN_MS, "anonymous_id": "a-1"},
+    )
+    with pytest.raises(InvalidEvent, match="previousId and userId"):
+        to_contract(message("alias"), RECEIVED)
