@@ -105,19 +105,15 @@ async def store(
     """Store a state with the records its step produced, and index its next deadline.
 
     Under exactly-once, records and state go in one transaction, through the producer Faust's
-    topics publish through (its transaction manager); a merge record, keyed by another
-    customer, goes in the transaction of the input partition. Under at-least-once the state is
+    topics publish through (its transaction manager). Under at-least-once the state is
     stored with its records in its outbox, and they follow the state's delivery
     (``agents.outbox``)."""
     key, partition = state.customer_id, message.partition
     state.mark_applied(source, message.offset)
     snapshot = step.snapshot(state)
     if app.in_transaction:
-        for topic, record in records:
-            if topic == names.IDENTITY_MERGES:
-                await _publish_from(message.tp, record)
-            else:
-                await _send(topic, key.encode(), codec.dumps(record))
+        for topic, record in records:  # (no merge records: identity merge is at-least-once)
+            await _send(topic, key.encode(), codec.dumps(record))
         customers[key] = snapshot
     else:
         new = entries(source, message.offset, records)
@@ -141,16 +137,6 @@ async def _send(topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
     )
     sent.add_done_callback(_report_failure)
     return sent
-
-
-async def _publish_from(source: TP, record: dict[str, Any]) -> None:
-    sent = await app.publish_from(
-        source,
-        settings.topic(names.IDENTITY_MERGES),
-        record["customer_id"].encode(),
-        codec.dumps(record),
-    )
-    cast(asyncio.Future, sent).add_done_callback(_report_failure)
 
 
 def _report_failure(sent: asyncio.Future[Any]) -> None:
