@@ -110,15 +110,15 @@ async def store(
     (``agents.outbox``)."""
     key, partition = state.customer_id, message.partition
     state.mark_applied(source, message.offset)
-    snapshot = step.snapshot(state)
     if app.in_transaction:
         for topic, record in records:  # (no merge records: identity merge is at-least-once)
             await _send(topic, key.encode(), codec.dumps(record))
-        customers[key] = snapshot
+        customers[key] = step.snapshot(state)
     else:
         new = entries(source, message.offset, records)
+        # The stored state carries its outputs: snapshot it only once they are in its outbox.
         state.outbox = outbox.carried(key, partition, state.outbox) + new
-        stored = customers.put(key, snapshot)
+        stored = customers.put(key, step.snapshot(state))
         outbox.send_after(key, partition, new, stored)
     deadlines.set(partition, key, next_deadline)
 
