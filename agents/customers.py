@@ -76,6 +76,11 @@ def load(customer_id: str) -> CustomerState | None:
     return step.restore(stored) if stored else None
 
 
+def load_profile(key: str) -> AnonymousProfile | None:
+    stored = customers.get(key)
+    return AnonymousProfile.from_dict(codec.loads(stored)) if stored else None
+
+
 async def settle(
     source: str,
     message: Message,
@@ -221,8 +226,11 @@ async def on_merge(message: Message, key: bytes | None, raw: bytes) -> None:
     from a linked anonymous id. Both are the customer's from here on."""
     now = wall_clock_ms()
     merged = decode_merge(key, raw, catalog.traits)
-    customer_id = key.decode() if key else ""
-    ts = merged.ts if isinstance(merged, Merge) else merged[1].ts
+    customer_id, ts = (
+        (merged.customer_id, merged.ts)
+        if isinstance(merged, Merge)
+        else (merged[1].customer_id, merged[1].ts)
+    )
     if erasures.predates_erasure(customer_id, ts):
         raise InvalidEvent(ERASED)
     state = load(customer_id)
@@ -246,14 +254,12 @@ async def on_anonymous(
     if app.in_transaction:
         raise InvalidEvent(identity.NOT_UNDER_EXACTLY_ONCE)
     key = decoded.key if isinstance(decoded, IdentityLink) else decoded.customer_id
-    stored = customers.get(key)
-    profile = AnonymousProfile.from_dict(codec.loads(stored)) if stored else AnonymousProfile(key)
+    profile = load_profile(key) or AnonymousProfile(key)
     if profile.has_applied(topic, message.offset):
-        if not app.in_transaction:
-            outbox.carried(key, message.partition, profile.outbox)
+        outbox.carried(key, message.partition, profile.outbox)
         return
     if isinstance(decoded, Erasure):
-        if stored:
+        if key in customers:
             del customers[key]
         deadlines.set(message.partition, key, None)
         return
@@ -270,10 +276,9 @@ async def on_anonymous(
 
 def expire(message: Message, key: str, due: int) -> None:
     """A visitor's profile (or a stub) that fell due: forgotten once it has expired."""
-    stored = customers.get(key)
-    if not stored:
+    profile = load_profile(key)
+    if profile is None:
         return
-    profile = AnonymousProfile.from_dict(codec.loads(stored))
     if identity.expired(profile, due):
         del customers[key]
         deadlines.set(message.partition, key, None)
