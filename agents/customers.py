@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any, cast
 
 import faust
@@ -183,7 +184,7 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
     if isinstance(decoded, Erasure):
         erasures.add(customer_id, decoded.ts)
         if state is not None:
-            await erase_state(state, step.on_erasure(state, decoded).outcome)
+            await erase_state(state, decoded, step.on_erasure(state, decoded).outcome)
         deadlines.set(partition, customer_id, None)
         pending_spend[customer_id] = None
         log.info("Erased a customer's state (partition %d)", partition)
@@ -232,6 +233,10 @@ async def on_merge(message: Message, key: bytes | None, raw: bytes) -> None:
         else (merged[1].customer_id, merged[1].ts)
     )
     if erasures.predates_erasure(customer_id, ts):
+        # The customer's erasure did not know this anonymous id yet (the merge was on its way):
+        # it is erased now, as those the customer knew were.
+        erased_at = cast(int, erasures.erased_at(customer_id))
+        await erase_aliases([codec.loads(raw)["anonymous_id"]], erased_at)
         raise InvalidEvent(ERASED)
     state = load(customer_id)
     if state is not None and state.has_applied(names.IDENTITY_MERGES, message.offset):
@@ -254,14 +259,17 @@ async def on_anonymous(
     if app.in_transaction:
         raise InvalidEvent(identity.NOT_UNDER_EXACTLY_ONCE)
     key = decoded.key if isinstance(decoded, IdentityLink) else decoded.customer_id
-    profile = load_profile(key) or AnonymousProfile(key)
-    if profile.has_applied(topic, message.offset):
-        outbox.carried(key, message.partition, profile.outbox)
-        return
-    if isinstance(decoded, Erasure):
+    if isinstance(decoded, Erasure):  # (repeating one changes nothing: not refused as erased)
+        erasures.add(key, decoded.ts)
         if key in customers:
             del customers[key]
         deadlines.set(message.partition, key, None)
+        return
+    if erasures.predates_erasure(key, decoded.ts):
+        raise InvalidEvent(ERASED)
+    profile = load_profile(key) or AnonymousProfile(key)
+    if profile.has_applied(topic, message.offset):
+        outbox.carried(key, message.partition, profile.outbox)
         return
     try:
         decision, sent = identity.on_record(profile, topic, decoded, codec.loads(raw))
@@ -286,17 +294,29 @@ def expire(message: Message, key: str, due: int) -> None:
         deadlines.set(message.partition, key, profile.next_deadline)
 
 
-async def erase_state(state: CustomerState, outcome: Outcome) -> None:
-    """Publish the erased customer's exits, then delete the state. Under at-least-once the
-    agent waits for the exits' delivery first (erasures are rare): a crash before the
-    deletion leaves the state, and the redelivered erasure is applied again."""
+async def erase_state(state: CustomerState, request: Erasure, outcome: Outcome) -> None:
+    """Publish the erased customer's exits and the erasures of its anonymous ids, then delete
+    the state. Under at-least-once the agent waits for their delivery first (erasures are
+    rare): a crash before the deletion leaves the state, and the redelivered erasure is applied
+    again."""
     key = state.customer_id.encode()
     sent = [
         await _send(topic, key, codec.dumps(record)) for topic, record in outputs(outcome, None)
     ]
+    await erase_aliases(state.aliases, request.ts, sent)
+    del customers[state.customer_id]
+
+
+async def erase_aliases(
+    aliases: Iterable[str], ts: int, sent: list[asyncio.Future[Any]] | None = None
+) -> None:
+    """Send the erasure of each anonymous id an erased customer was linked to (to the id's
+    own partition); under at-least-once, wait for their delivery and that of ``sent``."""
+    sent = list(sent or ())
+    for key, erasure in identity.alias_erasures(aliases, ts):
+        sent.append(await _send(names.CUSTOMER_ERASURES, key.encode(), codec.dumps(erasure)))
     if sent and not app.in_transaction:
         await asyncio.wait(sent)
-    del customers[state.customer_id]
 
 
 @app.agent(topics.customer_events)

@@ -27,3 +27,6 @@ class RecentErasures:
         """True when the customer was erased at or after ``ts``: the event must be dropped."""
         erased_at = self._erased.get(customer_id)
         return erased_at is not None and ts <= erased_at
+
+    def erased_at(self, customer_id: str) -> int | None:
+        return self._erased.get(customer_id)

@@ -11,13 +11,14 @@ consent, and senders cannot mail it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from config import names
 from config.errors import InvalidEvent
 from engine.state import DAY_MS
-from streams.events import Event, IdentityLink
+from streams.events import Event, IdentityLink, anonymous_key
 from streams.traits import PERSONAL
 
 # A visitor's events kept for the merge; the oldest are dropped beyond this (a visitor with more
@@ -166,6 +167,12 @@ def without_personal(value: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(traits, dict) or not PERSONAL & traits.keys():
         return value
     return value | {"traits": {k: v for k, v in traits.items() if k not in PERSONAL}}
+
+
+def alias_erasures(aliases: Iterable[str], ts: int) -> list[tuple[str, dict[str, Any]]]:
+    """An erased customer's anonymous ids are erased with it: for each, the erasure request
+    (record key, contract value) that deletes its stub at the anonymous id's own partition."""
+    return [(anonymous_key(alias), {"anonymous_id": alias, "ts": ts}) for alias in aliases]
 
 
 def expired(profile: AnonymousProfile, now: int) -> bool:

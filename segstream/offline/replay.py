@@ -164,6 +164,8 @@ class Replay:
             state = states.pop(event.customer_id, None)
             if state is not None:
                 self._publish(event.customer_id, self.step.on_erasure(state, event))
+                for key, _ in identity.alias_erasures(state.aliases, event.ts):
+                    self._erase_visitor(key, event.ts)
             self.deadlines.set(0, event.customer_id, None)
             return
         state = states.get(event.customer_id) or CustomerState(event.customer_id)
@@ -182,8 +184,10 @@ class Replay:
         key = event.key if isinstance(event, IdentityLink) else event.customer_id
         visitors = self.result.visitors
         if isinstance(event, Erasure):
-            visitors.pop(key, None)
-            self.deadlines.set(0, key, None)
+            self._erase_visitor(key, event.ts)
+            return
+        if self.erasures.predates_erasure(key, event.ts):
+            self.result.rejected.append(Rejected(number, ERASED))
             return
         profile = visitors.setdefault(key, AnonymousProfile(key))
         try:
@@ -204,6 +208,11 @@ class Replay:
             return
         state = self.result.states.setdefault(customer_id, CustomerState(customer_id))
         self._publish(customer_id, self.step.on_merge(state, merged))
+
+    def _erase_visitor(self, key: str, at: int) -> None:
+        self.erasures.add(key, at)
+        self.result.visitors.pop(key, None)
+        self.deadlines.set(0, key, None)
 
     def _expire(self, key: str, at: int) -> None:
         profile = self.result.visitors.get(key)

@@ -12,14 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from segment.analytics.client import Client as SegmentClient
 
 from config import names
+from engine.erasures import ERASED
 from engine.identity import LINKED_ELSEWHERE, NOT_UNDER_EXACTLY_ONCE
 from serving.redis_store import RedisStore
+from streams.layout import changelog_topic
 from tests.integration.deployment import Deployment, WorkerProcess
-from tests.integration.kafka_io import produce, produce_many, read_until_quiet
+from tests.integration.kafka_io import produce, produce_many, read_until_quiet, records_until_quiet
 from tests.integration.oracle import HOUR, Shop, now_ms, read_settled
 from tests.integration.stored import assert_counted_once
 from tests.integration.waiting import poll_until
@@ -187,3 +190,54 @@ async def test_under_exactly_once_anonymous_records_are_refused_with_the_reason(
         ("accepted", None),
     ]
     worker.assert_running()
+
+
+async def test_erasing_the_customer_erases_its_anonymous_ids(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[..., WorkerProcess],
+) -> None:
+    """The erasure of a customer reaches the visitor linked to it, at the visitor's own
+    partition: its stub is deleted (a tombstone), an older event under the anonymous id is
+    refused as erased, and a newer one starts a fresh visitor that another customer may claim.
+    A merge that was on its way when the customer was erased is refused, and its visitor
+    erased too."""
+    deployment = deployment_factory()
+    worker = worker_factory(deployment)
+    shop, start = Shop(), now_ms() - HOUR
+    shop.profile("eve", start, email_consent=True)
+    shop.purchase("anon:v-er", start + 1_000, total=30)
+    shop.link("v-er", "eve", start + 2_000)
+    await produce(deployment.settings, shop.kafka_records())
+    await worker.until_ready()
+    await poll_until(lambda: purchases(deployment, "eve", 1), "the visitor's order", 60, 0.5)
+    sent = len(shop.records)
+    shop.erase("eve", start + 5_000)
+    shop.link("v-late", "eve", start + 4_000)  # its merge reaches eve after her erasure
+    await produce(deployment.settings, shop.kafka_records(sent)[:1])
+    await poll_until(lambda: tombstones(deployment, "eve", "anon:v-er"), "erased", 60, 0.5)
+    await produce(deployment.settings, shop.kafka_records(sent)[1:])
+    await poll_until(lambda: tombstones(deployment, "anon:v-late"), "the late visitor", 60, 0.5)
+
+    sent = len(shop.records)
+    shop.purchase("anon:v-er", start + 3_000, total=11)  # older than the erasure
+    shop.purchase("anon:v-er", start + 6_000, total=40)
+    shop.link("v-er", "finn", start + 7_000)
+    await produce(deployment.settings, shop.kafka_records(sent))
+    await poll_until(lambda: purchases(deployment, "finn", 1), "finn has the newer order", 60, 0.5)
+    _, finn = await customer(deployment, "finn")
+    assert finn["purchases"]["total_spend"] == 40
+    letters = await read_until_quiet(deployment.settings, names.DEAD_LETTERS, at_least=2)
+    assert sorted((letter["reason"], letter["source_topic"]) for letter in letters) == [
+        (ERASED, "identity-merges"),
+        (ERASED, "purchases"),
+    ]
+    assert (await customer(deployment, "eve"))[0] == 404
+    worker.assert_running()
+
+
+async def tombstones(deployment: Deployment, *keys: str) -> bool:
+    """Whether the customers table's last record of each key is a tombstone."""
+    topic = changelog_topic(deployment.settings, names.CUSTOMERS_TABLE)
+    records = await records_until_quiet(deployment.settings.kafka_bootstrap, [topic], 1)
+    last = {orjson.loads(m.key): m.value for m in records if m.key is not None}
+    return all(key in last and last[key] is None for key in keys)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from engine.catalog import Catalog, load_catalog
+from engine.erasures import ERASED
 from engine.evaluate import advance
-from engine.identity import AnonymousProfile, decide, forward, keep_event, link
+from engine.identity import AnonymousProfile, alias_erasures, decide, forward, keep_event, link
 from engine.state import CustomerState
 from engine.step import Step
+from segstream.offline.replay import replay
 from streams.events import Event, IdentityLink, Merge
 from tests.unit.engine_helpers import (
     CUSTOMER,
@@ -138,3 +141,40 @@ def test_a_visitors_profile_and_its_records_keep_no_email_or_name() -> None:
     sent = forward(visitor, "profile-updates", at(), value | {"event_id": "e2"})
     assert sent["value"]["traits"] == {"country": "DE"}
     assert "ana@shop.example" not in str(link(AnonymousProfile("anon:v2"), LINK))
+
+
+def test_erasing_the_customer_erases_its_anonymous_ids(catalog: Catalog) -> None:
+    """Replay, as the worker: the erasure of C reaches the visitor it was linked to; an older
+    event under the anonymous id is refused, a newer one starts a fresh visitor, not C."""
+
+    def line(topic: str, key: str, value: dict[str, object]) -> bytes:
+        return orjson.dumps({"topic": topic, "key": key, "value": value})
+
+    visitor = {"anonymous_id": "v1"}
+    lines = [
+        line("page-views", "anon:v1", visitor | {"event_id": "e1", "ts": at(), "url": "/a"}),
+        line(
+            "identity-links",
+            "anon:v1",
+            visitor | {"event_id": "l1", "customer_id": CUSTOMER, "ts": at(minutes=1)},
+        ),
+        line("customer-erasures", CUSTOMER, {"customer_id": CUSTOMER, "ts": at(minutes=5)}),
+        line(
+            "page-views", "anon:v1", visitor | {"event_id": "e2", "ts": at(minutes=4), "url": "/b"}
+        ),
+        line(
+            "page-views", "anon:v1", visitor | {"event_id": "e3", "ts": at(minutes=6), "url": "/c"}
+        ),
+    ]
+    result = replay(lines, catalog)
+    assert [r.reason for r in result.rejected] == [ERASED]
+    assert CUSTOMER not in result.states
+    fresh = result.visitors["anon:v1"]
+    assert fresh.linked_to is None and [e[1]["event_id"] for e in fresh.events] == ["e3"]
+
+
+def test_an_erasure_names_each_anonymous_id_by_its_own_key() -> None:
+    assert alias_erasures(["v1", "v2"], at()) == [
+        ("anon:v1", {"anonymous_id": "v1", "ts": at()}),
+        ("anon:v2", {"anonymous_id": "v2", "ts": at()}),
+    ]
