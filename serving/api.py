@@ -17,6 +17,7 @@ from faust import web
 from faust.exceptions import SameNode
 
 from config.errors import InvalidEvent
+from engine.explain import explain_customer
 from engine.state import CustomerState
 from engine.step import Step
 from segstream.app import app, catalog, settings, topics
@@ -270,6 +271,33 @@ class Customer(Protected):
         state = Step.restore(stored)
         served = await store.segments_of(customer_id)
         return self.json({**summary(state), "served_segments": served})
+
+
+@app.page("/v1/customers/{customer_id}/explain")
+class Explain(Protected):
+    async def get(self, request: web.Request, customer_id: str) -> web.Response:
+        """Why the customer is or is not in ``?segment=NAME`` (without it: why they are in each
+        of their segments), answered by the worker that owns the customer, as ``Customer``."""
+        segment = request.query.get("segment")
+        if segment is not None and catalog.get(segment) is None:
+            return _error(self, 404, f"no segment named {segment!r}")
+        try:
+            return await app.router.route_topic_req(
+                topics.segment_changes, customer_id, self.web, request
+            )
+        except (SameNode, KeyError, TypeError):  # this worker owns it (see Customer.get)
+            pass
+        stored = customers.get(customer_id)
+        if not stored or is_anonymous(customer_id):
+            return _error(self, 404, "no such customer")
+        state = Step.restore(stored)
+        now = int(time.time() * 1000)
+        return self.json(
+            {
+                "customer_id": customer_id,
+                "segments": explain_customer(catalog, state, now, segment),
+            }
+        )
 
 
 @app.page("/v1/dashboard")

@@ -259,6 +259,21 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/customers/{customer_id}/explain": {
+                "get": {
+                    "summary": "Why the customer is or is not in a segment: its rule, node by "
+                    "node, with the customer's value, whether it holds and when time alone "
+                    "changes it (without segment: each segment the customer is in)",
+                    "parameters": [
+                        _path("customer_id"),
+                        {"name": "segment", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}, "the explanations"),
+                        **_errors(401, 404),
+                    },
+                }
+            },
             "/v1/dashboard": {
                 "get": {
                     "summary": "What the dashboard shows: sizes, enters and exits in the last "

@@ -4,6 +4,7 @@ largest_order, bought, clicks_per_open."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from config import names
 from engine.conditions.base import Condition, Reader
@@ -11,11 +12,13 @@ from engine.conditions.form import (
     Node,
     Where,
     choice,
+    limits,
     mapping,
     number,
     some_bound,
     text,
     whole,
+    window,
     window_days,
 )
 from engine.state import (
@@ -105,6 +108,12 @@ class Count(Condition):
     def timed(self) -> bool:
         return self.within_days is not None
 
+    def rule(self) -> str:
+        return f"{self.metric} {window(self.within_days)} {limits(self.minimum, self.maximum)}"
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        return self.value(state, now)
+
 
 VIEWS = frozenset({names.PAGE_VIEWS})
 
@@ -148,6 +157,13 @@ class Viewed(Condition):
     def timed(self) -> bool:
         return True
 
+    def rule(self) -> str:
+        kind, _, name = self.key.partition(":")
+        return f"viewed {kind} {name} {window(self.within_days)} at least {self.minimum} times"
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        return state.views_within(self.key, now, self.within_days)
+
 
 @dataclass(frozen=True)
 class LargestOrder(Condition):
@@ -190,6 +206,20 @@ class LargestOrder(Condition):
     def timed(self) -> bool:
         return True
 
+    def rule(self) -> str:
+        wanted = [
+            f"{label} at least {bound:g}"
+            for label, bound in (("items", self.min_quantity), ("total", self.min_total))
+            if bound is not None
+        ]
+        return f"an order {window(self.within_days)} with {' or '.join(wanted)}"
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        return {
+            "most_items": state.window_max(now, self.within_days, MAX_ORDER_QUANTITY),
+            "largest_total": state.window_max(now, self.within_days, MAX_ORDER_TOTAL),
+        }
+
 
 @dataclass(frozen=True)
 class Bought(Condition):
@@ -224,6 +254,24 @@ class Bought(Condition):
 
     def topics(self) -> frozenset[str]:
         return PURCHASES
+
+    def rule(self) -> str:
+        what = (
+            f"category {self.category}"
+            if self.category is not None
+            else f"sku {self.sku}"
+            if self.sku is not None
+            else "one product"
+        )
+        return f"bought {what} in at least {self.min_orders} orders"
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        """The orders of the category or SKU (of the most bought SKU when neither is named)."""
+        if self.category is not None:
+            return state.categories.get(self.category, [0])[0]
+        if self.sku is not None:
+            return state.skus.get(self.sku, [0])[0]
+        return max((entry[0] for entry in state.skus.values()), default=0)
 
 
 @dataclass(frozen=True)
@@ -265,3 +313,14 @@ class ClicksPerOpen(Condition):
 
     def timed(self) -> bool:
         return self.within_days is not None
+
+    def rule(self) -> str:
+        return (
+            f"clicks per open {window(self.within_days)} {limits(self.minimum, self.maximum)}, "
+            f"with at least {self.min_opens} opens"
+        )
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        opens = state.window_total(now, self.within_days, OPENS)
+        clicks = state.window_total(now, self.within_days, CLICKS)
+        return {"opens": opens, "clicks": clicks}

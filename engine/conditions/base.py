@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from engine.conditions.form import Node, Where
 from engine.state import CustomerState
@@ -42,6 +42,20 @@ class Condition:
     def refs(self) -> frozenset[str]:
         """Names of the segments this condition refers to."""
         return frozenset()
+
+    # -- explaining (``engine.explain``) ---------------------------------------------------
+
+    def rule(self) -> str:
+        """What the condition asks, readable (``orders within 90d at least 3``)."""
+        return self.form
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        """What the customer has that the rule tests (a count, a trait, a time), or None."""
+        return None
+
+    def parts(self) -> tuple[Condition, ...]:
+        """The conditions this one combines."""
+        return ()
 
 
 class Reader:

@@ -1,10 +1,12 @@
 """Reading a condition's YAML form: where a value sits in the file, and readers that turn a bad
-value into one CatalogError sentence."""
+value into one CatalogError sentence; and writing a condition back in words, for explanations
+(``span``, ``limits``, ``window``, ``At``)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from config.errors import CatalogError
@@ -84,6 +86,34 @@ def duration_ms(node: Node, where: Where) -> int:
     if match is None or int(match.group(1)) <= 0:
         raise where.error("expected a duration such as 45s, 60m, 12h, 30d or 2w")
     return int(match.group(1)) * UNIT_MS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class At:
+    """A moment a condition observed (epoch ms, or None: never), shown as a time."""
+
+    ms: int | None
+
+
+def span(ms: int) -> str:
+    """A duration as the catalog writes it (the largest unit that divides it: 90d, 12h, 45s)."""
+    for unit in ("w", "d", "h", "m"):
+        if ms % UNIT_MS[unit] == 0:
+            return f"{ms // UNIT_MS[unit]}{unit}"
+    return f"{ms // 1000}s"
+
+
+def limits(low: Any, high: Any) -> str:
+    """A min/max pair as words: at least 3, at most 5, between 1 and 5."""
+    if low is not None and low == high:
+        return f"exactly {low:g}"
+    if low is not None and high is not None:
+        return f"between {low:g} and {high:g}"
+    return f"at least {low:g}" if low is not None else f"at most {high:g}"
+
+
+def window(days: int | None) -> str:
+    return "ever" if days is None else f"within {days}d"
 
 
 def window_days(node: Node, where: Where) -> int:

@@ -42,6 +42,12 @@ class All(Condition):
     def refs(self) -> frozenset[str]:
         return frozenset().union(*(child.refs() for child in self.children))
 
+    def rule(self) -> str:
+        return "all of"
+
+    def parts(self) -> tuple[Condition, ...]:
+        return self.children
+
 
 @dataclass(frozen=True)
 class Any(All):
@@ -51,6 +57,9 @@ class Any(All):
 
     def holds(self, state: CustomerState, now: int) -> bool:
         return any(child.holds(state, now) for child in self.children)
+
+    def rule(self) -> str:
+        return "any of"
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,12 @@ class Not(Condition):
     def refs(self) -> frozenset[str]:
         return self.child.refs()
 
+    def rule(self) -> str:
+        return "not"
+
+    def parts(self) -> tuple[Condition, ...]:
+        return (self.child,)
+
 
 @dataclass(frozen=True)
 class InSegment(Condition):
@@ -99,6 +114,12 @@ class InSegment(Condition):
     def refs(self) -> frozenset[str]:
         return frozenset({self.segment})
 
+    def rule(self) -> str:
+        return f"in segment {self.segment}"
+
+    def observed(self, state: CustomerState, now: int) -> bool:
+        return self.segment in state.segments
+
 
 @dataclass(frozen=True)
 class Always(Condition):
@@ -114,3 +135,6 @@ class Always(Condition):
 
     def holds(self, state: CustomerState, now: int) -> bool:
         return True
+
+    def rule(self) -> str:
+        return "every customer"

@@ -10,7 +10,7 @@ from typing import Any
 from config import names
 from config.errors import InvalidEvent
 from engine.conditions.base import Condition, Reader
-from engine.conditions.form import Node, Where, bounds, mapping, some_bound, text
+from engine.conditions.form import Node, Where, bounds, limits, mapping, some_bound, text
 from engine.state import CustomerState
 from streams.traits import BUILT_IN, TYPES, date_value
 
@@ -97,6 +97,20 @@ class Trait(Condition):
     def topics(self) -> frozenset[str]:
         return PROFILE
 
+    def rule(self) -> str:
+        if self.exists is not None:
+            return f"trait {self.name} {'is set' if self.exists else 'is not set'}"
+        if self.equals is not None:
+            return f"trait {self.name} equals {self.equals!r}"
+        if self.one_of is not None:
+            return f"trait {self.name} in {sorted(map(str, self.one_of))}"
+        if self.contains is not None:
+            return f"trait {self.name} contains {self.contains!r}"
+        return f"trait {self.name} {limits(self.minimum, self.maximum)}"
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        return state.traits.get(self.name)
+
 
 # The trait types each test applies to.
 ALLOWED = {
@@ -159,6 +173,9 @@ class KnownProfile(Condition):
     def topics(self) -> frozenset[str]:
         return PROFILE
 
+    def rule(self) -> str:
+        return "a profile update has arrived"
+
 
 def _year(ts: int) -> int:
     return datetime.fromtimestamp(ts / 1000, tz=UTC).year
@@ -199,3 +216,10 @@ class Age(Condition):
 
     def timed(self) -> bool:
         return True
+
+    def rule(self) -> str:
+        return f"age {limits(self.minimum, self.maximum)}"
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        birth_year = state.traits.get("birth_year")
+        return None if birth_year is None else _year(now) - birth_year

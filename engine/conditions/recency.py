@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from config import names
 from engine.conditions.base import Condition, Reader, earliest
-from engine.conditions.form import Node, Where, choice, duration_ms, mapping
+from engine.conditions.form import At, Node, Where, choice, duration_ms, mapping, span
 from engine.state import CustomerState
 
 # What "the last X" can be: the state's time of it, and the topics that move it.
@@ -87,6 +88,18 @@ class Last(Condition):
     def timed(self) -> bool:
         return True
 
+    def rule(self) -> str:
+        ages = [
+            f"{word} {span(ms)} ago"
+            for word, ms in (("less than", self.within_ms), ("more than", self.more_than_ms))
+            if ms is not None
+        ]
+        return f"last {self.of} {' and '.join(ages)}"
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        """When the customer last did it."""
+        return At(_last(state, self.of))
+
 
 @dataclass(frozen=True)
 class Quiet(Condition):
@@ -123,6 +136,13 @@ class Quiet(Condition):
 
     def timed(self) -> bool:
         return True
+
+    def rule(self) -> str:
+        return f"no {self.of} for {span(self.for_ms)}"
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        """Since when it has been quiet."""
+        return At(self._since(state))
 
 
 @dataclass(frozen=True)
@@ -167,3 +187,10 @@ class Abandoned(Condition):
 
     def timed(self) -> bool:
         return True
+
+    def rule(self) -> str:
+        return f"a {self.did}, then no {' or '.join(self.then_not)} for {span(self.quiet_ms)}"
+
+    def observed(self, state: CustomerState, now: int) -> Any:
+        """When the customer did it with nothing after (None: nothing waits)."""
+        return At(self._armed_at(state))

@@ -43,3 +43,30 @@ def format_trigger(trigger: dict[str, Any]) -> str:
         f"{_moment(trigger['at'])}  {trigger['customer_id']:<10} {label}  {held}  "
         f"v{trigger['version']}"
     )
+
+
+def format_explanation(explained: dict[str, Any]) -> list[str]:
+    """One segment explained for a customer (``engine.explain``): a heading, then the rule's
+    tree, one node a line: yes or no, the rule, the customer's value, when time changes it."""
+    state = "member" if explained["member"] else "not a member"
+    lines = [f"{explained['segment']}: {state} ({explained['description']})"]
+
+    def node(why: dict[str, Any], depth: int) -> None:
+        answer = click.style("yes", fg="green") if why["holds"] else click.style("no ", fg="red")
+        value = why["value"]
+        shown = "" if value is None or why.get("parts") else f"  = {_shown(value)}"
+        changes = f"  (changes {_moment(why['changes_at'])})" if "changes_at" in why else ""
+        lines.append(f"{'  ' * depth}{answer}  {why['rule']}{shown}{changes}")
+        for part in why.get("parts", ()):
+            node(part, depth + 1)
+
+    node(explained["why"], 1)
+    return lines
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str) and len(value) == 24 and value.endswith("Z") and value[10] == "T":
+        return _moment(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
+    return str(value)

@@ -383,6 +383,47 @@ def customer_show(customer_id: str, as_json: bool) -> None:
             click.echo(f"  {segment}")
 
 
+@customer.command("explain")
+@click.argument("customer_id")
+@click.argument("segment", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def customer_explain(customer_id: str, segment: str | None, as_json: bool) -> None:
+    """Why the customer is or is not in SEGMENT (without it: in each segment they are in),
+    asked of a running worker's API (SEGSTREAM_WEB_HOST, SEGSTREAM_WEB_PORT, its token)."""
+    import aiohttp
+
+    from segstream.cli.display import format_explanation
+    from streams import codec
+
+    settings = _settings()
+    url = f"http://{settings.web_host}:{settings.web_port}/v1/customers/{customer_id}/explain"
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+
+    async def ask() -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        params = {"segment": segment} if segment else {}
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(url, headers=headers, params=params) as answer,
+        ):
+            return answer.status, await answer.json(content_type=None)
+
+    try:
+        status, body = _run(ask())
+    except aiohttp.ClientError as exc:
+        _refuse(f"no worker answered at {url} ({exc}): start one with segstream worker.", 2)
+    if status != 200:
+        _refuse(f"the worker answered {status}: {body.get('error', body)}", 1)
+    if as_json:
+        click.echo(codec.dumps(body).decode())
+        return
+    if not body["segments"]:
+        click.echo(f"{customer_id} is in no segment now.")
+    for explained in body["segments"]:
+        click.echo("\n".join(format_explanation(explained)))
+
+
 @main.command()
 @click.option("--customers", default=20_000, show_default=True, help="Customers to build.")
 @click.option("--events-per-customer", default=10, show_default=True, help="Events each.")

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import orjson
 import pytest
 
@@ -86,6 +87,10 @@ async def test_tail_preview_and_customer_show(
     left_all = segstream(deployment, "customer", "show", "p4", "--json")
     nobody = segstream(deployment, "customer", "show", "nobody")
     unknown_segment = segstream(deployment, "tail", "--segment", "no_such")
+    await worker.until_ready()
+    explained = segstream(deployment, "customer", "explain", "p1", "high_spenders", "--json")
+    explained_text = segstream(deployment, "customer", "explain", "p2", "first_time_buyers")
+    explain_nobody = segstream(deployment, "customer", "explain", "nobody")
 
     worker.assert_running()
     assert tailed == [c for c in changes if c["customer_id"] == "p1"][:3]
@@ -113,6 +118,24 @@ async def test_tail_preview_and_customer_show(
         "segstream: no such customer 'nobody' in the serving store: it holds no segment change"
     )
     assert unknown_segment.returncode == 2
+    assert explained.returncode == 0, explained.stderr
+    (high_spender,) = orjson.loads(explained.stdout)["segments"]
+    assert high_spender["segment"] == "high_spenders" and high_spender["member"] is False
+    rule = high_spender["why"]["parts"][1]
+    assert (rule["value"], rule["holds"]) == (150.0, False)
+    # p2 bought once but gave no consent: the consent node says why, the rule holds.
+    assert explained_text.returncode == 0, explained_text.stderr
+    lines = click.unstyle(explained_text.stdout).splitlines()
+    assert lines[0].startswith("first_time_buyers: not a member (")
+    assert lines[1:] == [
+        "  no   all of",
+        "    no   email consent given (the segment requires it)  = False",
+        "    yes  orders ever exactly 1  = 1",
+    ]
+    assert (explain_nobody.returncode, explain_nobody.stderr.strip()) == (
+        1,
+        "segstream: the worker answered 404: no such customer",
+    )
     catalog = load_catalog()
     assert unknown_segment.stderr.strip() == (
         f"segstream: no segment 'no_such' in {catalog.source} "

@@ -22,6 +22,7 @@ async def test_token_guards_every_route_but_health(api: Api) -> None:
         "/v1/segments/repeat_buyers",
         "/openapi.json",
         "/v1/customers/x",
+        "/v1/customers/x/explain",
         "/metrics",
         "/v1/dashboard",
         "/dashboard",
@@ -69,6 +70,15 @@ async def test_ingest_validates_each_event_and_feeds_the_engine(api: Api) -> Non
     assert "repeat_buyers" in found["segments"]
     assert "email" not in found["traits"]
     assert found["traits"]["gender"] == "female"
+
+    status, why = await api.call("GET", "/v1/customers/amy/explain?segment=repeat_buyers")
+    (explained,) = why["segments"]
+    assert (status, explained["member"], explained["holds"]) == (200, True, True)
+    rule = explained["why"]["parts"][1]
+    assert (rule["rule"], rule["value"], rule["holds"]) == ("orders ever at least 2", 2, True)
+    status, every = await api.call("GET", "/v1/customers/amy/explain")
+    assert {e["segment"] for e in every["segments"]} == set(found["segments"])
+    assert (await api.call("GET", "/v1/customers/amy/explain?segment=nope"))[0] == 404
 
     status, segments = await api.call("GET", "/v1/segments")
     sizes = {s["name"]: s["size"] for s in segments["segments"]}
@@ -118,6 +128,7 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         ("/v1/segments/{name}", "get"),
         ("/v1/segments/{name}/members", "get"),
         ("/v1/customers/{customer_id}", "get"),
+        ("/v1/customers/{customer_id}/explain", "get"),
         ("/metrics", "get"),
         ("/v1/dashboard", "get"),
         ("/dashboard", "get"),

@@ -3,12 +3,10 @@ the link equal the customer having sent them (tables of cases, an injected clock
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 import pytest
 
-from engine.catalog import Catalog, load_catalog
+from engine.catalog import Catalog
 from engine.erasures import ERASED
 from engine.evaluate import advance
 from engine.identity import AnonymousProfile, alias_erasures, decide, forward, keep_event, link
@@ -28,13 +26,6 @@ from tests.unit.engine_helpers import (
     topic_of,
     view,
 )
-
-CATALOG = Path(__file__).parents[2] / "config" / "segments.yaml"
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(CATALOG)
 
 
 def merge(events: list[Event], ts: int, merge_id: str = "merge:v1:l1") -> Merge:

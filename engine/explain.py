@@ -1,0 +1,82 @@
+"""Why a customer is or is not in a segment: the segment's condition tree with, at each node,
+what the customer has, the rule, whether it holds, and when the passage of time alone can
+change the answer (``GET /v1/customers/{id}/explain``, ``segstream customer explain``).
+
+Evaluated on the stored state at ``now``, with the engine's own conditions: what it says is
+what the engine decides. ``changes_at`` is the condition's deadline, the earliest time the
+answer can change with no new event (the engine re-evaluates then; for windows of day buckets
+it may find the answer unchanged, when a newer bucket still holds enough).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.catalog import Catalog, Segment
+from engine.conditions import Condition
+from engine.conditions.form import At
+from engine.state import CustomerState
+from streams.timestamps import format_ts
+
+CONSENT_RULE = "email consent given (the segment requires it)"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    rule: str
+    holds: bool
+    value: Any = None
+    changes_at: int | None = None
+    parts: tuple[Explanation, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        value = self.value
+        if isinstance(value, At):
+            value = None if value.ms is None else format_ts(value.ms)
+        shown: dict[str, Any] = {"rule": self.rule, "holds": self.holds, "value": value}
+        if self.changes_at is not None:
+            shown["changes_at"] = format_ts(self.changes_at)
+        if self.parts:
+            shown["parts"] = [part.to_dict() for part in self.parts]
+        return shown
+
+
+def explain(condition: Condition, state: CustomerState, now: int) -> Explanation:
+    """The condition's answer for the customer at ``now``, node by node."""
+    return Explanation(
+        condition.rule(),
+        condition.holds(state, now),
+        condition.observed(state, now),
+        condition.deadline(state, now) if condition.timed() else None,
+        tuple(explain(part, state, now) for part in condition.parts()),
+    )
+
+
+def explain_segment(segment: Segment, state: CustomerState, now: int) -> dict[str, Any]:
+    """One segment for one customer: whether they are a member (as stored), whether the
+    definition holds at ``now``, and why."""
+    reasons = explain(segment.when, state, now)
+    if segment.consent_required:
+        consent = Explanation(CONSENT_RULE, state.email_consent, state.email_consent)
+        reasons = Explanation("all of", consent.holds and reasons.holds, parts=(consent, reasons))
+    return {
+        "segment": segment.name,
+        "description": segment.description,
+        "member": segment.name in state.segments,
+        "holds": segment.holds(state, now),
+        "at": format_ts(now),
+        "why": reasons.to_dict(),
+    }
+
+
+def explain_customer(
+    catalog: Catalog, state: CustomerState, now: int, segment: str | None = None
+) -> list[dict[str, Any]]:
+    """The named segment, or every segment the customer is in, each with its reasons."""
+    chosen = (
+        [catalog.get(segment)]
+        if segment is not None
+        else [s for s in catalog.segments if s.name in state.segments]
+    )
+    return [explain_segment(s, state, now) for s in chosen if s is not None]
