@@ -79,7 +79,16 @@ async def test_dashboard_shows_the_api_numbers_and_follows_new_events(
         await cell(page, "repeat_buyers", "revenue") == f"{before['repeat_buyers']['revenue']:.2f}"
     )
     assert await cell(page, "first_time_buyers", "size") == str(before["first_time_buyers"]["size"])
-    assert "repeat_buyers" in await page.inner_text("#recent")
+    await page.wait_for_function(
+        "() => document.querySelector('#recent').textContent.includes(' repeat_buyers ')"
+    )
+    # The size chart starts on the largest segment, with its axes: sizes from 0, times in UTC.
+    await page.wait_for_selector("#chart polyline", state="attached")  # (a flat line: no height)
+    largest = max(s["size"] for s in before.values())
+    title = await page.inner_text("#chart-title")
+    assert before[title]["size"] == largest
+    axis = await page.eval_on_selector_all("#chart text", "ts => ts.map(t => t.textContent)")
+    assert axis[0] == "0" and str(largest) in axis and axis[-1].endswith(" UTC")
 
     more = [consent("bo", t), purchase("bo", 1, t + 1000), purchase("bo", 2, t + 3000)]
     await api.call("POST", "/v1/events", more)
