@@ -108,9 +108,11 @@ async def read_to_end(
     topic: str,
     on_batch: Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]],
     progress: Progress | None = None,
+    since_ms: int | None = None,
 ) -> int:
-    """Read a (full-named) topic from its beginning to the end it had when reading started,
-    in order per partition; return how many records were read."""
+    """Read a (full-named) topic from its beginning (or from the first record written at or
+    after ``since_ms``) to the end it had when reading started, in order per partition; return
+    how many records were read."""
     partitions = [TopicPartition(topic, p) for p in await partition_ids(settings, topic)]
     consumer = AIOKafkaConsumer(
         **kafka_options(settings),
@@ -125,6 +127,11 @@ async def read_to_end(
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
+        if since_ms is not None:
+            found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
+            for tp in partitions:  # None: no record that recent in the partition
+                starts[tp] = ends[tp] if found[tp] is None else max(found[tp].offset, starts[tp])
+                consumer.seek(tp, starts[tp])
         span, read = sum(ends[tp] - starts[tp] for tp in partitions), 0
         positions = dict(starts)
         remaining = {tp for tp in partitions if ends[tp] > starts[tp]}

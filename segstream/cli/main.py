@@ -54,6 +54,19 @@ def _refuse(message: str, status: int) -> NoReturn:
     sys.exit(status)
 
 
+def _show_topic_reading(reading: Reading) -> None:
+    click.echo(f"\rReading the input topics: {reading.records:,} records", nl=False, err=True)
+
+
+def _duration_ms(text: str, option: str) -> int:
+    from engine.conditions.form import DURATION, UNIT_MS
+
+    match = DURATION.match(text.strip())
+    if match is None or int(match.group(1)) <= 0:
+        _refuse(f"{option}: expected a duration such as 30d, 12h or 2w, not {text!r}.", 2)
+    return int(match.group(1)) * UNIT_MS[match.group(2)]
+
+
 def _show_table_reading(reading: Reading, customers: int) -> None:
     click.echo(
         f"\rReading the customers table: {reading.fraction:.0%} "
@@ -206,19 +219,35 @@ def tail(segment: str | None, customer: str | None, from_beginning: bool, as_jso
 
 
 @main.command()
-@click.argument("events_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("events_file", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--segments", "segments_file", help="Catalog file (default: the configured one).")
 @click.option("--until", help="Let time run on to this moment: RFC 3339, epoch ms or 'now'.")
+@click.option("--from-kafka", is_flag=True, help="Replay the input topics' history from Kafka.")
+@click.option("--since", help="With --from-kafka: records of the last DURATION (30d, 12h).")
+@click.option("--by-day", is_flag=True, help="Per segment and day: enters, exits, size.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with everything.")
 @friendly_errors
-def replay(events_file: str, segments_file: str | None, until: str | None, as_json: bool) -> None:
-    """Run an event history (JSON lines) through the engine offline; print every transition
-    and the final membership."""
+def replay(
+    events_file: str | None,
+    segments_file: str | None,
+    until: str | None,
+    from_kafka: bool,
+    since: str | None,
+    by_day: bool,
+    as_json: bool,
+) -> None:
+    """Run an event history (JSON lines, or the input topics with --from-kafka) through the
+    engine offline; print every transition and the final membership (or, with --by-day,
+    each segment's enters, exits and size per day)."""
     from engine.catalog import catalog_for
     from segstream.offline.replay import replay as run_replay
     from streams import codec
     from streams.timestamps import parse_ts
 
+    if (events_file is None) == (not from_kafka):
+        _refuse("give an EVENTS_FILE or --from-kafka (one of them).", 2)
+    if since is not None and not from_kafka:
+        _refuse("--since reads the history from Kafka: add --from-kafka.", 2)
     settings = _settings()
     catalog = catalog_for(segments_file or settings.segments_file, settings.cart_quiet_minutes)
     end = None
@@ -228,8 +257,34 @@ def replay(events_file: str, segments_file: str | None, until: str | None, as_js
             if until == "now"
             else parse_ts(int(until) if until.isdigit() else until, "--until")
         )
-    with open(events_file, "rb") as lines, _reading_bar(lines, f"Replaying {events_file}") as bar:
-        result = run_replay(lines, catalog, end, bar)
+    if events_file is not None:
+        with (
+            open(events_file, "rb") as lines,
+            _reading_bar(lines, f"Replaying {events_file}") as bar,
+        ):
+            result = run_replay(lines, catalog, end, bar)
+    else:
+        from segstream.offline.history import kafka_history
+        from segstream.offline.replay import replay_records
+
+        since_ms = None if since is None else wall_clock_ms() - _duration_ms(since, "--since")
+        history = _run(kafka_history(settings, since_ms, _show_topic_reading))
+        click.echo(f"\rRead {len(history):,} records from the input topics.", err=True)
+        result = replay_records(history, catalog, end)
+    if by_day:
+        from segstream.offline.history import by_day as daily
+
+        report = daily(result.changes)
+        if as_json:
+            click.echo(codec.dumps({"events": result.events, "segments": report}).decode())
+            return
+        for segment, rows in report.items():
+            click.echo(segment)
+            for row in rows:
+                click.echo(
+                    f"  {row['day']}  +{row['enters']:<6} -{row['exits']:<6} size {row['size']}"
+                )
+        return
     if as_json:
         click.echo(codec.dumps(result.to_dict()).decode())
         return

@@ -230,8 +230,18 @@ def replay(
 ) -> ReplayResult:
     """Replay every line; then let time run on to ``until`` (default: the last event's time).
     ``progress`` is called with the number of records read, every PROGRESS_EVERY records."""
+    return replay_records(read_lines(lines), catalog, until, progress)
+
+
+def replay_records(
+    records: Iterable[tuple[int, str, bytes | None, bytes]],
+    catalog: Catalog,
+    until: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """``replay`` of records already read: (number, topic, key, raw value) each."""
     runner = Replay(catalog)
-    for count, record in enumerate(read_lines(lines), start=1):
+    for count, record in enumerate(records, start=1):
         runner.feed(*record)
         if progress is not None and count % PROGRESS_EVERY == 0:
             progress(count)
