@@ -104,12 +104,14 @@ def span(ms: int) -> str:
 
 
 def limits(low: Any, high: Any) -> str:
-    """A min/max pair as words: at least 3, at most 5, between 1 and 5."""
+    """A min/max pair as words: at least 3, at most 5, between 1 and 5 (numbers, or dates
+    already written as text)."""
+    low, high = (f"{v:g}" if isinstance(v, int | float) else v for v in (low, high))
     if low is not None and low == high:
-        return f"exactly {low:g}"
+        return f"exactly {low}"
     if low is not None and high is not None:
-        return f"between {low:g} and {high:g}"
-    return f"at least {low:g}" if low is not None else f"at most {high:g}"
+        return f"between {low} and {high}"
+    return f"at least {low}" if low is not None else f"at most {high}"
 
 
 def window(days: int | None) -> str:

@@ -10,8 +10,9 @@ from typing import Any
 from config import names
 from config.errors import InvalidEvent
 from engine.conditions.base import Condition, Reader
-from engine.conditions.form import Node, Where, bounds, limits, mapping, some_bound, text
+from engine.conditions.form import At, Node, Where, bounds, limits, mapping, some_bound, text
 from engine.state import CustomerState
+from streams.timestamps import format_ts
 from streams.traits import BUILT_IN, TYPES, date_value
 
 PROFILE = frozenset({names.PROFILE_UPDATES})
@@ -32,6 +33,8 @@ class Trait(Condition):
     minimum: float | None = None
     maximum: float | None = None
     exists: bool | None = None
+    # A date trait: its value and bounds are epoch milliseconds.
+    dated: bool = False
 
     @classmethod
     def parse(cls, body: Node, where: Where, reader: Reader) -> Condition:
@@ -72,6 +75,7 @@ class Trait(Condition):
             minimum=low,
             maximum=high,
             exists=node.get("exists"),
+            dated=kind == "date",
         )
 
     def holds(self, state: CustomerState, now: int) -> bool:
@@ -106,10 +110,17 @@ class Trait(Condition):
             return f"trait {self.name} in {sorted(map(str, self.one_of))}"
         if self.contains is not None:
             return f"trait {self.name} contains {self.contains!r}"
+        if self.dated:
+            return f"trait {self.name} {limits(_day(self.minimum), _day(self.maximum))}"
         return f"trait {self.name} {limits(self.minimum, self.maximum)}"
 
     def observed(self, state: CustomerState, now: int) -> Any:
-        return state.traits.get(self.name)
+        value = state.traits.get(self.name)
+        return At(value) if self.dated and isinstance(value, int) else value
+
+
+def _day(ms: float | None) -> str | None:
+    return None if ms is None else format_ts(int(ms))[:10]
 
 
 # The trait types each test applies to.

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from engine.catalog import Catalog
+from engine.catalog import Catalog, parse_catalog
 from engine.explain import CONSENT_RULE, explain_customer, explain_segment
 from engine.state import CustomerState
 from streams.timestamps import format_ts
+from streams.traits import date_value
 from tests.unit.engine_helpers import (
     CUSTOMER,
     DAY,
@@ -20,6 +21,7 @@ from tests.unit.engine_helpers import (
     email_click,
     email_open,
     feed,
+    profile,
     purchase,
     support,
     view,
@@ -144,3 +146,25 @@ def test_every_default_segment_explains_the_engines_own_answer(
         found = explain_segment(segment, state, at(days=days))
         assert found["why"]["holds"] is found["holds"] is segment.holds(state, at(days=days))
         assert isinstance(found["why"]["rule"], str) and found["why"]["rule"]
+
+
+def test_a_date_trait_is_explained_in_dates() -> None:
+    document = {
+        "traits": {"vip_since": "date"},
+        "segments": {
+            "vips": {
+                "description": "VIP since 2024",
+                "consent_required": False,
+                "when": {"trait": {"name": "vip_since", "min": "2024-01-01"}},
+            }
+        },
+    }
+    dated = parse_catalog(document, "<test>")
+    # As the decoder keeps a date trait: epoch milliseconds.
+    state = customer([profile(at(), vip_since=date_value("2023-06-30", "vip_since"))], dated)
+    (found,) = explain_customer(dated, state, at(days=1), "vips")
+    assert found["why"] == {
+        "rule": "trait vip_since at least 2024-01-01",
+        "holds": False,
+        "value": "2023-06-30T00:00:00.000Z",
+    }
