@@ -317,6 +317,8 @@ async def erase_aliases(
         sent.append(await _send(names.CUSTOMER_ERASURES, key.encode(), codec.dumps(erasure)))
     if sent and not app.in_transaction:
         await asyncio.wait(sent)
+        for record in sent:  # one not delivered: the state stays, and the policy decides
+            record.result()
 
 
 @app.agent(topics.customer_events)

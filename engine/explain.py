@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.catalog import Catalog, Segment
-from engine.conditions import Condition
+from engine.conditions import Condition, InSegment
+from engine.conditions.base import earliest
 from engine.conditions.form import At
 from engine.state import CustomerState
 from streams.timestamps import format_ts
@@ -42,31 +43,51 @@ class Explanation:
         return shown
 
 
-def explain(condition: Condition, state: CustomerState, now: int) -> Explanation:
-    """The condition's answer for the customer at ``now``, node by node."""
+def explain(
+    condition: Condition, state: CustomerState, now: int, catalog: Catalog | None = None
+) -> Explanation:
+    """The condition's answer for the customer at ``now``, node by node. With ``catalog``, a
+    ``segment:`` reference is explained by the referenced segment's own rule (time can change
+    it through that rule); a node changes at the earliest of its own deadline and its parts'."""
+    parts = tuple(explain(part, state, now, catalog) for part in condition.parts())
+    if isinstance(condition, InSegment) and catalog is not None:
+        referenced = catalog.get(condition.segment)
+        if referenced is not None:
+            parts = (_with_consent(referenced, state, now, catalog),)
+    own = condition.deadline(state, now) if condition.timed() else None
     return Explanation(
         condition.rule(),
         condition.holds(state, now),
         condition.observed(state, now),
-        condition.deadline(state, now) if condition.timed() else None,
-        tuple(explain(part, state, now) for part in condition.parts()),
+        earliest([own, *(part.changes_at for part in parts)]),
+        parts,
     )
 
 
-def explain_segment(segment: Segment, state: CustomerState, now: int) -> dict[str, Any]:
+def _with_consent(
+    segment: Segment, state: CustomerState, now: int, catalog: Catalog
+) -> Explanation:
+    """The segment's rule, with the consent check first when the segment requires it."""
+    reasons = explain(segment.when, state, now, catalog)
+    if not segment.consent_required:
+        return reasons
+    consent = Explanation(CONSENT_RULE, state.email_consent, state.email_consent)
+    both = consent.holds and reasons.holds
+    return Explanation("all of", both, changes_at=reasons.changes_at, parts=(consent, reasons))
+
+
+def explain_segment(
+    segment: Segment, state: CustomerState, now: int, catalog: Catalog
+) -> dict[str, Any]:
     """One segment for one customer: whether they are a member (as stored), whether the
     definition holds at ``now``, and why."""
-    reasons = explain(segment.when, state, now)
-    if segment.consent_required:
-        consent = Explanation(CONSENT_RULE, state.email_consent, state.email_consent)
-        reasons = Explanation("all of", consent.holds and reasons.holds, parts=(consent, reasons))
     return {
         "segment": segment.name,
         "description": segment.description,
         "member": segment.name in state.segments,
         "holds": segment.holds(state, now),
         "at": format_ts(now),
-        "why": reasons.to_dict(),
+        "why": _with_consent(segment, state, now, catalog).to_dict(),
     }
 
 
@@ -79,4 +100,4 @@ def explain_customer(
         if segment is not None
         else [s for s in catalog.segments if s.name in state.segments]
     )
-    return [explain_segment(s, state, now) for s in chosen if s is not None]
+    return [explain_segment(s, state, now, catalog) for s in chosen if s is not None]

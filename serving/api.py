@@ -30,6 +30,7 @@ from serving.store import health, store
 from serving.tracking import take
 from streams import segment_spec
 from streams.events import is_anonymous
+from streams.timestamps import wall_clock_ms
 
 API_SOURCE = "api"  # the source of tracking calls posted with the API's bearer token
 MAX_PAGE = 1000
@@ -262,42 +263,32 @@ class Customer(Protected):
             # The producer has no metadata for the topic yet (nothing published so far):
             # answer from here, which is right whenever this worker owns the partition.
             pass
-        return await self.local(customer_id)
-
-    async def local(self, customer_id: str) -> web.Response:
         stored = customers.get(customer_id)
         if not stored or is_anonymous(customer_id):  # a visitor is no customer until identified
             return _error(self, 404, "no such customer")
-        state = Step.restore(stored)
-        served = await store.segments_of(customer_id)
+        return await self.local(request, Step.restore(stored))
+
+    async def local(self, request: web.Request, state: CustomerState) -> web.Response:
+        """The answer, on the worker that holds the customer."""
+        served = await store.segments_of(state.customer_id)
         return self.json({**summary(state), "served_segments": served})
 
 
 @app.page("/v1/customers/{customer_id}/explain")
-class Explain(Protected):
+class Explain(Customer):
+    """Why the customer is or is not in ``?segment=NAME`` (without it: why they are in each of
+    their segments), answered by the worker that holds the customer."""
+
     async def get(self, request: web.Request, customer_id: str) -> web.Response:
-        """Why the customer is or is not in ``?segment=NAME`` (without it: why they are in each
-        of their segments), answered by the worker that owns the customer, as ``Customer``."""
         segment = request.query.get("segment")
         if segment is not None and catalog.get(segment) is None:
             return _error(self, 404, f"no segment named {segment!r}")
-        try:
-            return await app.router.route_topic_req(
-                topics.segment_changes, customer_id, self.web, request
-            )
-        except (SameNode, KeyError, TypeError):  # this worker owns it (see Customer.get)
-            pass
-        stored = customers.get(customer_id)
-        if not stored or is_anonymous(customer_id):
-            return _error(self, 404, "no such customer")
-        state = Step.restore(stored)
-        now = int(time.time() * 1000)
-        return self.json(
-            {
-                "customer_id": customer_id,
-                "segments": explain_customer(catalog, state, now, segment),
-            }
-        )
+        return await super().get(request, customer_id)
+
+    async def local(self, request: web.Request, state: CustomerState) -> web.Response:
+        segment, now = request.query.get("segment"), wall_clock_ms()
+        explained = explain_customer(catalog, state, now, segment)
+        return self.json({"customer_id": state.customer_id, "segments": explained})
 
 
 @app.page("/v1/dashboard")

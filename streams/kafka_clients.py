@@ -130,7 +130,8 @@ async def read_to_end(
         if since_ms is not None:
             found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
             for tp in partitions:  # None: no record that recent in the partition
-                starts[tp] = ends[tp] if found[tp] is None else max(found[tp].offset, starts[tp])
+                offset = ends[tp] if found[tp] is None else min(found[tp].offset, ends[tp])
+                starts[tp] = max(offset, starts[tp])
                 consumer.seek(tp, starts[tp])
         span, read = sum(ends[tp] - starts[tp] for tp in partitions), 0
         positions = dict(starts)

@@ -11,6 +11,7 @@ from engine.conditions.base import Condition, Reader
 from engine.conditions.form import (
     Node,
     Where,
+    amount,
     choice,
     limits,
     mapping,
@@ -208,7 +209,7 @@ class LargestOrder(Condition):
 
     def rule(self) -> str:
         wanted = [
-            f"{label} at least {bound:g}"
+            f"{label} at least {amount(bound)}"
             for label, bound in (("items", self.min_quantity), ("total", self.min_total))
             if bound is not None
         ]

@@ -103,10 +103,15 @@ def span(ms: int) -> str:
     return f"{ms // 1000}s"
 
 
+def amount(value: float) -> str:
+    """A number as written in the catalog: 3, 1500000, 12345.67."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def limits(low: Any, high: Any) -> str:
     """A min/max pair as words: at least 3, at most 5, between 1 and 5 (numbers, or dates
     already written as text)."""
-    low, high = (f"{v:g}" if isinstance(v, int | float) else v for v in (low, high))
+    low, high = (amount(v) if isinstance(v, int | float) else v for v in (low, high))
     if low is not None and low == high:
         return f"exactly {low}"
     if low is not None and high is not None:

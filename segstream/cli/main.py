@@ -59,12 +59,10 @@ def _show_topic_reading(reading: Reading) -> None:
 
 
 def _duration_ms(text: str, option: str) -> int:
-    from engine.conditions.form import DURATION, UNIT_MS
+    """A duration option (30d, 12h), read as the catalog reads durations."""
+    from engine.conditions.form import Where, duration_ms
 
-    match = DURATION.match(text.strip())
-    if match is None or int(match.group(1)) <= 0:
-        _refuse(f"{option}: expected a duration such as 30d, 12h or 2w, not {text!r}.", 2)
-    return int(match.group(1)) * UNIT_MS[match.group(2)]
+    return duration_ms(text, Where(option, None))  # a bad one: friendly_errors says why
 
 
 def _show_table_reading(reading: Reading, customers: int) -> None:
@@ -446,13 +444,16 @@ def customer_show(customer_id: str, as_json: bool) -> None:
 def customer_explain(customer_id: str, segment: str | None, as_json: bool) -> None:
     """Why the customer is or is not in SEGMENT (without it: in each segment they are in),
     asked of a running worker's API (SEGSTREAM_WEB_HOST, SEGSTREAM_WEB_PORT, its token)."""
+    from urllib.parse import quote
+
     import aiohttp
 
     from segstream.cli.display import format_explanation
     from streams import codec
 
     settings = _settings()
-    url = f"http://{settings.web_host}:{settings.web_port}/v1/customers/{customer_id}/explain"
+    path = f"/v1/customers/{quote(customer_id, safe='')}/explain"
+    url = f"http://{settings.web_host}:{settings.web_port}{path}"
     token = settings.api_token.get_secret_value() if settings.api_token else None
 
     async def ask() -> tuple[int, Any]:
@@ -462,14 +463,19 @@ def customer_explain(customer_id: str, segment: str | None, as_json: bool) -> No
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
             session.get(url, headers=headers, params=params) as answer,
         ):
-            return answer.status, await answer.json(content_type=None)
+            text = await answer.text()
+            try:
+                return answer.status, codec.loads(text)
+            except ValueError:  # not segstream's answer (a proxy's page, say)
+                return answer.status, {"error": text[:200]}
 
     try:
         status, body = _run(ask())
     except aiohttp.ClientError as exc:
         _refuse(f"no worker answered at {url} ({exc}): start one with segstream worker.", 2)
     if status != 200:
-        _refuse(f"the worker answered {status}: {body.get('error', body)}", 1)
+        error = body.get("error", body) if isinstance(body, dict) else body
+        _refuse(f"the worker answered {status}: {error}", 1)
     if as_json:
         click.echo(codec.dumps(body).decode())
         return

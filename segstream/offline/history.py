@@ -17,11 +17,12 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 
 from config import Settings
+from config.errors import InvalidEvent
 from engine.changes import ENTER, SegmentChange
 from engine.state import DAY_MS
 from segstream.offline.replay import REPLAYABLE
 from streams.kafka_clients import Progress, read_to_end
-from streams.timestamps import format_ts
+from streams.timestamps import format_ts, parse_ts
 
 Line = tuple[int, str, bytes | None, bytes]
 
@@ -46,13 +47,12 @@ async def kafka_history(
 
 
 def _event_time(value: bytes, written: int) -> int:
-    """The event's ``ts`` (the decoder checks it when the record is replayed), else when it
-    was written."""
+    """The event's ``ts`` as the contract reads it (the decoder checks the rest when the record
+    is replayed), else when it was written."""
     try:
-        ts = orjson.loads(value).get("ts")
-    except (orjson.JSONDecodeError, AttributeError):
+        return parse_ts(orjson.loads(value).get("ts"))
+    except (orjson.JSONDecodeError, AttributeError, InvalidEvent):
         return written
-    return ts if isinstance(ts, int) and not isinstance(ts, bool) else written
 
 
 def by_day(changes: Iterable[SegmentChange]) -> dict[str, list[dict[str, Any]]]:

@@ -200,11 +200,15 @@ class Replay:
             return
         customer_id = sent["customer_id"]
         merged = decode_merge(customer_id.encode(), codec.dumps(sent), self.catalog.traits)
+        ts = merged.ts if isinstance(merged, Merge) else merged[1].ts
+        erased_at = self.erasures.erased_at(customer_id)
+        if erased_at is not None and ts <= erased_at:
+            # As live: the customer's erasure did not know this anonymous id; it is erased now.
+            self._erase_visitor(key, erased_at)
+            self.result.rejected.append(Rejected(number, ERASED))
+            return
         if not isinstance(merged, Merge):
             self._customer(number, *merged)
-            return
-        if self.erasures.predates_erasure(customer_id, merged.ts):
-            self.result.rejected.append(Rejected(number, ERASED))
             return
         state = self.result.states.setdefault(customer_id, CustomerState(customer_id))
         self._publish(customer_id, self.step.on_merge(state, merged))

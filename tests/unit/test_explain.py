@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from engine.catalog import Catalog, parse_catalog
+from engine.conditions.form import limits
 from engine.explain import CONSENT_RULE, explain_customer, explain_segment
 from engine.state import CustomerState
 from streams.timestamps import format_ts
@@ -80,7 +81,7 @@ def test_a_rule_says_what_the_customer_has_and_when_time_changes_it(
 ) -> None:
     events = [consent(at())] + [purchase(at(days=d)) for d in bought]
     state = customer(events, catalog)
-    found = explain_segment(catalog.get(segment), state, at(days=when))  # type: ignore[arg-type]
+    found = explain_segment(catalog.get(segment), state, at(days=when), catalog)  # type: ignore[arg-type]
     rule = rule_of(found["why"])
     words, value, holds, changes = expected
     assert (rule["rule"], rule["value"], rule["holds"]) == (words, value, holds)
@@ -143,7 +144,7 @@ def test_every_default_segment_explains_the_engines_own_answer(
     holds exactly when the engine says the segment holds."""
     state = customer(events, catalog)
     for segment in catalog.segments:
-        found = explain_segment(segment, state, at(days=days))
+        found = explain_segment(segment, state, at(days=days), catalog)
         assert found["why"]["holds"] is found["holds"] is segment.holds(state, at(days=days))
         assert isinstance(found["why"]["rule"], str) and found["why"]["rule"]
 
@@ -168,3 +169,33 @@ def test_a_date_trait_is_explained_in_dates() -> None:
         "holds": False,
         "value": "2023-06-30T00:00:00.000Z",
     }
+
+
+def test_a_segment_reference_is_explained_by_its_own_rule_and_its_time(catalog: Catalog) -> None:
+    """Not yet lapsed (bought 171 days ago) and opened 2 days ago: winback_candidates changes
+    when the purchase turns 180 days old, through the lapsed_customers it refers to."""
+    state = customer([consent(at()), purchase(at(days=1)), email_open(at(days=170))], catalog)
+    (found,) = explain_customer(catalog, state, at(days=172), "winback_candidates")
+    assert found["why"]["changes_at"] == format_ts(at(days=181))
+    lapsed, _ = rule_of(found["why"])["parts"]
+    assert (lapsed["rule"], lapsed["holds"], lapsed["changes_at"]) == (
+        "in segment lapsed_customers",
+        False,
+        format_ts(at(days=181)),
+    )
+    (lapsed_rule,) = lapsed["parts"]
+    assert rule_of(lapsed_rule)["rule"] == "last purchase more than 180d ago"
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "words"),
+    [
+        (3, None, "at least 3"),
+        (None, 5.0, "at most 5"),
+        (1, 1, "exactly 1"),
+        (12345.67, 1500000, "between 12345.67 and 1500000"),
+        ("2024-01-01", None, "at least 2024-01-01"),
+    ],
+)
+def test_bounds_read_as_the_catalog_writes_them(low: Any, high: Any, words: str) -> None:
+    assert limits(low, high) == words

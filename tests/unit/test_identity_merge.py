@@ -134,29 +134,30 @@ def test_a_visitors_profile_and_its_records_keep_no_email_or_name() -> None:
     assert "ana@shop.example" not in str(link(AnonymousProfile("anon:v2"), LINK))
 
 
+def line(topic: str, key: str, value: dict[str, object]) -> bytes:
+    """A replay line."""
+    return orjson.dumps({"topic": topic, "key": key, "value": value})
+
+
+def visit(event_id: str, minutes: int) -> bytes:
+    """The visitor v1 views a page."""
+    value = {"anonymous_id": "v1", "event_id": event_id, "ts": at(minutes=minutes), "url": "/p"}
+    return line("page-views", "anon:v1", value)
+
+
+def link_line(minutes: int) -> bytes:
+    value = {"anonymous_id": "v1", "event_id": "l1", "customer_id": CUSTOMER}
+    return line("identity-links", "anon:v1", value | {"ts": at(minutes=minutes)})
+
+
+def erasure_line(minutes: int) -> bytes:
+    return line("customer-erasures", CUSTOMER, {"customer_id": CUSTOMER, "ts": at(minutes=minutes)})
+
+
 def test_erasing_the_customer_erases_its_anonymous_ids(catalog: Catalog) -> None:
     """Replay, as the worker: the erasure of C reaches the visitor it was linked to; an older
     event under the anonymous id is refused, a newer one starts a fresh visitor, not C."""
-
-    def line(topic: str, key: str, value: dict[str, object]) -> bytes:
-        return orjson.dumps({"topic": topic, "key": key, "value": value})
-
-    visitor = {"anonymous_id": "v1"}
-    lines = [
-        line("page-views", "anon:v1", visitor | {"event_id": "e1", "ts": at(), "url": "/a"}),
-        line(
-            "identity-links",
-            "anon:v1",
-            visitor | {"event_id": "l1", "customer_id": CUSTOMER, "ts": at(minutes=1)},
-        ),
-        line("customer-erasures", CUSTOMER, {"customer_id": CUSTOMER, "ts": at(minutes=5)}),
-        line(
-            "page-views", "anon:v1", visitor | {"event_id": "e2", "ts": at(minutes=4), "url": "/b"}
-        ),
-        line(
-            "page-views", "anon:v1", visitor | {"event_id": "e3", "ts": at(minutes=6), "url": "/c"}
-        ),
-    ]
+    lines = [visit("e1", 0), link_line(1), erasure_line(5), visit("e2", 4), visit("e3", 6)]
     result = replay(lines, catalog)
     assert [r.reason for r in result.rejected] == [ERASED]
     assert CUSTOMER not in result.states
@@ -169,3 +170,16 @@ def test_an_erasure_names_each_anonymous_id_by_its_own_key() -> None:
         ("anon:v1", {"anonymous_id": "v1", "ts": at()}),
         ("anon:v2", {"anonymous_id": "v2", "ts": at()}),
     ]
+
+
+def test_a_link_older_than_the_customers_erasure_erases_the_visitor(catalog: Catalog) -> None:
+    """Replay, as the worker: the erasure did not know the visitor (its link came later, dated
+    before it); the merge is refused and the visitor erased, so a later visit starts afresh."""
+    known = {"event_id": "p", "customer_id": CUSTOMER, "ts": at(), "traits": {"country": "DE"}}
+    profile_line = line("profile-updates", CUSTOMER, known)
+    lines = [profile_line, erasure_line(5), visit("e1", 5), link_line(5), visit("e2", 6)]
+    result = replay(lines, catalog)
+    assert [r.reason for r in result.rejected] == [ERASED]
+    assert CUSTOMER not in result.states
+    fresh = result.visitors["anon:v1"]
+    assert fresh.linked_to is None and [e[1]["event_id"] for e in fresh.events] == ["e2"]
