@@ -65,6 +65,11 @@ def format_explanation(explained: dict[str, Any]) -> list[str]:
 
 
 def _shown(value: Any) -> str:
+    """A value as the dashboard shows it: times in UTC, yes or no, lists as items."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_shown(item) for item in value)
     if isinstance(value, str) and len(value) == 24 and value.endswith("Z") and value[10] == "T":
         return _moment(value)
     if isinstance(value, dict):

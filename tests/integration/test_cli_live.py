@@ -129,7 +129,7 @@ async def test_tail_preview_and_customer_show(
     assert lines[0].startswith("first_time_buyers: not a member (")
     assert lines[1:] == [
         "  no   all of",
-        "    no   email consent given (the segment requires it)  = False",
+        "    no   email consent given (the segment requires it)  = no",
         "    yes  orders ever exactly 1  = 1",
     ]
     assert (explain_nobody.returncode, explain_nobody.stderr.strip()) == (

@@ -1,4 +1,5 @@
-"""segstream.cli.display: one line per segment change and per trigger, with the date."""
+"""segstream.cli.display: one line per segment change and per trigger, with the date; an
+explanation as a tree."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import click
 import pytest
 
-from segstream.cli.display import format_change, format_trigger
+from segstream.cli.display import format_change, format_explanation, format_trigger
 
 AT = "2026-11-30T11:20:10.123Z"
 
@@ -88,3 +89,34 @@ def test_format_trigger(cart: list[dict[str, Any]], held: str) -> None:
     assert click.unstyle(format_trigger(trigger(cart))) == (
         f"2026-11-30 11:20:10  c000009    ! cart_abandoned  {held}  v7"
     )
+
+
+def test_an_explanation_reads_as_a_tree_with_values_as_the_dashboard_shows_them() -> None:
+    explained = {
+        "segment": "interest_hiking",
+        "description": "Named hiking among their interests",
+        "member": True,
+        "why": {
+            "rule": "all of",
+            "holds": True,
+            "value": None,
+            "parts": [
+                {"rule": "email consent given", "holds": True, "value": True},
+                {
+                    "rule": "last open less than 30d ago",
+                    "holds": True,
+                    "value": "2026-12-06T23:01:23.000Z",
+                    "changes_at": "2027-01-05T23:01:23.000Z",
+                },
+                {"rule": "trait interests contains 'hiking'", "holds": True, "value": ["a", "b"]},
+            ],
+        },
+    }
+    assert [click.unstyle(line) for line in format_explanation(explained)] == [
+        "interest_hiking: member (Named hiking among their interests)",
+        "  yes  all of",
+        "    yes  email consent given  = yes",
+        "    yes  last open less than 30d ago  = 2026-12-06 23:01:23"
+        "  (changes 2027-01-05 23:01:23)",
+        "    yes  trait interests contains 'hiking'  = a, b",
+    ]
