@@ -87,7 +87,11 @@ class ReplayResult:
         }
 
 
-def read_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, str, bytes | None, bytes]]:
+# One record to replay: (line number, topic, key, raw value).
+Line = tuple[int, str, bytes | None, bytes]
+
+
+def read_lines(lines: Iterable[bytes | str]) -> Iterator[Line]:
     """(line number, topic, key, raw value) per non-blank line; a broken line yields a topic
     of "" and the reason as the value."""
     for number, line in enumerate(lines, start=1):
@@ -238,7 +242,7 @@ def replay(
 
 
 def replay_records(
-    records: Iterable[tuple[int, str, bytes | None, bytes]],
+    records: Iterable[Line],
     catalog: Catalog,
     until: int | None = None,
     progress: Callable[[int], None] | None = None,
