@@ -232,10 +232,10 @@ async def on_merge(message: Message, key: bytes | None, raw: bytes) -> None:
         if isinstance(merged, Merge)
         else (merged[1].customer_id, merged[1].ts)
     )
-    erased_at = erasures.erased_at(customer_id)
-    if erased_at is not None and ts <= erased_at:
+    if erasures.predates_erasure(customer_id, ts):
         # The customer's erasure did not know this anonymous id yet (the merge was on its way):
         # it is erased now, as those the customer knew were.
+        erased_at = cast(int, erasures.erased_at(customer_id))
         await erase_aliases([codec.loads(raw)["anonymous_id"]], erased_at)
         raise InvalidEvent(ERASED)
     state = load(customer_id)

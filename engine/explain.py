@@ -3,10 +3,9 @@ what the customer has, the rule, whether it holds, and when the passage of time 
 change the answer (``GET /v1/customers/{id}/explain``, ``segstream customer explain``).
 
 Evaluated on the stored state at ``now``, with the engine's own conditions: what it says is
-what the engine decides. ``changes_at`` is the earliest of the condition's deadline and its
-parts' (a ``segment:`` reference's through the referenced rule): the earliest time the answer
-can change with no new event (the engine re-evaluates then; for windows of day buckets it may
-find the answer unchanged, when a newer bucket still holds enough).
+what the engine decides. ``changes_at`` is the condition's deadline, the earliest time the
+answer can change with no new event (the engine re-evaluates then; for windows of day buckets
+it may find the answer unchanged, when a newer bucket still holds enough).
 """
 
 from __future__ import annotations

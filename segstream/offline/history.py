@@ -20,9 +20,11 @@ from config import Settings
 from config.errors import InvalidEvent
 from engine.changes import ENTER, SegmentChange
 from engine.state import DAY_MS
-from segstream.offline.replay import REPLAYABLE, Line
+from segstream.offline.replay import REPLAYABLE
 from streams.kafka_clients import Progress, read_to_end
 from streams.timestamps import format_ts, parse_ts
+
+Line = tuple[int, str, bytes | None, bytes]
 
 
 async def kafka_history(

@@ -87,11 +87,7 @@ class ReplayResult:
         }
 
 
-# One record to replay: (line number, topic, key, raw value).
-Line = tuple[int, str, bytes | None, bytes]
-
-
-def read_lines(lines: Iterable[bytes | str]) -> Iterator[Line]:
+def read_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, str, bytes | None, bytes]]:
     """(line number, topic, key, raw value) per non-blank line; a broken line yields a topic
     of "" and the reason as the value."""
     for number, line in enumerate(lines, start=1):
@@ -242,7 +238,7 @@ def replay(
 
 
 def replay_records(
-    records: Iterable[Line],
+    records: Iterable[tuple[int, str, bytes | None, bytes]],
     catalog: Catalog,
     until: int | None = None,
     progress: Callable[[int], None] | None = None,
