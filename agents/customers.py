@@ -19,12 +19,13 @@ from agents.timers import deadlines, resync
 from config import names
 from config.errors import InvalidEvent
 from engine import identity
+from engine.catalog import Catalog
 from engine.changes import Outcome
 from engine.erasures import ERASED, RecentErasures
 from engine.identity import AnonymousProfile
 from engine.state import CustomerState
 from engine.step import Step, StepResult
-from segstream.app import app, catalog, settings, topics
+from segstream.app import app, live, settings, topics
 from segstream.app.tables import customers
 from serving import metrics
 from serving.store import catch_up
@@ -44,7 +45,14 @@ from streams.timestamps import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
-step = Step(catalog)
+step = Step(live.catalog)
+
+
+@live.on_change
+def _run_catalog(catalog: Catalog) -> None:
+    step.catalog = catalog
+
+
 erasures = RecentErasures()
 on_internal_error = POLICIES[settings.on_internal_error]
 outbox = Outbox()
@@ -157,6 +165,7 @@ async def on_tick(message: Message, raw: bytes) -> None:
             continue
         state = load(customer_id)
         if state is None:
+            resync.done(customer_id)
             continue
         if state.has_applied(names.CUSTOMER_TICKS, message.offset):
             skip_applied(message, state)
@@ -170,7 +179,7 @@ async def on_tick(message: Message, raw: bytes) -> None:
 
 async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) -> None:
     partition, since, now = message.partition, message.timestamp, wall_clock_ms()
-    decoded = decode(topic, key, raw, settings.max_event_bytes, now, catalog.traits)
+    decoded = decode(topic, key, raw, settings.max_event_bytes, now, live.catalog.traits)
     if isinstance(decoded, IdentityLink) or is_anonymous(decoded.customer_id):
         await on_anonymous(message, topic, decoded, raw)
         return
@@ -226,7 +235,7 @@ async def on_merge(message: Message, key: bytes | None, raw: bytes) -> None:
     """An identity-merges record: a visitor's events at the link, or a later event forwarded
     from a linked anonymous id. Both are the customer's from here on."""
     now = wall_clock_ms()
-    merged = decode_merge(key, raw, catalog.traits)
+    merged = decode_merge(key, raw, live.catalog.traits)
     customer_id, ts = (
         (merged.customer_id, merged.ts)
         if isinstance(merged, Merge)

@@ -14,7 +14,7 @@ from agents.dead_letters import dead_letter
 from agents.internal_errors import POLICIES, InternalError, report, stop_unacknowledged
 from config import names
 from config.errors import InvalidEvent
-from segstream.app import app, catalog, settings, topics
+from segstream.app import app, live, settings, topics
 from serving import metrics
 from serving.store import store
 from streams.events import decode_change
@@ -99,7 +99,7 @@ async def project(stream: faust.StreamT[bytes]) -> None:
 async def sample_segment_sizes() -> None:
     try:
         await store.sample_sizes(
-            catalog.names(), int(time.time() * 1000), settings.size_sample_seconds
+            live.catalog.names(), int(time.time() * 1000), settings.size_sample_seconds
         )
     except (RedisError, OSError) as exc:
         log.warning("Could not sample segment sizes: %s", exc)

@@ -19,7 +19,7 @@ import faust
 
 from config import names
 from engine.deadlines import DeadlineIndex
-from segstream.app import app, catalog, settings
+from segstream.app import app, live, settings
 from segstream.app.tables import on_restored
 from serving import metrics
 from serving.store import catch_up
@@ -34,16 +34,19 @@ deadlines = DeadlineIndex()
 
 
 class CatalogResync:
-    """Counts the customers still to re-evaluate after a definition change, for the log and
-    the metrics (the demo shows its progress from them)."""
+    """Counts the customers still to re-evaluate after a definition change, for the log, the
+    metrics and the API (the demo shows its progress from them)."""
 
     def __init__(self) -> None:
         self.pending: set[str] = set()
         self.total = 0
+        self.started = time.monotonic()
 
     def mark(self, customer_id: str, stale: bool) -> None:
         """Record what the customer's latest restored state says (changelogs repeat keys)."""
         if stale and customer_id not in self.pending:
+            if not self.pending:  # a new re-evaluation: count from here
+                self.total, self.started = 0, time.monotonic()
             self.pending.add(customer_id)
             self.total += 1
         elif not stale and customer_id in self.pending:
@@ -62,6 +65,19 @@ class CatalogResync:
                 finished,
                 self.total,
             )
+
+    def progress(self) -> dict[str, Any]:
+        """Customers re-evaluated of how many, per second, and the seconds still to go."""
+        finished = self.total - len(self.pending)
+        elapsed = max(time.monotonic() - self.started, 1e-3)
+        rate = finished / elapsed
+        left = len(self.pending)
+        return {
+            "done": finished,
+            "total": self.total,
+            "per_second": round(rate, 1),
+            "eta_seconds": 0 if not left else (round(left / rate, 1) if rate else None),
+        }
 
 
 resync = CatalogResync()
@@ -92,10 +108,24 @@ async def on_customer_changelog(event: faust.EventT) -> None:
         deadlines.set(message.partition, customer_id, None)
         return
     state = codec.loads(message.value)
-    stale = state.get("catalog_digest") != catalog.digest
+    stale = state.get("catalog_digest") != live.catalog.digest
     if active:
         resync.mark(customer_id, stale)
     deadlines.set(message.partition, customer_id, 0 if stale else state.get("next_deadline"))
+
+
+def reevaluate_held() -> int:
+    """Changed definitions: every customer of this worker's active partitions falls due now,
+    and its tick re-evaluates what changed (while events keep flowing)."""
+    count = 0
+    for partition in active_partitions():
+        for customer_id in list(catch_up.held.get(partition, ())):
+            if not is_anonymous(customer_id):
+                resync.mark(customer_id, stale=True)
+                deadlines.set(partition, customer_id, 0)
+                count += 1
+    metrics.catalog_reevaluation_total.set(resync.total)
+    return count
 
 
 def active_partitions() -> set[int]:

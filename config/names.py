@@ -36,6 +36,9 @@ LATE_EVENTS = "late-events"  # side records: events applied, but partly too late
 
 OUTPUT_TOPICS = (SEGMENT_CHANGES, TRIGGERS, DEAD_LETTERS, LATE_EVENTS)
 
+# The live segment definitions: compacted, one partition (one order), key = segment name.
+SEGMENT_DEFINITIONS = "segment-definitions"
+
 # The record key of an anonymous visitor (a value with anonymous_id and no customer_id) starts
 # with this; customer ids may not.
 ANONYMOUS_KEY = "anon:"

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -46,6 +46,8 @@ class Segment:
     topics: frozenset[str] = frozenset()
     # Whether time alone can change membership (itself or through a referenced segment).
     timed: bool = False
+    # The definition as the catalog writes it ({description, when, ...}): what is published.
+    body: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def holds(self, state: CustomerState, now: int) -> bool:
         if self.consent_required and not state.email_consent:
@@ -80,6 +82,10 @@ class Catalog:
     #: keeps them (``streams.events.decode(traits=...)``).
     traits: Mapping[str, str] = field(default_factory=dict)
 
+    #: Digests of recent earlier catalogs -> the segments changed since (None: all of them),
+    #: so a definition change re-evaluates only what it touches (``changed_since``).
+    lineage: Mapping[str, frozenset[str] | None] = field(default_factory=dict, repr=False)
+
     @classmethod
     def of(
         cls,
@@ -109,6 +115,44 @@ class Catalog:
         """The segments an event of ``topic`` can affect, in dependency order."""
         return self._by_topic.get(topic, ())
 
+    def changed_since(self, digest: str) -> tuple[Segment, ...]:
+        """The segments to re-evaluate, in dependency order, for a customer last evaluated
+        against the catalog with ``digest``: those whose definition changed since and those
+        that refer to them; all of them when that catalog is not a recent predecessor."""
+        if digest == self.digest:
+            return ()
+        changed = self.lineage.get(digest)
+        if changed is None:
+            return self.segments
+        return tuple(s for s in self.segments if s.name in changed)
+
+    def following(self, previous: Catalog) -> Catalog:
+        """This catalog as the successor of ``previous``, remembering what changed since it
+        and since its own recent predecessors."""
+        step = _changed_between(previous, self)
+        lineage: dict[str, frozenset[str] | None] = {previous.digest: step}
+        for digest, earlier in list(previous.lineage.items())[: MAX_LINEAGE - 1]:
+            lineage.setdefault(digest, None if earlier is None or step is None else earlier | step)
+        lineage.pop(self.digest, None)  # back to an earlier catalog: nothing changed since
+        return replace(self, lineage=MappingProxyType(lineage))
+
+
+# Earlier catalogs a catalog remembers the changes since (older ones re-evaluate everything).
+MAX_LINEAGE = 32
+
+
+def _changed_between(old: Catalog, new: Catalog) -> frozenset[str] | None:
+    """New or changed segments of ``new`` and those that refer to them (None: the declared
+    traits changed, which can change what every segment sees)."""
+    if dict(old.traits) != dict(new.traits):
+        return None
+    changed: set[str] = set()
+    for segment in new.segments:  # dependency order: references are decided first
+        before = old.get(segment.name)
+        if before is None or before.digest != segment.digest or segment.when.refs() & changed:
+            changed.add(segment.name)
+    return frozenset(changed)
+
 
 # -- parsing --------------------------------------------------------------------------------
 
@@ -119,8 +163,10 @@ def _digest(name: str, node: dict[str, Any], quiet_ms: int) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) -> Catalog:
-    """Build a Catalog from a parsed YAML document; CatalogError names what is wrong."""
+def segment_bodies(document: Any, source: str) -> tuple[dict[str, str], dict[Any, Any]]:
+    """A catalog document's declared traits and its segments' bodies by name, each as the YAML
+    catalog writes it (``cross_sell`` pairs expanded into the segments they stand for); the
+    bodies themselves are checked by ``parse_catalog``."""
     top = Where(source, None)
     root = mapping(document, top, {"traits", "segments", "cross_sell"}, required=["segments"])
     declared = _declared_traits(root.get("traits"), top.at("traits"))
@@ -147,6 +193,12 @@ def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) ->
                 ]
             },
         }
+    return declared, definitions
+
+
+def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) -> Catalog:
+    """Build a Catalog from a parsed YAML document; CatalogError names what is wrong."""
+    declared, definitions = segment_bodies(document, source)
     reader = conditions.reader(cart_quiet_ms, {**BUILT_IN, **declared})
     parsed: dict[str, Segment] = {}
     for name, body in definitions.items():
@@ -167,6 +219,7 @@ def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) ->
             if "trigger" in node
             else None,
             digest=_digest(name, node, cart_quiet_ms),
+            body=node,
         )
     return Catalog.of(_in_dependency_order(parsed, source), source, declared)
 
@@ -224,6 +277,11 @@ def _in_dependency_order(segments: dict[str, Segment], source: str) -> list[Segm
 
 def load_catalog(path: Path | str = DEFAULT_CATALOG, cart_quiet_ms: int = 3_600_000) -> Catalog:
     """Read and check a catalog file."""
+    return parse_catalog(read_document(path), str(path), cart_quiet_ms)
+
+
+def read_document(path: Path | str) -> Any:
+    """A catalog file's YAML document, not yet checked (``parse_catalog`` checks it)."""
     path = Path(path)
     try:
         content = path.read_text()
@@ -243,7 +301,7 @@ def load_catalog(path: Path | str = DEFAULT_CATALOG, cart_quiet_ms: int = 3_600_
         raise CatalogError(f"{path}: not valid YAML: {' '.join(str(exc).split())}.") from None
     finally:
         loader.dispose()
-    return parse_catalog(document, str(path), cart_quiet_ms)
+    return document
 
 
 class _CatalogLoader(yaml.SafeLoader):

@@ -111,15 +111,16 @@ def next_deadline(state: CustomerState, now: int, catalog: Catalog) -> int | Non
 def sync_catalog(
     state: CustomerState, now: int, catalog: Catalog, *, catalog_at: int | None = None
 ) -> Outcome:
-    """Re-evaluate every segment at ``now`` if the definitions changed since this customer was
-    last seen (or the customer is new); a removed segment means an exit. The changes are stamped
-    ``catalog_at``, when the caller applied the definitions (default ``now``)."""
+    """Re-evaluate at ``now`` the segments whose definitions changed since this customer was
+    last seen (``Catalog.changed_since``); a removed segment means an exit. The changes are
+    stamped ``catalog_at``, when the caller applied the definitions (default ``now``)."""
     if state.catalog_digest == catalog.digest:
         return Outcome()
     known = set(catalog.names())
     removed = sorted(name for name in state.segments if name not in known)
+    changed = catalog.changed_since(state.catalog_digest)
     state.catalog_digest = catalog.digest
-    outcome = reconcile(state, catalog.segments, now, None, removed, cause="catalog", at=catalog_at)
+    outcome = reconcile(state, changed, now, None, removed, cause="catalog", at=catalog_at)
     state.next_deadline = next_deadline(state, now, catalog)
     return outcome
 

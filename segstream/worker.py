@@ -12,7 +12,7 @@ import uvloop
 from config import Settings
 from config.errors import ConfigError
 from config.settings import env_name
-from segstream.app import app, catalog, settings
+from segstream.app import app, live, settings
 from segstream.faust_patches.worker import GracefulStopWorker
 from streams.layout import ensure_topics
 
@@ -37,16 +37,16 @@ class SegmentWorker(GracefulStopWorker):
         conf = self.settings
         log.info(
             "segstream worker %s ready: Kafka %s, %d partitions, %s, web on %s:%d, "
-            "catalog %s (%d segments, digest %s)",
+            "segment definitions at offset %d (%d segments, digest %s)",
             conf.group_id,
             conf.kafka_bootstrap,
             conf.partitions,
             conf.processing_guarantee,
             conf.web_host,
             conf.web_port,
-            catalog.source,
-            len(catalog.segments),
-            catalog.digest,
+            live.definitions.offset,
+            len(live.catalog.segments),
+            live.catalog.digest,
         )
 
 
@@ -66,6 +66,7 @@ def make_data_dir(conf: Settings) -> None:
 WORKER_MODULES = (
     "agents.customers",
     "agents.dead_letters",
+    "agents.definitions",
     "agents.internal_errors",
     "agents.outbox",
     "agents.projection",
@@ -85,6 +86,9 @@ def run_worker() -> None:
     loop.run_until_complete(ensure_topics(settings))
     for module in WORKER_MODULES:  # each registers its agents, timers or routes on the app
         importlib.import_module(module)
+    from agents.definitions import start_up
+
+    loop.run_until_complete(start_up())  # the live segment definitions, before any event
 
     worker = SegmentWorker(app, loglevel=settings.log_level, loop=loop)
     worker.settings = settings

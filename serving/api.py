@@ -20,7 +20,7 @@ from config.errors import InvalidEvent
 from engine.explain import explain_customer
 from engine.state import CustomerState
 from engine.step import Step
-from segstream.app import app, catalog, settings, topics
+from segstream.app import app, live, settings, topics
 from segstream.app.partitions import rebalancing
 from segstream.app.tables import customers
 from serving import metrics
@@ -84,8 +84,8 @@ class Health(web.View):
                 **(await health()),
                 "ready": not rebalancing(),
                 "redis": redis_ok,
-                "segments": len(catalog.segments),
-                "catalog_digest": catalog.digest,
+                "segments": len(live.catalog.segments),
+                "catalog_digest": live.catalog.digest,
                 # Part of the digest: the demo runs with a shorter quiet period than the default.
                 "cart_quiet_minutes": settings.cart_quiet_minutes,
             }
@@ -155,13 +155,13 @@ class SegmentSpec(Protected):
 @app.page("/v1/segments")
 class Segments(Protected):
     async def get(self, request: web.Request) -> web.Response:
-        sizes = await store.sizes(catalog.names())
+        sizes = await store.sizes(live.catalog.names())
         return self.json(
             {
-                "catalog_digest": catalog.digest,
+                "catalog_digest": live.catalog.digest,
                 "segments": [
                     {**segment.describe(), "size": sizes[segment.name]}
-                    for segment in catalog.segments
+                    for segment in live.catalog.segments
                 ],
             }
         )
@@ -170,7 +170,7 @@ class Segments(Protected):
 @app.page("/v1/segments/{name}")
 class OneSegment(Protected):
     async def get(self, request: web.Request, name: str) -> web.Response:
-        segment = catalog.get(name)
+        segment = live.catalog.get(name)
         if segment is None:
             return _error(self, 404, f"no segment named {name!r}")
         size = (await store.sizes([name]))[name]
@@ -183,7 +183,7 @@ class OneSegment(Protected):
 @app.page("/v1/segments/{name}/members")
 class Members(Protected):
     async def get(self, request: web.Request, name: str) -> web.Response:
-        if catalog.get(name) is None:
+        if live.catalog.get(name) is None:
             return _error(self, 404, f"no segment named {name!r}")
         try:
             cursor = int(request.query.get("cursor", "0"))
@@ -281,13 +281,13 @@ class Explain(Customer):
 
     async def get(self, request: web.Request, customer_id: str) -> web.Response:
         segment = request.query.get("segment")
-        if segment is not None and catalog.get(segment) is None:
+        if segment is not None and live.catalog.get(segment) is None:
             return _error(self, 404, f"no segment named {segment!r}")
         return await super().get(request, customer_id)
 
     async def local(self, request: web.Request, state: CustomerState) -> web.Response:
         segment, now = request.query.get("segment"), wall_clock_ms()
-        explained = explain_customer(catalog, state, now, segment)
+        explained = explain_customer(live.catalog, state, now, segment)
         return self.json({"customer_id": state.customer_id, "segments": explained})
 
 
@@ -295,7 +295,7 @@ class Explain(Customer):
 class DashboardData(Protected):
     async def get(self, request: web.Request) -> web.Response:
         now = int(time.time() * 1000)
-        names_ = catalog.names()
+        names_ = live.catalog.names()
         sizes = await store.sizes(names_)
         activity = await store.activity(now - 60_000)
         revenue = {name: await store.revenue(name) for name in names_}
@@ -312,7 +312,7 @@ class DashboardData(Protected):
                         "exits_per_minute": activity.get(segment.name, quiet)["exit"],
                         "revenue": revenue[segment.name],
                     }
-                    for segment in catalog.segments
+                    for segment in live.catalog.segments
                 ],
                 "recent": await store.recent_changes(30),
             }

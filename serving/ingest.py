@@ -22,7 +22,7 @@ from typing import Any
 
 from config import names
 from config.errors import InvalidEvent
-from segstream.app import app, catalog, settings
+from segstream.app import app, live, settings
 from serving import metrics
 from streams import codec
 from streams.deadletter import envelope
@@ -68,7 +68,7 @@ def check_event(
     raw = codec.dumps(value)
     encoded = key.encode()
     at = int(time.time() * 1000) if now is None else now
-    decode(topic, encoded, raw, max_bytes, at, catalog.traits)
+    decode(topic, encoded, raw, max_bytes, at, live.catalog.traits)
     return Accepted(topic, encoded, raw)
 
 

@@ -137,6 +137,16 @@ catalog_reevaluation_done = Gauge(
     "Of those, the customers re-evaluated so far",
     registry=registry,
 )
+definitions_offset = Gauge(
+    "segstream_definitions_offset",
+    "The segment-definitions offset this worker has read (its definitions version)",
+    registry=registry,
+)
+definitions_refused = Counter(
+    "segstream_definitions_refused",
+    "Definition changes that made no valid catalog (the worker kept the one it runs)",
+    registry=registry,
+)
 
 
 def labelled(metric: Counter | Gauge | Histogram) -> Callable[..., Any]:

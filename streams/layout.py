@@ -40,7 +40,13 @@ def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
     }
     topics[changelog_topic(settings, names.CUSTOMERS_TABLE)] = COMPACTED
     topics[settings.topic(names.CUSTOMER_TICKS)] = SHORT_LIVED
+    topics[settings.topic(names.SEGMENT_DEFINITIONS)] = COMPACTED
     return topics
+
+
+def single_partition(settings: Settings) -> set[str]:
+    """Topics of one partition, outside co-partitioning: every worker reads all of them."""
+    return {settings.topic(names.SEGMENT_DEFINITIONS)}
 
 
 async def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
@@ -53,8 +59,9 @@ async def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> list
         raise unreachable(settings, exc) from None
     try:
         wanted = wanted_topics(settings) | {settings.topic(name): {} for name in extra}
+        single = single_partition(settings)
         existing = set(await admin.list_topics())
-        for described in await admin.describe_topics(sorted(existing & set(wanted))):
+        for described in await admin.describe_topics(sorted(existing & set(wanted) - single)):
             count = len(described["partitions"])
             if count != settings.partitions:
                 raise TopicLayoutError(
@@ -68,7 +75,7 @@ async def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> list
                 [
                     NewTopic(
                         name,
-                        num_partitions=settings.partitions,
+                        num_partitions=1 if name in single else settings.partitions,
                         replication_factor=settings.replication_factor,
                         topic_configs=wanted[name],
                     )

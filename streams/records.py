@@ -11,3 +11,7 @@ class Record:
     topic: str
     key: str
     value: dict[str, Any]
+
+
+# A record of a keyed log as read: key (None if it has none), value (None: a tombstone), offset.
+KeyedRecord = tuple[str | None, bytes | None, int]

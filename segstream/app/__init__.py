@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from config import load_settings
 from engine.catalog import catalog_for
+from segstream.app.catalog import LiveCatalog
 from segstream.faust_patches.app import SegstreamApp, faust_options
 from streams.connections import broker_credentials
 
 settings = load_settings()
-# A bad catalog stops the worker here, before it consumes anything.
-catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
+# A bad catalog file stops the worker here, before it consumes anything. The worker runs the
+# live definitions (the file seeds them): agents.definitions reads them at start-up.
+live = LiveCatalog(catalog_for(settings.segments_file, settings.cart_quiet_minutes))
 
 
 app = SegstreamApp(

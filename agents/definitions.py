@@ -1,0 +1,142 @@
+"""The live segment definitions: read at start-up (an empty topic is seeded from the configured
+file), then followed, so a change runs on every worker within seconds, without a restart.
+
+Each worker reads the whole one-partition topic itself (no consumer group: every worker needs
+every definition). A change is applied once the worker has read all committed records, so the
+records of one change (one transaction) take effect together; the customers this worker holds
+then fall due and their ticks re-evaluate what changed (``agents.timers.reevaluate_held``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer
+
+from agents.timers import reevaluate_held
+from config.errors import CatalogError
+from engine.catalog import Catalog
+from engine.definitions import Live, catalog_of, plan, records_for
+from segstream.app import app, live, settings
+from serving import metrics
+from streams.connections import kafka_options
+from streams.definitions import as_read, definitions_topic, publish, read_records
+from streams.timestamps import wall_clock_ms
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 2.0
+
+
+def catalog_from(definitions: Live) -> Catalog:
+    """The catalog the definitions make (CatalogError says why they make none)."""
+    quiet_ms = settings.cart_quiet_minutes * 60_000
+    return catalog_of(definitions.bodies(), definitions.traits, cart_quiet_ms=quiet_ms)
+
+
+async def read_live() -> Live:
+    definitions, skipped = Live().after(await read_records(settings))
+    report_skipped(skipped)
+    return definitions
+
+
+def report_skipped(skipped: list[str]) -> None:
+    for reason in skipped:
+        log.warning("Skipped a segment-definitions %s", reason.rstrip("."))
+
+
+async def start_up() -> None:
+    """Read the live definitions before the worker consumes anything; seed an empty topic
+    from the configured file. Definitions that make no valid catalog stop the start-up."""
+    definitions = await read_live()
+    configured = live.configured
+    if not definitions.definitions:
+        bodies = {s.name: s.body for s in configured.segments}
+        change = plan(definitions, bodies, configured.traits)
+        at = wall_clock_ms()
+        by = f"seed from {configured.source}"
+        await publish(settings, records_for(definitions, change, bodies, configured.traits, by, at))
+        definitions = await read_live()
+        log.info(
+            "Seeded the segment definitions with the %d segments of %s",
+            len(configured.segments),
+            configured.source,
+        )
+    try:
+        catalog = catalog_from(definitions)
+    except CatalogError as exc:
+        raise CatalogError(
+            f"{exc} Publish a valid catalog with `segstream segments apply FILE`."
+        ) from None
+    live.install(catalog, definitions, wall_clock_ms())
+    metrics.definitions_offset.set(definitions.offset)
+    if catalog.digest != configured.digest:
+        log.warning(
+            "The live segment definitions differ from %s; the live ones run "
+            "(`segstream segments apply %s` publishes the file)",
+            configured.source,
+            configured.source,
+        )
+
+
+def apply(definitions: Live) -> None:
+    """Run the catalog of newly read definitions, or keep the current one if they make none."""
+    metrics.definitions_offset.set(definitions.offset)
+    try:
+        catalog = catalog_from(definitions)
+    except CatalogError as exc:
+        live.refuse(definitions, str(exc))
+        metrics.definitions_refused.inc()
+        log.error("Kept the running segment definitions: the new ones make no catalog: %s", exc)
+        return
+    if live.install(catalog, definitions, wall_clock_ms()):
+        due = reevaluate_held()
+        log.info(
+            "Segment definitions at offset %d run (%d segments, digest %s); "
+            "re-evaluating %d customers",
+            definitions.offset,
+            len(catalog.segments),
+            catalog.digest,
+            due,
+        )
+
+
+@app.task
+async def follow_definitions() -> None:
+    """Follow the topic for as long as the worker runs."""
+    while True:
+        try:
+            await _follow()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the broker went away: read on when it is back
+            log.warning("Following the segment definitions failed; retrying: %r", exc)
+            await asyncio.sleep(RETRY_S)
+
+
+async def _follow() -> None:
+    topic = definitions_topic(settings)
+    consumer = AIOKafkaConsumer(
+        **kafka_options(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        consumer.assign([topic])
+        consumer.seek(topic, live.definitions.offset)
+        definitions = live.definitions
+        while True:
+            batches = await consumer.getmany(topic, timeout_ms=1000)
+            records = batches.get(topic, [])
+            if records:
+                definitions, skipped = definitions.after(as_read(records))
+                report_skipped(skipped)
+            stable = consumer.last_stable_offset(topic)
+            caught_up = stable is None or await consumer.position(topic) >= stable
+            if caught_up and definitions.offset > live.definitions.offset:
+                apply(definitions)
+    finally:
+        await consumer.stop()
