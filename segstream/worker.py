@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib
 import logging
+from collections.abc import Iterator
 
 import uvloop
 
@@ -62,6 +64,27 @@ def make_data_dir(conf: Settings) -> None:
         ) from None
 
 
+START_UP_FORMAT = "[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s"  # Faust's
+
+
+@contextlib.contextmanager
+def start_up_logging(level: str) -> Iterator[None]:
+    """Log what happens before Faust starts (and sets up logging) as Faust then logs."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s")
+    )
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
 # What a worker runs: every module of agents/ and the HTTP routes.
 WORKER_MODULES = (
     "agents.customers",
@@ -88,7 +111,8 @@ def run_worker() -> None:
         importlib.import_module(module)
     from agents.definitions import start_up
 
-    loop.run_until_complete(start_up())  # the live segment definitions, before any event
+    with start_up_logging(settings.log_level):  # Faust sets up its logging when it starts
+        loop.run_until_complete(start_up())  # the live segment definitions, before any event
 
     worker = SegmentWorker(app, loglevel=settings.log_level, loop=loop)
     worker.settings = settings

@@ -7,6 +7,7 @@ worker never sees half of a change (a segment that refers to one not yet publish
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -48,7 +49,8 @@ async def publish(settings: Settings, records: Sequence[tuple[str, bytes | None]
     topic = definitions_topic(settings)
     producer = AIOKafkaProducer(
         **kafka_options(settings),
-        transactional_id=f"{settings.group_id}-definitions",
+        # One id per change: two writers at once (two workers seeding) must not fence each other.
+        transactional_id=f"{settings.group_id}-definitions-{uuid.uuid4().hex}",
         enable_idempotence=True,
     )
     try:

@@ -1,10 +1,13 @@
-"""How the command line shows segment changes and triggers (one line each)."""
+"""How the command line shows segment changes, triggers and definition changes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import click
+
+from engine.definitions import Live, Plan
 
 
 def _moment(at: str) -> str:
@@ -75,3 +78,23 @@ def _shown(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
     return str(value)
+
+
+def format_plan(change: Plan, live: Live, wanted: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A definitions change, one line per segment: added, changed (and which fields), removed."""
+    lines = [click.style(f"+ {name}  (new)", fg="green") for name in change.added]
+    for name in change.changed:
+        before = live.definitions[name]
+        fields = sorted(
+            key
+            for key in {*before.body, *wanted[name]}
+            if before.body.get(key) != wanted[name].get(key)
+        )
+        lines.append(
+            click.style(f"~ {name}  (v{before.version} -> v{before.version + 1}: ", fg="yellow")
+            + click.style(f"{', '.join(fields)})", fg="yellow")
+        )
+    lines.extend(click.style(f"- {name}  (deleted)", fg="red") for name in change.removed)
+    if change.traits_changed:
+        lines.append(click.style("~ declared traits", fg="yellow"))
+    return lines

@@ -355,6 +355,44 @@ def segments_validate(file: str | None) -> None:
     )
 
 
+@segments.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Show the difference only; publish nothing.")
+@click.option("--by", help="Who makes the change, kept in the history (default: $USER).")
+@friendly_errors
+def segments_apply(file: str, dry_run: bool, by: str | None) -> None:
+    """Check a catalog file, show how it differs from the live definitions and publish it:
+    every worker runs it within seconds, without a restart."""
+    import getpass
+
+    from engine.catalog import catalog_for
+    from engine.definitions import Live, plan, records_for
+    from segstream.cli.display import format_plan
+    from streams.definitions import publish, read_records
+
+    settings = _settings()
+    wanted = catalog_for(file, settings.cart_quiet_minutes)  # a bad file stops here
+    bodies = {segment.name: segment.body for segment in wanted.segments}
+    live, _ = Live().after(_run(read_records(settings)))
+    change = plan(live, bodies, wanted.traits)
+    if change.empty:
+        click.echo(f"The live definitions are {wanted.source}'s already: nothing to publish.")
+        return
+    for line in format_plan(change, live, bodies):
+        click.echo(line)
+    if dry_run:
+        click.echo("Dry run: nothing published.")
+        return
+    author = by or getpass.getuser()
+    _run(
+        publish(settings, records_for(live, change, bodies, wanted.traits, author, wall_clock_ms()))
+    )
+    click.echo(
+        f"Published {len(change.added) + len(change.changed) + len(change.removed)} segment "
+        f"change(s) from {wanted.source}; every worker applies them within seconds."
+    )
+
+
 @segments.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors

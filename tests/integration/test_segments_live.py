@@ -10,23 +10,19 @@ no exit without enter)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from config import names
-from engine.catalog import catalog_for
 from streams.events import ERASURE_CAUSE
 from streams.layout import changelog_topic
-from streams.timestamps import parse_ts
 from tests.integration.deployment import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce, read, read_until_quiet, records_until_quiet
 from tests.integration.oracle import (
     DAY,
     HOUR,
-    MINUTE,
     Shop,
     by_customer,
     expected_by_replay,
@@ -240,68 +236,3 @@ async def test_a_restarted_worker_still_fires_a_deadline_once(
     assert folded(changes) == expected
     assert triggers == expected_triggers
     assert len(triggers) == 1
-
-
-V1 = """
-segments:
-  buyers:
-    description: Bought at least once
-    consent_required: false
-    when: {count: {of: orders, min: 1}}
-  openers:
-    description: Opened at least once
-    consent_required: false
-    when: {count: {of: opens, min: 1}}
-"""
-V2 = """
-segments:
-  buyers:
-    description: Bought at least twice
-    consent_required: false
-    when: {count: {of: orders, min: 2}}
-  clickers_or_openers:
-    description: Opened or clicked
-    consent_required: false
-    when: {count: {of: engagement, min: 1}}
-"""
-
-
-async def test_a_changed_catalog_re_evaluates_every_stored_customer(
-    deployment_factory: Callable[..., Deployment],
-    worker_factory: Callable[[Deployment], WorkerProcess],
-    tmp_path: Path,
-) -> None:
-    catalog_file = tmp_path / "segments.yaml"
-    catalog_file.write_text(V1)
-    deployment = deployment_factory(segments_file=str(catalog_file))
-    first = worker_factory(deployment)
-    shop, t = Shop(), now_ms() - DAY
-    shop.purchase("one", t)
-    shop.purchase("two", t)
-    shop.purchase("two", t + MINUTE)
-    shop.open("two", t + 2 * MINUTE)
-    await produce(deployment.settings, shop.kafka_records())
-    run1 = await read(deployment.settings, names.SEGMENT_CHANGES, count=3)
-    assert first.stop() == 0
-
-    catalog_file.write_text(V2)
-    restarted = now_ms()
-    second = worker_factory(deployment)
-    changes = await read_until_quiet(
-        deployment.settings, names.SEGMENT_CHANGES, at_least=len(run1) + 3
-    )
-
-    second.assert_running()
-    assert {c["cause"] for c in run1} == {"event"}
-    # Stamped when the second worker applied V2, not with the customers' last event time.
-    applied = changes[len(run1) :]
-    assert {c["cause"] for c in applied} == {"catalog"}
-    assert all(restarted <= parse_ts(c["at"]) <= now_ms() for c in applied)
-    run2 = by_customer(applied)
-    assert {k: [(c[0], c[1], c[3]) for c in v] for k, v in run2.items()} == {
-        "one": [("buyers", "exit", None)],
-        "two": [("openers", "exit", None), ("clickers_or_openers", "enter", None)],
-    }
-    assert catalog_for(str(catalog_file), 60).get("openers") is None
-    log = second.log.read_text()
-    assert "Re-evaluated 2 of 2 customers against the changed segment definitions" in log
