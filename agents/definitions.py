@@ -10,16 +10,20 @@ then fall due and their ticks re-evaluate what changed (``agents.timers.reevalua
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 
 from aiokafka import AIOKafkaConsumer
+from redis.exceptions import RedisError
 
-from agents.timers import reevaluate_held
+from agents.timers import reevaluate_held, resync
 from config.errors import CatalogError
 from engine.catalog import Catalog
 from engine.definitions import Live, catalog_of, plan, records_for
 from segstream.app import app, live, settings
 from serving import metrics
+from serving.store import store
 from streams.connections import kafka_options
 from streams.definitions import as_read, definitions_topic, publish, read_records
 from streams.timestamps import wall_clock_ms
@@ -140,3 +144,25 @@ async def _follow() -> None:
                 apply(definitions)
     finally:
         await consumer.stop()
+
+
+WORKER = f"{socket.gethostname()}:{settings.web_port}"
+REPORT_INTERVAL_S = 2.0
+
+
+@app.timer(interval=REPORT_INTERVAL_S)
+async def report_definitions() -> None:
+    """Say in Redis which definitions this worker runs and how far it has re-evaluated."""
+    report = {
+        "worker": WORKER,
+        "offset": live.definitions.offset,
+        "digest": live.catalog.digest,
+        "segments": len(live.catalog.segments),
+        "applied_at": live.applied_at,
+        "error": live.error,
+        "reevaluation": resync.progress(),
+        "at": wall_clock_ms(),
+    }
+    # Redis down: the API leaves this worker out until it reports again.
+    with contextlib.suppress(RedisError, OSError):
+        await store.report_worker(WORKER, report)

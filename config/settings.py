@@ -16,7 +16,9 @@ from config import names
 from config.errors import ConfigError
 
 ENV_PREFIX = "SEGSTREAM_"
-SECRET_FIELDS = frozenset({"redis_url", "api_token", "kafka_sasl_password", "write_keys"})
+SECRET_FIELDS = frozenset(
+    {"redis_url", "api_token", "api_tokens", "kafka_sasl_password", "write_keys"}
+)
 LOOPBACK = ("127.", "localhost", "::1")
 MIN_TOKEN = 16
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -91,6 +93,11 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's web server")
     api_token: SecretStr | None = Field(
         None, description="Bearer token for every HTTP route but /health (a secret)"
+    )
+    api_tokens: SecretStr | None = Field(
+        None,
+        description="More bearer tokens, each named, with a role (read, edit or admin): "
+        "token=name:role[,token=name:role] (a secret)",
     )
     write_keys: SecretStr | None = Field(
         None,
@@ -174,6 +181,15 @@ class Settings(BaseSettings):
             raise ValueError(f"use at least {MIN_TOKEN} characters")
         return value
 
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_name_roles(cls, value: object) -> object:
+        if value in ("", None):
+            return None
+        if isinstance(value, str):
+            parse_api_tokens(value)  # the reason never quotes a token
+        return value
+
     @field_validator("write_keys", mode="before")
     @classmethod
     def _write_keys_name_sources(cls, value: object) -> object:
@@ -203,10 +219,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _open_only_with_a_token(self) -> Settings:
-        if self.api_token is None and not self.web_host.startswith(LOOPBACK):
+        tokens = self.api_token is not None or self.api_tokens is not None
+        if not tokens and not self.web_host.startswith(LOOPBACK):
             raise ValueError(
                 f"SEGSTREAM_WEB_HOST={self.web_host!r} opens the HTTP API beyond loopback, "
-                "which needs SEGSTREAM_API_TOKEN"
+                "which needs SEGSTREAM_API_TOKEN or SEGSTREAM_API_TOKENS"
             )
         return self
 
@@ -219,6 +236,15 @@ class Settings(BaseSettings):
         return (
             {} if self.write_keys is None else parse_write_keys(self.write_keys.get_secret_value())
         )
+
+    def token_roles(self) -> dict[str, tuple[str, str]]:
+        """Bearer token -> (its name, its role); SEGSTREAM_API_TOKEN is the admin's."""
+        tokens = (
+            {} if self.api_tokens is None else parse_api_tokens(self.api_tokens.get_secret_value())
+        )
+        if self.api_token is not None:
+            tokens[self.api_token.get_secret_value()] = ("admin", "admin")
+        return tokens
 
     @property
     def redis_prefix(self) -> str:
@@ -256,6 +282,29 @@ def parse_write_keys(value: str) -> dict[str, str]:
             raise ValueError(f"entry {number}: the same key twice")
         keys[key] = source
     return keys
+
+
+TOKEN_ROLES = ("read", "edit", "admin")
+
+
+def parse_api_tokens(value: str) -> dict[str, tuple[str, str]]:
+    """``token=name:role[,...]`` as token -> (name, role); ValueError (quoting no token)."""
+    tokens: dict[str, tuple[str, str]] = {}
+    for number, entry in enumerate(value.split(","), 1):
+        token, sep, named = (part.strip() for part in entry.partition("="))
+        name, _, role = named.partition(":")
+        if not sep or not token or not name or not role:
+            raise ValueError(f"entry {number}: expected token=name:role")
+        if len(token) < MIN_TOKEN:
+            raise ValueError(f"entry {number}: use at least {MIN_TOKEN} characters for a token")
+        if not SOURCE_NAME.fullmatch(name):
+            raise ValueError(f"entry {number}: a name is 1 to 64 letters, digits, '_' or '-'")
+        if role not in TOKEN_ROLES:
+            raise ValueError(f"entry {number}: the role is one of {', '.join(TOKEN_ROLES)}")
+        if token in tokens:
+            raise ValueError(f"entry {number}: the same token twice")
+        tokens[token] = (name, role)
+    return tokens
 
 
 def env_name(field: str) -> str:

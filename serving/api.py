@@ -1,16 +1,16 @@
 """The HTTP API, served by the Faust worker's web server. JSON in and out (orjson).
 
-Every route but /health needs `Authorization: Bearer <SEGSTREAM_API_TOKEN>` when a token is set;
-without one, the settings only let the server listen on loopback.
+Every route but /health needs `Authorization: Bearer <token>` with the role its method needs
+(``serving.access``) once tokens are set; without any, the settings only let the server listen
+on loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import orjson
 from faust import web
@@ -23,9 +23,11 @@ from engine.step import Step
 from segstream.app import app, live, settings, topics
 from segstream.app.partitions import rebalancing
 from segstream.app.tables import customers
-from serving import metrics
+from serving import editing, metrics
+from serving.access import Caller, Role, caller, holder_of
 from serving.ingest import ACCEPTED_TOPICS, Accepted, Refused, check_event, intake
 from serving.openapi import document as openapi_document
+from serving.rollout import rollout
 from serving.store import health, store
 from serving.tracking import take
 from streams import segment_spec
@@ -37,29 +39,26 @@ MAX_PAGE = 1000
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
-def token_matches(given: str) -> bool:
-    """Constant-time comparison with the configured token."""
-    assert settings.api_token is not None
-    return hmac.compare_digest(given.encode(), settings.api_token.get_secret_value().encode())
-
-
-def authorized(request: web.Request) -> bool:
-    """The request carries the bearer token (always true without a configured token)."""
-    if settings.api_token is None:
-        return True
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and token_matches(given)
-
-
 class Protected(web.View):
-    """A view that answers 401 without the bearer token."""
+    """A view that answers 401 without a known bearer token, 403 without the role its method
+    needs (``serving.access``)."""
+
+    #: The role each method needs.
+    roles: ClassVar[dict[str, Role]] = {"GET": "read"}
 
     async def dispatch(self, request: Any) -> Any:
-        if not authorized(request):
+        who = caller(request)
+        if who is None:
             return self.json(
                 {"error": "missing or wrong bearer token"},
                 status=401,
                 headers={"WWW-Authenticate": 'Bearer realm="segstream"'},
+            )
+        needed = self.roles.get(request.method, "edit")
+        if not who.may(needed):
+            return self.json(
+                {"error": f"this route needs the {needed} role; the token is a {who.role} token"},
+                status=403,
             )
         return await super().dispatch(request)
 
@@ -135,6 +134,8 @@ async def ingest(view: web.View, request: web.Request) -> web.Response:
 
 @app.page("/v1/events")
 class Events(Protected):
+    roles: ClassVar[dict[str, Role]] = {"POST": "ingest"}
+
     async def post(self, request: web.Request) -> web.Response:
         return await ingest(self, request)
 
@@ -143,6 +144,8 @@ class Events(Protected):
 class SegmentSpec(Protected):
     """Segment's tracking calls (one message, or {"batch": [...]}) with the API's bearer token:
     the same mapping and answers as the Tracking API (``serving.tracking``)."""
+
+    roles: ClassVar[dict[str, Role]] = {"POST": "ingest"}
 
     async def post(self, request: web.Request) -> web.Response:
         try:
@@ -169,15 +172,83 @@ class Segments(Protected):
 
 @app.page("/v1/segments/{name}")
 class OneSegment(Protected):
+    """A segment: its description, size and size history, its live definition and version
+    (the ETag); PUT creates or replaces it, DELETE deletes it (``serving.editing``)."""
+
+    roles: ClassVar[dict[str, Role]] = {"GET": "read", "PUT": "edit", "DELETE": "edit"}
+
     async def get(self, request: web.Request, name: str) -> web.Response:
         segment = live.catalog.get(name)
         if segment is None:
             return _error(self, 404, f"no segment named {name!r}")
         size = (await store.sizes([name]))[name]
         history = await store.history(name)
+        definition = live.definitions.definitions.get(name)
         return self.json(
-            {**segment.describe(), "size": size, "history": [[at, n] for at, n in history]}
+            {
+                **segment.describe(),
+                "size": size,
+                "history": [[at, n] for at, n in history],
+                **(editing.described(definition) if definition else {}),
+            },
+            headers={"ETag": editing.etag(definition.version)} if definition else None,
         )
+
+    async def put(self, request: web.Request, name: str) -> web.Response:
+        try:
+            posted = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
+        answer = await editing.put(name, posted, request.headers.get("If-Match"), _by(request))
+        return self.json(answer.body, status=answer.status, headers=answer.headers)
+
+    async def delete(self, request: web.Request, name: str) -> web.Response:
+        answer = await editing.delete(name, request.headers.get("If-Match"), _by(request))
+        return self.json(answer.body, status=answer.status, headers=answer.headers)
+
+
+def _by(request: web.Request) -> str:
+    """Who makes a change: the name of the caller's token (``dispatch`` checked it)."""
+    return cast(Caller, caller(request)).name
+
+
+@app.page("/v1/definitions")
+class Definitions(Protected):
+    """The definitions this worker runs, those every worker runs (do they agree?), and how far
+    the re-evaluation of a change has come."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        return self.json(
+            {
+                "offset": live.definitions.offset,
+                "digest": live.catalog.digest,
+                "segments": len(live.catalog.segments),
+                "applied_at": live.applied_at,
+                "error": live.error,
+                **rollout(await store.worker_reports(), wall_clock_ms()),
+            }
+        )
+
+
+@app.page("/v1/segments/{name}/history")
+class SegmentHistory(Protected):
+    async def get(self, request: web.Request, name: str) -> web.Response:
+        answer = editing.history(await editing.current(), name)
+        return self.json(answer.body, status=answer.status, headers=answer.headers)
+
+
+@app.page("/v1/segments/{name}/rollback")
+class SegmentRollback(Protected):
+    roles: ClassVar[dict[str, Role]] = {"POST": "edit"}
+
+    async def post(self, request: web.Request, name: str) -> web.Response:
+        try:
+            posted = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
+        if_match = request.headers.get("If-Match")
+        answer = await editing.rollback(name, posted, if_match, _by(request))
+        return self.json(answer.body, status=answer.status, headers=answer.headers)
 
 
 @app.page("/v1/segments/{name}/members")
@@ -328,8 +399,8 @@ class Dashboard(web.View):
     may come as ?token=...; the page then sends it as a header on every API call."""
 
     async def get(self, request: web.Request) -> web.Response:
-        given = request.query.get("token", "")
-        if not (authorized(request) or (settings.api_token and token_matches(given))):
+        who = caller(request) or holder_of(request.query.get("token"))
+        if who is None or not who.may("read"):
             return _error(self, 401, "missing or wrong token (add ?token=...)")
         return self.html(DASHBOARD_HTML)
 

@@ -18,8 +18,11 @@ def _errors(*codes: int) -> dict[str, Any]:
     reasons = {
         400: "bad request",
         401: "missing or wrong bearer token",
+        403: "the token lacks the role the route needs (read, edit or ingest)",
         404: "not found",
+        409: "If-Match names another version than the live one",
         413: "body too large",
+        422: "the definition is not valid: one sentence naming the request, segment and field",
     }
     return {str(code): _json(ERROR, reasons[code]) for code in codes}
 
@@ -73,6 +76,37 @@ SEGMENT = {
         "trigger": {"type": ["string", "null"]},
         "size": {"type": "integer"},
     },
+}
+
+
+DEFINITION_BODY = {
+    "type": "object",
+    "description": "the segment as the YAML catalog writes it",
+    "required": ["description", "when"],
+    "properties": {
+        "description": {"type": "string"},
+        "when": {"type": "object", "description": "the rule (docs/segments.md)"},
+        "consent_required": {"type": "boolean"},
+        "cadence": {"type": "string"},
+        "trigger": {"type": "string"},
+    },
+}
+DEFINITION = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "integer"},
+        "changed_at": {"type": "integer", "description": "epoch ms"},
+        "changed_by": {"type": "string", "description": "the name of the editor's token"},
+        "definition": DEFINITION_BODY,
+        "changed": {"type": "boolean", "description": "false: the body was the live one"},
+    },
+}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "schema": {"type": "string"},
+    "description": 'the version the editor saw ("3"; "0": no such segment yet)',
 }
 
 
@@ -220,8 +254,75 @@ def document() -> dict[str, Any]:
                     "summary": "One segment, its size and its size history",
                     "parameters": [_path("name")],
                     "responses": {
-                        "200": _json(SEGMENT, "the segment, with history [[epoch ms, size]]"),
-                        **_errors(401, 404),
+                        "200": _json(
+                            SEGMENT,
+                            "the segment, its size history [[epoch ms, size]] and its live "
+                            "definition and version (also the ETag)",
+                        ),
+                        **_errors(401, 403, 404),
+                    },
+                },
+                "put": {
+                    "summary": "Create or replace the segment (edit role); every worker applies "
+                    "it within seconds and re-evaluates what changed",
+                    "parameters": [_path("name"), IF_MATCH],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": DEFINITION_BODY}},
+                    },
+                    "responses": {
+                        "200": _json(DEFINITION, "replaced (or unchanged)"),
+                        "201": _json(DEFINITION, "created"),
+                        **_errors(400, 401, 403, 409, 422),
+                    },
+                },
+                "delete": {
+                    "summary": "Delete the segment (edit role): its members exit",
+                    "parameters": [_path("name"), IF_MATCH],
+                    "responses": {
+                        "200": _json({"type": "object"}, "deleted"),
+                        **_errors(401, 403, 404, 409, 422),
+                    },
+                },
+            },
+            "/v1/segments/{name}/history": {
+                "get": {
+                    "summary": "The segment's live version and the earlier ones kept, newest first",
+                    "parameters": [_path("name")],
+                    "responses": {
+                        "200": _json({"type": "object"}, "{name, versions: [...]}"),
+                        **_errors(401, 403, 404),
+                    },
+                }
+            },
+            "/v1/segments/{name}/rollback": {
+                "post": {
+                    "summary": "A new version with the body of an earlier one (edit role)",
+                    "parameters": [_path("name"), IF_MATCH],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"version": {"type": "integer"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(DEFINITION, "the new version"),
+                        **_errors(400, 401, 403, 404, 409, 422),
+                    },
+                }
+            },
+            "/v1/definitions": {
+                "get": {
+                    "summary": "The definitions this worker and every worker runs (agree?), and "
+                    "the re-evaluation's progress: done, total, per second, ETA",
+                    "responses": {
+                        "200": _json({"type": "object"}, "the rollout"),
+                        **_errors(401, 403),
                     },
                 }
             },

@@ -358,6 +358,14 @@ class RedisStore:
         entries = await self.client.xrevrange(self.key(names.REDIS_CHANGES), count=count)
         return [orjson.loads(fields[b"change"]) for _, fields in entries or () if fields]
 
+    async def report_worker(self, worker: str, report: dict[str, Any]) -> None:
+        """What ``worker`` runs now (its definitions and re-evaluation progress)."""
+        await self.client.hset(self.key(names.REDIS_WORKERS), worker, orjson.dumps(report))
+
+    async def worker_reports(self) -> list[dict[str, Any]]:
+        found = await self.client.hgetall(self.key(names.REDIS_WORKERS))
+        return [orjson.loads(value) for _, value in sorted(found.items())]
+
     async def snapshot(self) -> dict[str, Any]:
         """Everything the store holds (for tests and rebuild checks), history excluded."""
         members: dict[str, list[str]] = {}

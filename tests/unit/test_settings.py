@@ -90,8 +90,9 @@ READ_FROM_ENVIRONMENT = [
 
 
 def test_the_table_covers_every_setting() -> None:
-    # api_token and write_keys have tests of their own below (they are secrets).
-    covered = {field for field, _, _ in READ_FROM_ENVIRONMENT} | {"api_token", "write_keys"}
+    # The tokens and write keys have tests of their own below (they are secrets).
+    secrets = {"api_token", "api_tokens", "write_keys"}
+    covered = {field for field, _, _ in READ_FROM_ENVIRONMENT} | secrets
     assert covered == set(Settings.model_fields)
 
 
@@ -297,10 +298,49 @@ def test_open_web_host_needs_a_token() -> None:
         load_settings({"SEGSTREAM_WEB_HOST": "0.0.0.0"})
     assert str(caught.value) == (
         "Bad settings in the environment: SEGSTREAM_WEB_HOST='0.0.0.0' opens the HTTP API "
-        "beyond loopback, which needs SEGSTREAM_API_TOKEN."
+        "beyond loopback, which needs SEGSTREAM_API_TOKEN or SEGSTREAM_API_TOKENS."
     )
     opened = load_settings({"SEGSTREAM_WEB_HOST": "0.0.0.0", "SEGSTREAM_API_TOKEN": "t" * 16})
     assert opened.web_host == "0.0.0.0"
+    named = load_settings({"SEGSTREAM_WEB_HOST": "0.0.0.0", "SEGSTREAM_API_TOKENS": READ_TOKENS})
+    assert named.web_host == "0.0.0.0"
+
+
+READ_TOKEN = "rt-0123456789abcdef"
+READ_TOKENS = f"{READ_TOKEN}=sender:read"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("nonsense", "entry 1: expected token=name:role"),
+        (f"{READ_TOKEN}=sender", "entry 1: expected token=name:role"),
+        ("short=sender:read", "entry 1: use at least 16 characters for a token"),
+        (f"{READ_TOKEN}=send er:read", "entry 1: a name is 1 to 64 letters, digits, '_' or '-'"),
+        (f"{READ_TOKEN}=sender:root", "entry 1: the role is one of read, edit, admin"),
+        (f"{READ_TOKENS},{READ_TOKEN}=other:edit", "entry 2: the same token twice"),
+    ],
+)
+def test_bad_api_tokens_are_refused_without_quoting_them(value: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SEGSTREAM_API_TOKENS": value})
+    assert str(caught.value) == f"Bad setting in the environment: SEGSTREAM_API_TOKENS: {reason}."
+    assert READ_TOKEN not in str(caught.value)
+
+
+def test_api_tokens_name_their_roles_beside_the_admin_token() -> None:
+    settings = load_settings(
+        {
+            "SEGSTREAM_API_TOKENS": f"{READ_TOKENS}, {READ_TOKEN}x=maria:edit",
+            "SEGSTREAM_API_TOKEN": "a" * 16,
+        }
+    )
+    assert settings.token_roles() == {
+        READ_TOKEN: ("sender", "read"),
+        f"{READ_TOKEN}x": ("maria", "edit"),
+        "a" * 16: ("admin", "admin"),
+    }
+    assert READ_TOKEN not in repr(settings)
 
 
 WRITE_KEY = "wk-0123456789abcdef"
