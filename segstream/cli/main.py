@@ -190,17 +190,18 @@ def simulate(customers: int, rate: float, count: int, seed: int, run_id: str | N
 @friendly_errors
 def tail(segment: str | None, customer: str | None, from_beginning: bool, as_json: bool) -> None:
     """Follow segment changes as they are published."""
-    from engine.catalog import catalog_for
+    from engine.definitions import Live
     from streams import codec
+    from streams.definitions import read_records
     from streams.kafka_clients import follow
 
     settings = _settings()
     if segment:
-        catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
-        if catalog.get(segment) is None:
+        definitions, _ = Live().after(_run(read_records(settings)))
+        if segment not in definitions.definitions:
             _refuse(
-                f"no segment {segment!r} in {catalog.source} "
-                f"(known: {', '.join(sorted(catalog.names()))}).",
+                f"no segment {segment!r} among the live definitions "
+                f"(known: {', '.join(sorted(definitions.definitions))}).",
                 2,
             )
 
@@ -394,22 +395,37 @@ def segments_apply(file: str, dry_run: bool, by: str | None) -> None:
 
 
 @segments.command("list")
+@click.option("--live", is_flag=True, help="The live definitions (with versions), not the file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors
-def segments_list(as_json: bool) -> None:
-    """The configured segments and their metadata."""
+def segments_list(live: bool, as_json: bool) -> None:
+    """The configured segments (or, with --live, those the workers run) and their metadata."""
     from engine.catalog import catalog_for
+    from engine.definitions import Live, catalog_of
     from streams import codec
+    from streams.definitions import read_records
 
     settings = _settings()
-    catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
-    described = [segment.describe() for segment in catalog.segments]
+    quiet_minutes = settings.cart_quiet_minutes
+    if live:
+        definitions, _ = Live().after(_run(read_records(settings)))
+        catalog = catalog_of(
+            definitions.bodies(), definitions.traits, cart_quiet_ms=quiet_minutes * 60_000
+        )
+        versions = {
+            name: {"version": d.version, "changed_at": d.changed_at, "changed_by": d.changed_by}
+            for name, d in definitions.definitions.items()
+        }
+    else:
+        catalog, versions = catalog_for(settings.segments_file, quiet_minutes), {}
+    described = [{**s.describe(), **versions.get(s.name, {})} for s in catalog.segments]
     if as_json:
         click.echo(codec.dumps(described).decode())
         return
     for item in described:
         consent = "consent" if item["consent_required"] else "any"
-        click.echo(f"{item['name']:<28} {consent:<8} {item['description']}")
+        version = f"v{item['version']:<4}" if "version" in item else ""
+        click.echo(f"{item['name']:<28} {version}{consent:<8} {item['description']}")
 
 
 @main.command()

@@ -99,6 +99,16 @@ async def test_dashboard_shows_the_api_numbers_and_follows_new_events(
     axis = await page.eval_on_selector_all("#chart text", "ts => ts.map(t => t.textContent)")
     assert axis[0] == "0" and str(largest) in axis and axis[-1].endswith(" UTC")
 
+    # The definitions the workers run, as the API has them.
+    _, rollout = await api.call("GET", "/v1/definitions")
+    await page.wait_for_selector(f'#definitions[data-offset="{rollout["offset"]}"]')
+    await page.wait_for_function(
+        "() => document.querySelector('#definitions').textContent.includes('1 worker')"
+    )
+    definitions = await page.inner_text("#definitions")
+    assert f"offset {rollout['offset']}, {rollout['segments']} segments" in definitions
+    assert "every customer is evaluated against these definitions" in definitions
+
     more = [consent("bo", t), purchase("bo", 1, t + 1000), purchase("bo", 2, t + 3000)]
     await api.call("POST", "/v1/events", more)
     await page.wait_for_function(

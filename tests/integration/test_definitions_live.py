@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from config import Settings, names
@@ -181,6 +182,11 @@ async def test_a_published_change_runs_on_every_worker_without_a_restart(
     buyers = live.definitions["buyers"]
     assert (buyers.version, buyers.changed_by, len(buyers.history)) == (2, "ann", 1)
     assert sorted(live.definitions) == ["big_buyers", "buyers"]
+    listed = run_segstream(first_deployment.env, "segments", "list", "--live", "--json")
+    assert [(s["name"], s["version"], s["changed_by"]) for s in orjson.loads(listed.stdout)] == [
+        ("buyers", 2, "ann"),
+        ("big_buyers", 1, "ann"),
+    ]
     for worker in workers:
         worker.assert_running()
 
