@@ -12,23 +12,27 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
+import aiohttp
 import orjson
 from faust import web
 from faust.exceptions import SameNode
 
+from config import names
 from config.errors import InvalidEvent
+from engine.catalog import Segment
 from engine.explain import explain_customer
 from engine.state import CustomerState
 from engine.step import Step
 from segstream.app import app, live, settings, topics
-from segstream.app.partitions import rebalancing
+from segstream.app.partitions import rebalancing, table_partitions
 from segstream.app.tables import customers
 from serving import editing, metrics
 from serving.access import Caller, Role, caller, holder_of
 from serving.ingest import ACCEPTED_TOPICS, Accepted, Refused, check_event, intake
 from serving.openapi import document as openapi_document
+from serving.preview import Counts, preview_held
 from serving.rollout import rollout
-from serving.store import health, store
+from serving.store import catch_up, health, store
 from serving.tracking import take
 from streams import segment_spec
 from streams.events import is_anonymous
@@ -168,6 +172,73 @@ class Segments(Protected):
                 ],
             }
         )
+
+
+@app.page("/v1/segments/preview")
+class SegmentPreview(Protected):
+    """A draft segment ({name, definition}) on the live state of every worker: each evaluates
+    the customers it holds, this one adds the answers up. Exact, not sampled."""
+
+    roles: ClassVar[dict[str, Role]] = {"POST": "read"}
+
+    async def post(self, request: web.Request) -> web.Response:
+        try:
+            posted = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
+        segment = editing.draft(posted, live.definitions)
+        if isinstance(segment, editing.Answer):
+            return self.json(segment.body, status=segment.status)
+        if rebalancing():
+            return _error(self, 503, "partitions are moving between workers; retry")
+        started, now = time.monotonic(), wall_clock_ms()
+        if request.query.get("scope") == "worker":  # one worker's part of a preview
+            return self.json((await self.held(segment, now)).as_dict())
+        counts, workers = Counts(), 0
+        for url in sorted(app.router.table_metadata(names.CUSTOMERS_TABLE)) or [OWN_URL]:
+            try:
+                part = (
+                    (await self.held(segment, now)).as_dict()
+                    if url == OWN_URL
+                    else await _ask(url, request, posted)
+                )
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                return _error(self, 503, f"the worker at {url} did not answer ({exc!r}); retry")
+            counts.add(part)
+            workers += 1
+        elapsed = max(time.monotonic() - started, 1e-3)
+        return self.json(
+            {
+                "name": segment.name,
+                **counts.as_dict(),
+                "live": live.catalog.get(segment.name) is not None,
+                "workers": workers,
+                "customers_per_second": round(counts.customers / elapsed),
+            }
+        )
+
+    async def held(self, segment: Segment, now: int) -> Counts:
+        active, _ = table_partitions()
+        held = [
+            customer
+            for partition in active
+            for customer in catch_up.held.get(partition, ())
+            if not is_anonymous(customer)
+        ]
+        return await preview_held(segment, held, customers.get, now)
+
+
+OWN_URL = str(app.conf.canonical_url)
+
+
+async def _ask(url: str, request: web.Request, posted: Any) -> dict[str, Any]:
+    """Another worker's part of a preview (with the caller's own token)."""
+    headers = {"Authorization": request.headers.get("Authorization", "")}
+    async with app.http_client.post(
+        f"{url.rstrip('/')}/v1/segments/preview?scope=worker", json=posted, headers=headers
+    ) as answer:
+        answer.raise_for_status()
+        return cast(dict[str, Any], await answer.json())
 
 
 @app.page("/v1/segments/{name}")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from config.errors import CatalogError
+from engine.catalog import Segment
 from engine.definitions import Definition, Live, catalog_of, checked_body, plan, records_for
 from segstream.app import settings
 from streams.definitions import publish, read_records
@@ -140,3 +141,18 @@ def described(definition: Definition) -> dict[str, Any]:
         "changed_by": definition.changed_by,
         "definition": dict(definition.body),
     }
+
+
+def draft(posted: Any, running: Live) -> Segment | Answer:
+    """The segment a posted draft ({name, definition}) makes beside the ``running`` ones, or
+    the 422 that says why it makes none."""
+    name = posted.get("name") if isinstance(posted, dict) else None
+    if not isinstance(name, str):
+        return Answer(422, {"error": f'{SOURCE}: expected {{"name": ..., "definition": {{...}}}}'})
+    try:
+        body = checked_body(posted.get("definition"), name, SOURCE)
+        bodies = {**running.bodies(), name: body}
+        catalog = catalog_of(bodies, running.traits, SOURCE, settings.cart_quiet_minutes * 60_000)
+    except CatalogError as exc:
+        return Answer(422, {"error": str(exc)})
+    return cast(Segment, catalog.get(name))

@@ -285,6 +285,32 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/segments/preview": {
+                "post": {
+                    "summary": "A draft segment on the live state of every worker: members, "
+                    "a sample, how many would enter and leave the live segment of that name",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["name", "definition"],
+                                    "properties": {
+                                        "name": {"type": "string"},
+                                        "definition": DEFINITION_BODY,
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json({"type": "object"}, "the exact counts"),
+                        **_errors(400, 401, 403, 422),
+                        "503": _json(ERROR, "partitions are moving, or a worker did not answer"),
+                    },
+                }
+            },
             "/v1/segments/{name}/history": {
                 "get": {
                     "summary": "The segment's live version and the earlier ones kept, newest first",

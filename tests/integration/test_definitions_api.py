@@ -155,6 +155,7 @@ ROUTE_ROLES = {
     ("/v1/segments/{name}", "get"): "read",
     ("/v1/segments/{name}", "put"): "edit",
     ("/v1/segments/{name}", "delete"): "edit",
+    ("/v1/segments/preview", "post"): "read",
     ("/v1/segments/{name}/history", "get"): "read",
     ("/v1/segments/{name}/rollback", "post"): "edit",
     ("/v1/segments/{name}/members", "get"): "read",

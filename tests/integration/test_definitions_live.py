@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
@@ -134,6 +135,28 @@ async def test_a_published_change_runs_on_every_worker_without_a_restart(
     await produce(settings, shop.kafka_records())
     run1 = await published(settings, at_least=8)
     assert {c["cause"] for c in run1} == {"event"}
+
+    # An exact preview of the stricter buyers on both workers' live state, then the change.
+    draft = {
+        "name": "buyers",
+        "definition": {
+            "description": "Bought at least twice",
+            "consent_required": False,
+            "when": {"count": {"of": "orders", "min": 2}},
+        },
+    }
+    async with aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{settings.web_port}/v1/segments/preview"
+        async with session.post(url, json=draft) as answer:
+            assert answer.status == 200, await answer.text()
+            previewed = await answer.json()
+    assert {k: previewed[k] for k in ("customers", "members", "entering", "leaving")} == {
+        "customers": 6,
+        "members": 2,
+        "entering": 0,
+        "leaving": 4,
+    }
+    assert (previewed["sample"], previewed["workers"], previewed["live"]) == (["c1", "c4"], 2, True)
 
     # Change buyers and rename openers, with a dry run first.
     dry = apply(first_deployment, catalog_file(tmp_path, "v2", V2), "--dry-run")

@@ -128,6 +128,7 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         ("/v1/segments/{name}", "get"),
         ("/v1/segments/{name}", "put"),
         ("/v1/segments/{name}", "delete"),
+        ("/v1/segments/preview", "post"),
         ("/v1/segments/{name}/history", "get"),
         ("/v1/segments/{name}/rollback", "post"),
         ("/v1/segments/{name}/members", "get"),

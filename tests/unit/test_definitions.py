@@ -235,3 +235,23 @@ def test_a_removed_segment_exits_whatever_else_changed() -> None:
     v2 = catalog({k: v for k, v in V1.items() if k != "buyers"}).following(v1)
     outcome = sync_catalog(state, state.clock, v2)
     assert [(c.segment, c.change) for c in outcome.changes] == [("buyers", "exit")]
+
+
+def test_preview_counts_add_up_across_workers() -> None:
+    from serving.preview import SAMPLE, Counts
+
+    one, two = Counts(), Counts()
+    for n, (holds, member) in enumerate(
+        [(True, False), (True, True), (False, True), (False, False)]
+    ):
+        one.count(f"a{n}", holds, member)
+    for n in range(SAMPLE + 2):
+        two.count(f"b{n:02}", True, True)
+    one.add(two.as_dict())
+    assert (one.customers, one.members, one.entering, one.leaving) == (
+        4 + SAMPLE + 2,
+        2 + SAMPLE + 2,
+        1,
+        1,
+    )
+    assert one.sample == sorted(["a0", "a1", *(f"b{n:02}" for n in range(SAMPLE))])[:SAMPLE]
