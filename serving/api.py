@@ -18,8 +18,9 @@ from faust import web
 from faust.exceptions import SameNode
 
 from config import names
-from config.errors import InvalidEvent
+from config.errors import CatalogError, InvalidEvent
 from engine.catalog import Segment
+from engine.conditions.form import Where, duration_ms
 from engine.explain import explain_customer
 from engine.state import CustomerState
 from engine.step import Step
@@ -28,6 +29,7 @@ from segstream.app.partitions import rebalancing, table_partitions
 from segstream.app.tables import customers
 from serving import editing, metrics
 from serving.access import Caller, Role, caller, holder_of
+from serving.backtests import backtests
 from serving.ingest import ACCEPTED_TOPICS, Accepted, Refused, check_event, intake
 from serving.openapi import document as openapi_document
 from serving.preview import Counts, preview_held
@@ -229,6 +231,51 @@ class SegmentPreview(Protected):
 
 
 OWN_URL = str(app.conf.canonical_url)
+
+
+@app.page("/v1/segments/backtest")
+class SegmentBacktest(Protected):
+    """Start a backtest of a draft segment ({name, definition, since?}) over the retained input
+    topics, beside the live definition of that name (``serving.backtests``)."""
+
+    roles: ClassVar[dict[str, Role]] = {"POST": "edit"}
+
+    async def post(self, request: web.Request) -> web.Response:
+        try:
+            posted = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
+        segment = editing.draft(posted, live.definitions)
+        if isinstance(segment, editing.Answer):
+            return self.json(segment.body, status=segment.status)
+        since = posted.get("since", "30d")
+        try:
+            duration_ms(since, Where("request", None, "since"))
+        except CatalogError as exc:
+            return _error(self, 422, str(exc))
+        run = backtests.start(segment.name, segment.body, since, live.definitions, wall_clock_ms())
+        location = f"/v1/segments/backtest/{run.id}"
+        return self.json(run.as_dict(), status=202, headers={"Location": location})
+
+
+@app.page("/v1/segments/backtest/{backtest_id}")
+class OneBacktest(Protected):
+    """A backtest's progress and, once done, its result; DELETE cancels it."""
+
+    roles: ClassVar[dict[str, Role]] = {"GET": "read", "DELETE": "edit"}
+
+    async def get(self, request: web.Request, backtest_id: str) -> web.Response:
+        run = backtests.runs.get(backtest_id)
+        if run is None:
+            return _error(self, 404, "no such backtest on this worker")
+        return self.json(run.as_dict())
+
+    async def delete(self, request: web.Request, backtest_id: str) -> web.Response:
+        run = backtests.runs.get(backtest_id)
+        if run is None:
+            return _error(self, 404, "no such backtest on this worker")
+        backtests.cancel(run)
+        return self.json(run.as_dict())
 
 
 async def _ask(url: str, request: web.Request, posted: Any) -> dict[str, Any]:

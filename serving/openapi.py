@@ -102,6 +102,20 @@ DEFINITION = {
         "changed": {"type": "boolean", "description": "false: the body was the live one"},
     },
 }
+BACKTEST = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"enum": ["running", "done", "failed", "cancelled"]},
+        "phase": {"type": "string"},
+        "records_read": {"type": "integer"},
+        "error": {"type": ["string", "null"]},
+        "result": {
+            "type": ["object", "null"],
+            "description": "{events, draft: [{day, enters, exits, size}], live: [...] or null}",
+        },
+    },
+}
 IF_MATCH = {
     "name": "If-Match",
     "in": "header",
@@ -310,6 +324,45 @@ def document() -> dict[str, Any]:
                         "503": _json(ERROR, "partitions are moving, or a worker did not answer"),
                     },
                 }
+            },
+            "/v1/segments/backtest": {
+                "post": {
+                    "summary": "Start a backtest (edit role): the draft segment over the retained "
+                    "input topics since `since` (default 30d), beside the live definition of "
+                    "that name, per day; answered at once with the backtest's id",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["name", "definition"],
+                                    "properties": {
+                                        "name": {"type": "string"},
+                                        "definition": DEFINITION_BODY,
+                                        "since": {"type": "string", "description": "30d, 12h"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(BACKTEST, "started (Location: the backtest)"),
+                        **_errors(400, 401, 403, 422),
+                    },
+                }
+            },
+            "/v1/segments/backtest/{backtest_id}": {
+                "get": {
+                    "summary": "A backtest's state, progress and, once done, its result",
+                    "parameters": [_path("backtest_id")],
+                    "responses": {"200": _json(BACKTEST, "the backtest"), **_errors(401, 403, 404)},
+                },
+                "delete": {
+                    "summary": "Cancel a running backtest (edit role)",
+                    "parameters": [_path("backtest_id")],
+                    "responses": {"200": _json(BACKTEST, "the backtest"), **_errors(401, 403, 404)},
+                },
             },
             "/v1/segments/{name}/history": {
                 "get": {

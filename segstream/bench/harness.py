@@ -25,7 +25,7 @@ from typing import Any
 
 from config import Settings, load_settings
 from engine.catalog import catalog_for
-from segstream.bench import burst, ingest, latency, report, restore
+from segstream.bench import burst, ingest, latency, preview, report, restore
 from segstream.bench.processes import (
     Run,
     WorkerMetrics,
@@ -116,11 +116,15 @@ class Bench:
                 self.say(f"{name}: {runs[name].rate:,.0f} events/s")
         latencies: list[latency.Latency] = []
         bursts: list[burst.Burst] = []
-        if "segstream" in config.contenders:
-            runs["segstream"], latencies, bursts = await self.segstream(prefix, settings)
-        took = await self.ingest() if "ingest" in config.contenders else None
         engine, states = self.engine_alone(workload)
         self.say(f"engine alone: {engine.rate:,.0f} events/s")
+        previewed = None
+        if "segstream" in config.contenders:
+            folded = config.customers / engine.seconds if engine.seconds else 0.0
+            runs["segstream"], latencies, bursts, previewed = await self.segstream(
+                prefix, settings, folded
+            )
+        took = await self.ingest() if "ingest" in config.contenders else None
         restores, baselines = await self.recovery(states)
         setup = {
             "customers": config.customers,
@@ -130,7 +134,9 @@ class Bench:
             "run_id": self.run_id,
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        return report.build(setup, runs, latencies, bursts, restores, baselines, engine, took)
+        return report.build(
+            setup, runs, latencies, bursts, restores, baselines, engine, took, previewed
+        )
 
     def engine_alone(self, workload: Workload) -> tuple[Run, list[dict[str, Any]]]:
         """Fold the workload with the pure engine; every customer's final state comes back too
@@ -157,8 +163,8 @@ class Bench:
             process.stop()
 
     async def segstream(
-        self, prefix: str, settings: Settings
-    ) -> tuple[Run, list[latency.Latency], list[burst.Burst]]:
+        self, prefix: str, settings: Settings, engine_customers_per_second: float
+    ) -> tuple[Run, list[latency.Latency], list[burst.Burst], preview.Preview]:
         port = free_port()
         worker = segstream_worker(
             clean_env(self.values(prefix, "seg", web_port=str(port))), self.home / "segstream.log"
@@ -167,6 +173,12 @@ class Bench:
         try:
             run = await metrics.until_processed(worker, self.config.events, self.config.timeout)
             self.say(f"segstream: {run.rate:,.0f} events/s")
+            await metrics.until_idle(worker, self.config.timeout)
+            previewed = await preview.measure(port, engine_customers_per_second)
+            self.say(
+                f"preview: {previewed.customers:,} customers, "
+                f"{previewed.customers_per_second:,.0f} customers/s"
+            )
             latencies = []
             for share in self.config.loads:
                 await metrics.until_idle(worker, self.config.timeout)
@@ -195,7 +207,7 @@ class Bench:
                 )
                 self.say(f"burst of {due.customers:,}: last trigger {due.last_s:.1f} s late")
                 bursts.append(due)
-            return run, latencies, bursts
+            return run, latencies, bursts, previewed
         finally:
             await metrics.close()
             worker.stop()

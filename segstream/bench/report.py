@@ -8,6 +8,7 @@ from typing import Any
 from segstream.bench.burst import Burst
 from segstream.bench.ingest import Ingest
 from segstream.bench.latency import Latency
+from segstream.bench.preview import Preview
 from segstream.bench.processes import Run
 from segstream.bench.restore import Restore
 
@@ -35,6 +36,7 @@ def build(
     baselines: dict[str, int],
     engine: Run | None = None,
     ingest: Ingest | None = None,
+    preview: Preview | None = None,
 ) -> dict[str, Any]:
     ratios = []
     for top, bottom, target in RATIOS:
@@ -81,6 +83,7 @@ def build(
         "memory": memory,
         "baseline_rss_kb": baselines,
         "ingest": None if ingest is None else asdict(ingest) | {"ratio": ingest.ratio},
+        "preview": None if preview is None else asdict(preview) | {"ratio": preview.ratio},
         "ceilings": ceilings(runs, engine, restores),
     }
 
@@ -184,6 +187,7 @@ def table(report: dict[str, Any]) -> str:
             f"{item['bytes_per_customer']:7,.0f} bytes  {_mark(item['met'])}"
         )
     lines += _ingest_lines(report.get("ingest"))
+    lines += _preview_lines(report.get("preview"))
     lines += _ceiling_lines(report.get("ceilings", {}))
     return "\n".join(lines)
 
@@ -202,6 +206,18 @@ def _ingest_lines(item: dict[str, Any] | None) -> list[str]:
         f"  straight to Kafka        {item['direct_events_per_second']:9,.0f} events/s    "
         f"{item['direct_seconds']:6.1f} s  producer CPU {item['direct_cpu_us_per_event']:3.0f} us "
         "per event",
+    ]
+
+
+def _preview_lines(item: dict[str, Any] | None) -> list[str]:
+    if not item:
+        return []
+    return [
+        "",
+        f"Exact preview of a draft segment on the worker's live state: {item['customers']:,} "
+        f"customers in {item['seconds']:.2f} s, {item['customers_per_second']:,.0f} customers/s, "
+        f"{item['ratio']:.2f} of the engine alone folding them "
+        f"({item['engine_customers_per_second']:,.0f} customers/s)",
     ]
 
 

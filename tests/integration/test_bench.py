@@ -68,3 +68,11 @@ def test_smoke_run_reports_every_contender_and_measure(
     assert took["worker_cpu_us_per_message"] > 0 and took["direct_cpu_us_per_event"] > 0
     assert ratios["ingest/direct"] == pytest.approx(took["ratio"])
     assert "ingest/direct" in done.stdout and "/v1/batch on one worker" in done.stdout
+    # The exact preview evaluated every customer the worker holds.
+    previewed = report["preview"]
+    assert 0 < previewed["customers"] <= smoke.customers
+    assert 0 < previewed["members"] + previewed["leaving"] <= previewed["customers"]
+    assert previewed["ratio"] == pytest.approx(
+        previewed["customers_per_second"] / previewed["engine_customers_per_second"]
+    )
+    assert "Exact preview of a draft segment" in done.stdout

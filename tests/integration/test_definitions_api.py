@@ -65,6 +65,12 @@ async def running(api: Api, name: str, version: int | None) -> None:
     await poll_until(runs, f"the worker runs {name} v{version}", 30, 0.2)
 
 
+async def changed(api: Api, at_least: int) -> None:
+    """Wait until the worker has published ``at_least`` changes: a segment's re-evaluation is
+    done before the next edit (else a customer goes straight to the newest version)."""
+    await read_until_quiet(api.deployment.settings, names.SEGMENT_CHANGES, at_least=at_least)
+
+
 async def test_marketers_edit_segments_through_the_api_and_the_worker_applies_each_change(
     editors: Api,
 ) -> None:
@@ -87,11 +93,13 @@ async def test_marketers_edit_segments_through_the_api_and_the_worker_applies_ea
     assert status == 201, created
     assert (created["version"], created["changed_by"], created["definition"]) == (1, "maria", BIG)
     await running(api, "big_spenders", 1)
+    await changed(api, before + 2)  # each version is applied before the next edit
     # Stale edits are refused, current ones go through.
     assert (await put(api, "big_spenders", HUGE, '"7"'))[0] == 409
     status, replaced = await put(api, "big_spenders", HUGE, '"1"')
     assert (status, replaced["version"]) == (200, 2)
     await running(api, "big_spenders", 2)
+    await changed(api, before + 3)
     # Invalid definitions: one sentence naming the request, the segment and the field.
     status, refused = await put(
         api,
@@ -113,6 +121,7 @@ async def test_marketers_edit_segments_through_the_api_and_the_worker_applies_ea
     )
     assert (status, rolled["version"], rolled["definition"]) == (200, 3, BIG)
     await running(api, "big_spenders", 3)
+    await changed(api, before + 4)
     status, _ = await api.call("DELETE", "/v1/segments/big_spenders", token=EDIT_TOKEN)
     assert status == 200
     await running(api, "big_spenders", None)
@@ -156,6 +165,9 @@ ROUTE_ROLES = {
     ("/v1/segments/{name}", "put"): "edit",
     ("/v1/segments/{name}", "delete"): "edit",
     ("/v1/segments/preview", "post"): "read",
+    ("/v1/segments/backtest", "post"): "edit",
+    ("/v1/segments/backtest/{backtest_id}", "get"): "read",
+    ("/v1/segments/backtest/{backtest_id}", "delete"): "edit",
     ("/v1/segments/{name}/history", "get"): "read",
     ("/v1/segments/{name}/rollback", "post"): "edit",
     ("/v1/segments/{name}/members", "get"): "read",
@@ -193,6 +205,7 @@ async def test_every_route_checks_its_role_for_every_credential(editors: Api) ->
     assert documented == set(ROUTE_ROLES)
     for (path, method), role in sorted(ROUTE_ROLES.items()):
         url = api.base + path.replace("{name}", "probe").replace("{customer_id}", "nobody")
+        url = url.replace("{backtest_id}", "nothing")
         for kind, grants in GRANTS.items():
             async with api.session.request(
                 method.upper(), url, data=b"{}", headers=credentials(kind)

@@ -129,6 +129,9 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         ("/v1/segments/{name}", "put"),
         ("/v1/segments/{name}", "delete"),
         ("/v1/segments/preview", "post"),
+        ("/v1/segments/backtest", "post"),
+        ("/v1/segments/backtest/{backtest_id}", "get"),
+        ("/v1/segments/backtest/{backtest_id}", "delete"),
         ("/v1/segments/{name}/history", "get"),
         ("/v1/segments/{name}/rollback", "post"),
         ("/v1/segments/{name}/members", "get"),
@@ -142,6 +145,7 @@ async def test_openapi_documents_every_route(api: Api) -> None:
     }
     for path, method in documented:
         probe = path.replace("{name}", "repeat_buyers").replace("{customer_id}", "nobody")
+        probe = probe.replace("{backtest_id}", "nothing")
         status, _ = await api.call(method.upper(), probe, body=[] if method == "post" else None)
         assert status != 405 and status < 500, (path, status)
 
