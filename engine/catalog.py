@@ -287,7 +287,14 @@ def read_document(path: Path | str) -> Any:
         content = path.read_text()
     except OSError as exc:
         raise CatalogError(f"{path}: cannot be read ({exc.strerror}).") from None
-    loader = _CatalogLoader(content, str(path))
+    return yaml_document(content, str(path))
+
+
+def yaml_document(content: str, source: str) -> Any:
+    """YAML text read as the catalog loader reads it (a key given twice is an error);
+    CatalogError names ``source`` and the line and column of a syntax error."""
+    path = source
+    loader = _CatalogLoader(content, source)
     try:
         document = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:

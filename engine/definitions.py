@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.catalog import NAME, SEGMENT_KEYS, Catalog, parse_catalog
+from engine.catalog import NAME, SEGMENT_KEYS, Catalog, parse_catalog, yaml_document
 from engine.conditions.form import Where, mapping
 from streams import codec
 from streams.records import KeyedRecord
@@ -207,10 +207,13 @@ def records_for(
 
 
 def checked_body(value: Any, name: str, source: str) -> dict[str, Any]:
-    """A posted segment body's shape, checked alone (``catalog_of`` checks the rest)."""
+    """A posted segment body's shape, checked alone (``catalog_of`` checks the rest); the body
+    may also come as YAML text, as the catalog file writes a segment."""
     where = Where(source, name)
     if not NAME.match(name):
         raise where.error("segment names are lower-case letters, digits and _")
+    if isinstance(value, str):
+        value = yaml_document(value, f"{source} (segment {name!r})")
     return mapping(value, where, SEGMENT_KEYS, required=["description", "when"])
 
 

@@ -101,3 +101,17 @@ def explain_customer(
         else [s for s in catalog.segments if s.name in state.segments]
     )
     return [explain_segment(s, state, now, catalog) for s in chosen if s is not None]
+
+
+def rule_tree(segment: Segment) -> dict[str, Any]:
+    """The segment's rule in words, node by node (the consent check first when it requires
+    consent), for showing a segment rather than a customer."""
+
+    def node(condition: Condition) -> dict[str, Any]:
+        parts = [node(part) for part in condition.parts()]
+        return {"rule": condition.rule(), **({"parts": parts} if parts else {})}
+
+    rule = node(segment.when)
+    if not segment.consent_required:
+        return rule
+    return {"rule": "all of", "parts": [{"rule": CONSENT_RULE}, rule]}

@@ -21,7 +21,7 @@ from config import names
 from config.errors import CatalogError, InvalidEvent
 from engine.catalog import Segment
 from engine.conditions.form import Where, duration_ms
-from engine.explain import explain_customer
+from engine.explain import explain_customer, rule_tree
 from engine.state import CustomerState
 from engine.step import Step
 from segstream.app import app, live, settings, topics
@@ -308,21 +308,27 @@ class OneSegment(Protected):
                 "size": size,
                 "history": [[at, n] for at, n in history],
                 **(editing.described(definition) if definition else {}),
+                "rule": rule_tree(segment),
             },
             headers={"ETag": editing.etag(definition.version)} if definition else None,
         )
 
     async def put(self, request: web.Request, name: str) -> web.Response:
-        try:
-            posted = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
+        raw = await request.read()
+        try:  # the body as JSON, or as the catalog writes a segment (YAML)
+            kind = request.headers.get("Content-Type", "").partition(";")[0].strip()
+            posted = raw.decode() if kind in YAML else orjson.loads(raw)
+        except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _error(self, 400, f"not valid UTF-8 JSON ({exc})")
         answer = await editing.put(name, posted, request.headers.get("If-Match"), _by(request))
         return self.json(answer.body, status=answer.status, headers=answer.headers)
 
     async def delete(self, request: web.Request, name: str) -> web.Response:
         answer = await editing.delete(name, request.headers.get("If-Match"), _by(request))
         return self.json(answer.body, status=answer.status, headers=answer.headers)
+
+
+YAML = ("application/yaml", "application/x-yaml", "text/yaml")
 
 
 def _by(request: web.Request) -> str:

@@ -135,3 +135,95 @@ async def test_dashboard_shows_the_api_numbers_and_follows_new_events(
     await page.wait_for_function(
         "() => document.querySelector('#customer').textContent === 'no such customer'"
     )
+
+
+def spend(customer: str, n: int, ts: int, total: float) -> dict[str, Any]:
+    event = purchase(customer, n, ts)
+    event["value"].update(total=total, items=[{**event["value"]["items"][0], "unit_price": total}])
+    return event
+
+
+async def size_shown(page: Page, segment: str, size: int) -> None:
+    await page.wait_for_function(
+        """([segment, size]) => {
+             const cell = document.querySelector(
+               `tr[data-segment="${segment}"] td[data-field="size"]`);
+             return cell !== null && cell.textContent === String(size);
+           }""",
+        arg=[segment, size],
+        timeout=60_000,
+    )
+
+
+async def test_a_marketer_creates_previews_saves_and_rolls_back_a_segment_in_the_browser(
+    api: Api, browser: Browser
+) -> None:
+    t = now_ms() - DAY
+    await api.call("POST", "/v1/events", [spend("ann", 1, t, 120.0), spend("cat", 1, t, 20.0)])
+
+    async def stored() -> bool:
+        return all(
+            [(await api.call("GET", f"/v1/customers/{c}"))[0] == 200 for c in ("ann", "cat")]
+        )
+
+    await poll_until(stored, "ann and cat stored")
+    page = await browser.new_page()
+    await page.goto(f"{api.base}/dashboard?token={TOKEN}")
+    await page.wait_for_selector('tr[data-segment="repeat_buyers"]')
+
+    # A new segment, written as the catalog writes one; the preview checks it as it is typed.
+    await page.click("#new-segment")
+    await page.fill("#draft-name", "big_spenders")
+    await page.fill(
+        "#draft", "description: Spent 100 or more\nwhen: {count: {of: spend, min: 100}\n"
+    )
+    await page.wait_for_function(
+        "() => document.querySelector('#draft-check').textContent.includes('not valid YAML')"
+    )
+    await page.fill(
+        "#draft",
+        "description: Spent 100 or more\nconsent_required: false\n"
+        "when: {count: {of: spend, min: 100}}\n",
+    )
+    await page.wait_for_selector('#draft-check[data-members="1"]')
+    assert "would hold 1 of 2 customers now" in await page.inner_text("#draft-check")
+    await page.click("#save-draft")
+    await page.wait_for_function(
+        "() => document.querySelector('#draft-saved').textContent.startsWith('saved v1')"
+    )
+    await size_shown(page, "big_spenders", 1)
+
+    # It fills with members while events flow.
+    await api.call("POST", "/v1/events", [spend("bob", 1, now_ms(), 200.0)])
+    await size_shown(page, "big_spenders", 2)
+
+    # A stricter version, then a rollback from the history.
+    await page.click('tr[data-segment="big_spenders"]')
+    await page.wait_for_function(
+        "() => document.querySelector('#draft-name').value === 'big_spenders'"
+    )
+    await page.fill(
+        "#draft",
+        "description: Spent 150 or more\nconsent_required: false\n"
+        "when: {count: {of: spend, min: 150}}\n",
+    )
+    await page.wait_for_function(
+        "() => document.querySelector('#draft-check').textContent.includes('1 would leave')"
+    )
+    await page.click("#save-draft")
+    await page.wait_for_function(
+        "() => document.querySelector('#draft-saved').textContent.startsWith('saved v2')"
+    )
+    await size_shown(page, "big_spenders", 1)
+    await page.click('#segment-history li[data-version="1"] button')
+    await page.wait_for_function(
+        "() => document.querySelector('#draft-saved').textContent.includes('saved v3')"
+    )
+    await size_shown(page, "big_spenders", 2)
+    status, history = await api.call("GET", "/v1/segments/big_spenders/history")
+    assert status == 200
+    assert [v["body"]["description"] for v in history["versions"]] == [
+        "Spent 100 or more",
+        "Spent 150 or more",
+        "Spent 100 or more",
+    ]

@@ -255,3 +255,32 @@ def test_preview_counts_add_up_across_workers() -> None:
         1,
     )
     assert one.sample == sorted(["a0", "a1", *(f"b{n:02}" for n in range(SAMPLE))])[:SAMPLE]
+
+
+def test_a_posted_body_may_be_yaml_as_the_catalog_writes_a_segment() -> None:
+    text = (
+        "description: Bought once\nconsent_required: false\nwhen: {count: {of: orders, min: 1}}\n"
+    )
+    assert checked_body(text, "buyers", "request") == {
+        "description": "Bought once",
+        "consent_required": False,
+        "when": {"count": {"of": "orders", "min": 1}},
+    }
+    with pytest.raises(
+        CatalogError, match=r"request \(segment 'buyers'\): not valid YAML at line 3"
+    ):
+        checked_body("description: x\nwhen: {count: [\n", "buyers", "request")
+
+
+def test_a_segment_shows_its_rule_in_words(catalog: Catalog) -> None:
+    from engine.explain import rule_tree
+
+    repeat = catalog.get("repeat_buyers")
+    assert repeat is not None
+    assert rule_tree(repeat) == {
+        "rule": "all of",
+        "parts": [
+            {"rule": "email consent given (the segment requires it)"},
+            {"rule": "orders ever at least 2"},
+        ],
+    }
