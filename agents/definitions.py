@@ -14,7 +14,6 @@ import contextlib
 import logging
 import socket
 
-from aiokafka import AIOKafkaConsumer
 from redis.exceptions import RedisError
 
 from agents.timers import reevaluate_held, resync
@@ -24,8 +23,8 @@ from engine.definitions import Live, catalog_of, plan, records_for
 from segstream.app import app, live, settings
 from serving import metrics
 from serving.store import store
-from streams.connections import kafka_options
 from streams.definitions import as_read, definitions_topic, publish, read_records
+from streams.kafka_clients import committed_reader
 from streams.timestamps import wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -121,12 +120,7 @@ async def follow_definitions() -> None:
 
 async def _follow() -> None:
     topic = definitions_topic(settings)
-    consumer = AIOKafkaConsumer(
-        **kafka_options(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    consumer = committed_reader(settings)
     await consumer.start()
     try:
         consumer.assign([topic])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import aiohttp
 import orjson
@@ -67,6 +67,30 @@ class Protected(web.View):
                 status=403,
             )
         return await super().dispatch(request)
+
+
+class BadBody(NamedTuple):
+    reason: str
+
+
+async def _posted(request: web.Request) -> Any:
+    """The request's JSON body, or why it is none (a BadBody: the route answers 400)."""
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        return BadBody(f"not valid UTF-8 JSON ({exc.msg})")
+
+
+async def _drafted(view: web.View, request: web.Request) -> tuple[Any, Segment] | web.Response:
+    """A posted draft ({name, definition, ...}) and the segment it makes, or the answer that
+    says why it makes none (400, 422)."""
+    posted = await _posted(request)
+    if isinstance(posted, BadBody):
+        return _error(view, 400, posted.reason)
+    segment = editing.draft(posted, live.definitions)
+    if isinstance(segment, editing.Answer):
+        return view.json(segment.body, status=segment.status)
+    return posted, segment
 
 
 def _error(view: web.View, status: int, reason: str) -> web.Response:
@@ -154,10 +178,9 @@ class SegmentSpec(Protected):
     roles: ClassVar[dict[str, Role]] = {"POST": "ingest"}
 
     async def post(self, request: web.Request) -> web.Response:
-        try:
-            posted = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
+        posted = await _posted(request)
+        if isinstance(posted, BadBody):
+            return _error(self, 400, posted.reason)
         return cast(web.Response, await take(self, segment_spec.messages(posted), API_SOURCE))
 
 
@@ -184,13 +207,10 @@ class SegmentPreview(Protected):
     roles: ClassVar[dict[str, Role]] = {"POST": "read"}
 
     async def post(self, request: web.Request) -> web.Response:
-        try:
-            posted = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
-        segment = editing.draft(posted, live.definitions)
-        if isinstance(segment, editing.Answer):
-            return self.json(segment.body, status=segment.status)
+        drafted = await _drafted(self, request)
+        if isinstance(drafted, web.Response):
+            return drafted
+        posted, segment = drafted
         if rebalancing():
             return _error(self, 503, "partitions are moving between workers; retry")
         started, now = time.monotonic(), wall_clock_ms()
@@ -241,13 +261,10 @@ class SegmentBacktest(Protected):
     roles: ClassVar[dict[str, Role]] = {"POST": "edit"}
 
     async def post(self, request: web.Request) -> web.Response:
-        try:
-            posted = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
-        segment = editing.draft(posted, live.definitions)
-        if isinstance(segment, editing.Answer):
-            return self.json(segment.body, status=segment.status)
+        drafted = await _drafted(self, request)
+        if isinstance(drafted, web.Response):
+            return drafted
+        posted, segment = drafted
         since = posted.get("since", "30d")
         try:
             duration_ms(since, Where("request", None, "since"))
@@ -366,10 +383,9 @@ class SegmentRollback(Protected):
     roles: ClassVar[dict[str, Role]] = {"POST": "edit"}
 
     async def post(self, request: web.Request, name: str) -> web.Response:
-        try:
-            posted = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            return _error(self, 400, f"not valid UTF-8 JSON ({exc.msg})")
+        posted = await _posted(request)
+        if isinstance(posted, BadBody):
+            return _error(self, 400, posted.reason)
         if_match = request.headers.get("If-Match")
         answer = await editing.rollback(name, posted, if_match, _by(request))
         return self.json(answer.body, status=answer.status, headers=answer.headers)

@@ -73,14 +73,20 @@ async def put(name: str, posted: Any, if_match: str | None, by: str) -> Answer:
     return await _publish(live, {**live.bodies(), name: body}, name, by, created=before is None)
 
 
-async def delete(name: str, if_match: str | None, by: str) -> Answer:
+async def _editable(name: str, if_match: str | None) -> tuple[Live, Definition] | Answer:
+    """What the topic holds now and the segment's live definition, or 404 or 409."""
     live = await current()
     before = live.definitions.get(name)
     if before is None:
         return Answer(404, {"error": f"no segment named {name!r}"})
-    refused = stale(before, if_match)
-    if refused is not None:
-        return refused
+    return stale(before, if_match) or (live, before)
+
+
+async def delete(name: str, if_match: str | None, by: str) -> Answer:
+    found = await _editable(name, if_match)
+    if isinstance(found, Answer):
+        return found
+    live, _ = found
     wanted = {n: b for n, b in live.bodies().items() if n != name}
     return await _publish(live, wanted, name, by, created=False)
 
@@ -90,13 +96,10 @@ async def rollback(name: str, posted: Any, if_match: str | None, by: str) -> Ans
     version = posted.get("version") if isinstance(posted, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         return Answer(422, {"error": f'{SOURCE}: expected {{"version": N}} (a whole number)'})
-    live = await current()
-    before = live.definitions.get(name)
-    if before is None:
-        return Answer(404, {"error": f"no segment named {name!r}"})
-    refused = stale(before, if_match)
-    if refused is not None:
-        return refused
+    found = await _editable(name, if_match)
+    if isinstance(found, Answer):
+        return found
+    live, before = found
     body = before.version_body(version)
     if body is None:
         kept = [before.version, *(item["version"] for item in before.history)]

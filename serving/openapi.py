@@ -116,6 +116,24 @@ BACKTEST = {
         },
     },
 }
+DRAFT: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "definition"],
+    "properties": {
+        "name": {"type": "string"},
+        "definition": {
+            **DEFINITION_BODY,
+            "type": ["object", "string"],
+            "description": "the segment as the catalog writes it, or that as YAML text",
+        },
+    },
+}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 IF_MATCH = {
     "name": "If-Match",
     "in": "header",
@@ -303,21 +321,7 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "A draft segment on the live state of every worker: members, "
                     "a sample, how many would enter and leave the live segment of that name",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["name", "definition"],
-                                    "properties": {
-                                        "name": {"type": "string"},
-                                        "definition": DEFINITION_BODY,
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    "requestBody": _body(DRAFT),
                     "responses": {
                         "200": _json({"type": "object"}, "the exact counts"),
                         **_errors(400, 401, 403, 422),
@@ -330,22 +334,15 @@ def document() -> dict[str, Any]:
                     "summary": "Start a backtest (edit role): the draft segment over the retained "
                     "input topics since `since` (default 30d), beside the live definition of "
                     "that name, per day; answered at once with the backtest's id",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["name", "definition"],
-                                    "properties": {
-                                        "name": {"type": "string"},
-                                        "definition": DEFINITION_BODY,
-                                        "since": {"type": "string", "description": "30d, 12h"},
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    "requestBody": _body(
+                        {
+                            **DRAFT,
+                            "properties": {
+                                **DRAFT["properties"],
+                                "since": {"type": "string", "description": "30d, 12h"},
+                            },
+                        }
+                    ),
                     "responses": {
                         "202": _json(BACKTEST, "started (Location: the backtest)"),
                         **_errors(400, 401, 403, 422),

@@ -86,6 +86,17 @@ async def follow(
         await consumer.stop()
 
 
+def committed_reader(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer in no group, committing nothing, that reads only committed records (under
+    exactly-once, records of aborted transactions never happened)."""
+    return AIOKafkaConsumer(
+        **kafka_options(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """How far a read_to_end has come. Offsets, not records, measure the way: a compacted or
@@ -114,13 +125,7 @@ async def read_to_end(
     after ``since_ms``) to the end it had when reading started, in order per partition; return
     how many records were read."""
     partitions = [TopicPartition(topic, p) for p in await partition_ids(settings, topic)]
-    consumer = AIOKafkaConsumer(
-        **kafka_options(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        # Under exactly-once, records of aborted transactions never happened.
-        isolation_level="read_committed",
-    )
+    consumer = committed_reader(settings)
     await consumer.start()
     try:
         consumer.assign(partitions)
