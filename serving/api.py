@@ -208,7 +208,7 @@ class SegmentPreview(Protected):
 
     async def post(self, request: web.Request) -> web.Response:
         drafted = await _drafted(self, request)
-        if isinstance(drafted, web.Response):
+        if not isinstance(drafted, tuple):  # why the draft makes no segment
             return drafted
         posted, segment = drafted
         if rebalancing():
@@ -262,7 +262,7 @@ class SegmentBacktest(Protected):
 
     async def post(self, request: web.Request) -> web.Response:
         drafted = await _drafted(self, request)
-        if isinstance(drafted, web.Response):
+        if not isinstance(drafted, tuple):  # why the draft makes no segment
             return drafted
         posted, segment = drafted
         since = posted.get("since", "30d")

@@ -202,6 +202,14 @@ async def test_a_marketer_creates_previews_saves_and_rolls_back_a_segment_in_the
     await page.wait_for_function(
         "() => document.querySelector('#draft-name').value === 'big_spenders'"
     )
+    await page.wait_for_function(
+        "() => document.querySelector('#segment-members').textContent === 'ann, bob'"
+    )
+    assert "spend ever at least 100" in await page.inner_text("#segment-rule")
+    # The draft over the history, beside the live segment: a chart and a table per day.
+    await page.click("#backtest-draft")
+    await page.wait_for_selector("#backtest-chart polyline", state="attached", timeout=90_000)
+    assert "backtest done" in await page.inner_text("#backtest")
     await page.fill(
         "#draft",
         "description: Spent 150 or more\nconsent_required: false\n"
@@ -220,6 +228,10 @@ async def test_a_marketer_creates_previews_saves_and_rolls_back_a_segment_in_the
         "() => document.querySelector('#draft-saved').textContent.includes('saved v3')"
     )
     await size_shown(page, "big_spenders", 2)
+    await page.wait_for_selector('#segment-history li[data-version="3"]')
+    assert "(changed description, when)" in await page.inner_text(
+        '#segment-history li[data-version="2"]'
+    )
     status, history = await api.call("GET", "/v1/segments/big_spenders/history")
     assert status == 200
     assert [v["body"]["description"] for v in history["versions"]] == [
