@@ -323,7 +323,8 @@ class OneSegment(Protected):
             {
                 **segment.describe(),
                 "size": size,
-                "history": [[at, n] for at, n in history],
+                "history": [[at, n] for at, n, *_ in history],
+                "flow": [list(sample) for sample in history if len(sample) == 4],
                 **(editing.described(definition) if definition else {}),
                 "rule": rule_tree(segment),
             },

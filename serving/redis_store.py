@@ -235,10 +235,14 @@ class RedisStore:
         if not taken:
             return False
         sizes = await self.sizes(segments)
+        # Enters and exits since the last sample, from the change stream (capped: a burst larger
+        # than the cap within one interval is undercounted).
+        flow = await self.activity(now_ms - interval_s * 1000)
         async with self.client.pipeline(transaction=False) as pipe:
             for segment, size in sizes.items():
                 history = self.key(names.REDIS_HISTORY, segment)
-                pipe.lpush(history, f"{now_ms} {size}")
+                moved = flow.get(segment, {"enter": 0, "exit": 0})
+                pipe.lpush(history, f"{now_ms} {size} {moved['enter']} {moved['exit']}")
                 pipe.ltrim(history, 0, self.samples_kept - 1)
             await pipe.execute()
         return True
@@ -348,11 +352,11 @@ class RedisStore:
         value = await self.client.hget(self.key(names.REDIS_VERSIONS), customer_id)
         return int(value) if value is not None else 0
 
-    async def history(self, segment: str, limit: int = 360) -> list[tuple[int, int]]:
-        """(epoch ms, size) samples, oldest first."""
+    async def history(self, segment: str, limit: int = 360) -> list[tuple[int, ...]]:
+        """(epoch ms, size, enters, exits) samples, oldest first; enters and exits are those
+        since the sample before (samples written before they were kept have none)."""
         raw = await self.client.lrange(self.key(names.REDIS_HISTORY, segment), 0, limit - 1)
-        samples = [tuple(map(int, item.split())) for item in raw]
-        return [(at, size) for at, size in reversed(samples)]
+        return [tuple(map(int, item.split())) for item in reversed(raw)]
 
     async def recent_changes(self, count: int = 50) -> list[dict[str, Any]]:
         entries = await self.client.xrevrange(self.key(names.REDIS_CHANGES), count=count)
