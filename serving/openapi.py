@@ -288,8 +288,9 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(
                             SEGMENT,
-                            "the segment, its size history [[epoch ms, size]] and its live "
-                            "definition and version (also the ETag)",
+                            "the segment, its size history [[epoch ms, size]], flow [[epoch ms, "
+                            "size, enters, exits]], its rule in words, its live definition and "
+                            "version (also the ETag)",
                         ),
                         **_errors(401, 403, 404),
                     },
