@@ -63,6 +63,35 @@ CHANGES: tuple[Change, ...] = (
         ),
     ),
     Change(
+        name="fetch only from active partitions",
+        kind="fix",
+        overrides=(
+            "fetch.ActivePartitions",
+            "fetch.BatchHandOverConsumer._getmany",
+        ),
+        upstream=(
+            "faust.transport.consumer.ThreadDelegateConsumer._getmany",
+            f"{CONSUMER}._wait_next_records",
+            f"{CONSUMER}.getmany",
+            f"{DRIVER}.AIOKafkaConsumerThread._fetch_records",
+            "aiokafka.consumer.fetcher.Fetcher.fetched_records",
+        ),
+        upstream_does="Fetches with its set of active partitions, which aiokafka reads as "
+        "every partition once it is empty: the set can empty while the fetch waits (a "
+        "rebalance pauses a changelog it has read), and getmany drops the records of paused "
+        "partitions the fetch then returned, which aiokafka has moved past.",
+        why="Events were never processed after a rebalance while events flowed. The fetch "
+        "reads Faust's set as it changes, and an empty one as no partition.",
+        issue=None,
+        guarded_by=(
+            "tests/unit/test_fetch.py::"
+            "test_a_fetch_returns_records_only_of_the_partitions_faust_fetches_from",
+            "tests/unit/test_fetch.py::test_aiokafka_returns_every_partition_for_an_empty_set",
+            "tests/integration/test_rebalance_in_flight.py::"
+            "test_a_second_worker_joins_then_the_first_leaves_while_events_flow",
+        ),
+    ),
+    Change(
         name="fetch max wait",
         kind="speed-up",
         overrides=(
@@ -228,6 +257,37 @@ CHANGES: tuple[Change, ...] = (
             "tests/integration/test_faults.py::test_kill_9_mid_burst_then_restart",
             "tests/integration/test_faults.py::"
             "test_local_state_wiped_while_down_is_restored_from_the_changelog",
+        ),
+    ),
+    Change(
+        name="stream partitions resumed with the flow",
+        kind="fix",
+        overrides=(
+            "recovery.FlowResumedStreamsConsumer.resume_partitions",
+            "recovery.FlowResumedStreamsConsumer.pause_partitions",
+            "recovery.FlowResumedStreamsConsumer.resume_flow",
+        ),
+        upstream=(
+            f"{CONSUMER}.resume_partitions",
+            f"{CONSUMER}.pause_partitions",
+            f"{CONSUMER}.resume_flow",
+            "faust.tables.recovery.Recovery.on_recovery_completed",
+            "faust.tables.recovery.Recovery._resume_streams",
+            "mode.utils.queues.FlowControlEvent.resume",
+        ),
+        upstream_does="At the end of a rebalance, resumes the stream partitions, seeks them to "
+        "their committed offsets, then resumes flow, which empties the streams' queues. Flow "
+        "is already on (the changelogs were read with it): records fetched in between are "
+        "emptied out unprocessed, and the fetcher has moved past them.",
+        why="Events were never processed and their changes never published (a partition's "
+        "offset then stopped at the hole in front of what was acknowledged). Stream partitions "
+        "a rebalance resumes are fetched from once flow resumes, after the queues are emptied.",
+        issue=None,
+        guarded_by=(
+            "tests/unit/test_recovery.py::"
+            "test_a_rebalance_fetches_from_stream_partitions_once_flow_resumes",
+            "tests/integration/test_rebalance_in_flight.py::"
+            "test_a_second_worker_joins_then_the_first_leaves_while_events_flow",
         ),
     ),
     Change(

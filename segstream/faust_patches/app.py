@@ -30,7 +30,7 @@ from segstream.faust_patches.producer_buffer import (
     FlushToEndProducerBuffer,
     publisher,
 )
-from segstream.faust_patches.recovery import BrokerEndOffsetsConsumer
+from segstream.faust_patches.recovery import BrokerEndOffsetsConsumer, FlowResumedStreamsConsumer
 from segstream.faust_patches.sender import CoordinatorRetryingKafkaProducer
 from segstream.faust_patches.worker import GracefulStopWorker
 
@@ -40,7 +40,12 @@ from segstream.faust_patches.worker import GracefulStopWorker
 PRODUCER_BUFFER = 5_000
 
 
-class SegstreamConsumer(BatchHandOverConsumer, OffsetCommitConsumer, BrokerEndOffsetsConsumer):
+class SegstreamConsumer(
+    BatchHandOverConsumer,
+    OffsetCommitConsumer,
+    BrokerEndOffsetsConsumer,
+    FlowResumedStreamsConsumer,
+):
     """Faust's aiokafka consumer with segstream's fetch, seek, commit and recovery changes."""
 
 

@@ -14,14 +14,18 @@ and fetched again from the committed offsets.
 
 A fetch of idle partitions waits at most ``FETCH_MAX_WAIT_MS`` at the broker, not Faust's
 1.5 s: a restoring worker was idle half the time behind such fetches.
+
+A fetch returns records only of the partitions Faust fetches from (``ActivePartitions``), also
+once none is left: aiokafka reads an empty set as every partition.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Set
 from typing import Any, cast
 
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
 from mode import Service, ServiceT
@@ -47,9 +51,36 @@ class FetchMaxWaitConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         return consumer
 
 
+class ActivePartitions:
+    """The partitions Faust fetches from, as aiokafka's fetch reads them (``tp in``, and whether
+    to filter at all): Faust's own set, read as it changes, but never taken for every partition.
+
+    Faust hands its set of active partitions to aiokafka's ``Fetcher.fetched_records``, which
+    returns the records of every partition when the set is empty. Faust fetches only while the
+    set has a partition, but the fetch waits up to a second in the consumer's thread, and the
+    set can empty meanwhile (a rebalance pauses a table's changelog once it is read, before it
+    resumes the stream partitions): the fetch then returned the records of paused partitions,
+    which Faust's ``getmany`` drops, and aiokafka had moved past them. Their events were never
+    processed (changes missing after a handover while events flowed)."""
+
+    def __init__(self, partitions: Set[TP]) -> None:
+        self.partitions = partitions
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.partitions
+
+    def __bool__(self) -> bool:
+        return True  # filter by the set, also once it is empty
+
+
 class BatchHandOverConsumer(SeekTurnConsumer):
     """Faust's aiokafka consumer with one ``wait_first`` per fetched batch, not per record, and
     a batch that a seek overtook fetched again (``seeks``)."""
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
+        if active_partitions is not None:
+            active_partitions = cast(set[TP], ActivePartitions(active_partitions))
+        return await super()._getmany(active_partitions, timeout)
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return FetchMaxWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)

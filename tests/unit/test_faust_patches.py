@@ -27,6 +27,7 @@ VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming":
 # The first 16 hex digits of the sha256 of ``inspect.getsource`` of each upstream function that
 # a change names, as installed at the versions above.
 SOURCES = {
+    "aiokafka.consumer.fetcher.Fetcher.fetched_records": "be4348896b9b66af",
     "aiokafka.producer.producer.AIOKafkaProducer.__init__": "fd6f2966fb3dc883",
     "aiokafka.producer.sender.Sender.__init__": "dae60514401a3817",
     "aiokafka.producer.sender.Sender._find_coordinator": "33001a36bf6a0ae0",
@@ -57,12 +58,20 @@ SOURCES = {
     "faust.transport.consumer.Consumer.seek": "b86a9fe05f956b30",
     "faust.transport.consumer.Consumer.stop_flow": "cf7e875a2b0d40e8",
     "faust.transport.consumer.Consumer.wait_empty": "e4662fe24f094819",
+    "faust.transport.consumer.Consumer._wait_next_records": "6218e1969a636b3f",
+    "faust.transport.consumer.ThreadDelegateConsumer._getmany": "f9d47aa9010b5ff2",
     "faust.worker.Worker.__init__": "25a4d782432f0968",
     "faust.worker.Worker._setup_spinner_handler": "18cb28ef5b3de212",
     "mode.worker.Worker._schedule_shutdown": "1a6a5dfc88c2298b",
     "mode.worker.Worker.execute_from_commandline": "212e98f635d7a69b",
     "mode.services.Service.crash": "14980000465df0af",
     "faust.stores.base.Store._decode_key": "fcb649a35b6e5f45",
+    "faust.tables.recovery.Recovery._resume_streams": "d986a6710c1aca98",
+    "faust.tables.recovery.Recovery.on_recovery_completed": "6ef567acf072e46d",
+    "faust.transport.consumer.Consumer.pause_partitions": "27a1c94bdacd54de",
+    "faust.transport.consumer.Consumer.resume_flow": "db59630f25b5819b",
+    "faust.transport.consumer.Consumer.resume_partitions": "afe6b7c02a41d63c",
+    "mode.utils.queues.FlowControlEvent.resume": "4dcdc1253fd0dcb4",
     "faust.stores.rocksdb.Store._db_for_partition": "cb7e67d5f9efc4bc",
     "faust.stores.rocksdb.Store._visible_keys": "28b3c24a6884cbcd",
     "faust.transport.consumer.ThreadDelegateConsumer.highwaters": "3a2723b22582ffb7",
@@ -70,6 +79,7 @@ SOURCES = {
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer": (
         "c2701bfc3e6f6cad"
     ),
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._fetch_records": "39a2c6c79fc1455a",
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._highwaters": "a7f4f97d9f32aca2",
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread.highwaters": "b49ed48ec1731816",
     "faust.transport.drivers.aiokafka.Consumer._new_consumer_thread": "0870ec53dea75083",
@@ -99,6 +109,7 @@ PRIVATE_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
     (CONSUMER, "_add_gap"): ("batch hand-over",),
     (CONSUMER, "_stopped"): ("batch hand-over",),
     (CONSUMER, "_new_consumer_thread"): ("fetch max wait",),
+    (CONSUMER, "_getmany"): ("fetch only from active partitions",),
     (CONSUMER_THREAD, "_create_worker_consumer"): ("fetch max wait",),
     ("aiokafka.AIOKafkaConsumer", "_fetch_max_wait_ms"): ("fetch max wait",),
     (CONSUMER, "_unacked_messages"): ("let_go",),
@@ -106,6 +117,7 @@ PRIVATE_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
     (CONSUMER, "_committed_offset"): ("committed offsets readable",),
     (CONSUMER, "_commit_offsets"): ("exactly-once commit flush",),
     (CONSUMER, "_thread"): ("highwaters under exactly-once",),
+    (CONSUMER, "_is_changelog_tp"): ("stream partitions resumed with the flow",),
     (CONSUMER_THREAD, "_ensure_consumer"): ("highwaters under exactly-once",),
     (BUFFER, "_send_pending"): ("producer buffer flushed to its end", "direct publish"),
     ("faust.transport.drivers.aiokafka.Producer", "_producer_type"): ("coordinator retry",),
