@@ -14,7 +14,7 @@ from faust.types import TP, Message
 from agents.dead_letters import dead_letter
 from agents.internal_errors import POLICIES, InternalError, report, stop_unacknowledged
 from agents.outbox import Outbox, entries
-from agents.projection import pending_spend
+from agents.projection import pending_currencies, pending_spend
 from agents.timers import deadlines, resync
 from config import names
 from config.errors import InvalidEvent
@@ -36,6 +36,7 @@ from streams.events import (
     Event,
     IdentityLink,
     Merge,
+    Purchase,
     decode,
     decode_merge,
     decode_tick,
@@ -226,8 +227,9 @@ async def apply(
             reason=result.outcome.late,
             at=wall_clock_ms(),
         )
-    if topic == names.PURCHASES:
+    if isinstance(event, Purchase):
         pending_spend[state.customer_id] = state.total_spend
+        pending_currencies[event.currency] += 1
     await settle(source or topic, message, state, result, since, late)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from typing import Any, cast
 
 import faust
@@ -27,8 +28,10 @@ MAX_BACKOFF_S = 5.0
 
 on_internal_error = POLICIES[settings.on_internal_error]
 
-# Lifetime spend per customer, written to Redis every second (None: the customer was erased).
+# Lifetime spend per customer, written to Redis every second (None: the customer was erased),
+# and the purchases per currency since (the unit the dashboard shows revenue in).
 pending_spend: dict[str, float | None] = {}
+pending_currencies: Counter[str] = Counter()
 
 
 async def apply_until_done(changes: list[dict[str, Any]]) -> bool:
@@ -109,12 +112,15 @@ async def sample_segment_sizes() -> None:
 async def flush_spend() -> None:
     if not pending_spend:
         return
-    batch = dict(pending_spend)
+    batch, currencies = dict(pending_spend), dict(pending_currencies)
     pending_spend.clear()
+    pending_currencies.clear()
     try:
         await store.set_spend(batch)
+        await store.count_currencies(currencies)
     except (RedisError, OSError) as exc:
         metrics.redis_errors.inc()
         for customer_id, total in batch.items():  # keep them for the next try
             pending_spend.setdefault(customer_id, total)
+        pending_currencies.update(currencies)
         log.warning("Could not record spend: %s", exc)

@@ -527,6 +527,8 @@ class DashboardData(Protected):
                     for segment in live.catalog.segments
                 ],
                 "recent": await store.recent_changes(30),
+                # The unit of revenue: purchases per currency (amounts are summed as sent).
+                "currencies": await store.currencies(),
             }
         )
 

@@ -206,6 +206,19 @@ class RedisStore:
                     pipe.hset(key, customer_id, total)
             await pipe.execute()
 
+    async def count_currencies(self, counts: dict[str, int]) -> None:
+        """Count purchases per currency: what unit the summed revenue is in."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for currency, count in counts.items():
+                pipe.hincrby(self.key(names.REDIS_CURRENCIES), currency, count)
+            await pipe.execute()
+
+    async def currencies(self) -> dict[str, int]:
+        """Purchases per currency, most first."""
+        found = await self.client.hgetall(self.key(names.REDIS_CURRENCIES))
+        counted = {_text(k): int(v) for k, v in found.items()}
+        return dict(sorted(counted.items(), key=lambda item: -item[1]))
+
     async def revenue(self, segment: str) -> float:
         """What the segment's current members have spent, together."""
         members = await self.client.smembers(self.key(names.REDIS_MEMBERS, segment))

@@ -83,6 +83,9 @@ async def test_dashboard_shows_the_api_numbers_and_follows_new_events(
         await cell(page, "repeat_buyers", "revenue") == f"{before['repeat_buyers']['revenue']:.2f}"
     )
     assert await cell(page, "first_time_buyers", "size") == str(before["first_time_buyers"]["size"])
+    await page.wait_for_function(
+        "() => document.querySelector('#revenue-head').textContent === 'revenue (EUR)'"
+    )
     # The latest changes as the API has them (a change the store's catch-up wrote before the
     # projection did is not among them: docs/internals.md#the-serving-store).
     _, data = await api.call("GET", "/v1/dashboard")
