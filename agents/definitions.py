@@ -19,10 +19,11 @@ from redis.exceptions import RedisError
 from agents.timers import reevaluate_held, resync
 from config.errors import CatalogError
 from engine.catalog import Catalog
-from engine.definitions import Live, catalog_of, plan, records_for
+from engine.definitions import SEEDED_KEY, Live, catalog_of, plan, records_for
 from segstream.app import app, live, settings
 from serving import metrics
 from serving.store import store
+from streams import codec
 from streams.definitions import as_read, definitions_topic, publish, read_records
 from streams.kafka_clients import committed_reader
 from streams.timestamps import wall_clock_ms
@@ -38,10 +39,23 @@ def catalog_from(definitions: Live) -> Catalog:
     return catalog_of(definitions.bodies(), definitions.traits, cart_quiet_ms=quiet_ms)
 
 
-async def read_live() -> Live:
-    definitions, skipped = Live().after(await read_records(settings))
+async def read_live() -> tuple[Live, Catalog | None]:
+    """What the topic holds, and the catalog of the latest definitions on it that make one
+    (None: none ever did). Definitions that make none are refused, not run: the worker starts
+    on the last that did, and says why."""
+    records = await read_records(settings)
+    definitions, skipped = Live().after(records)
     report_skipped(skipped)
-    return definitions
+    try:
+        return definitions, catalog_from(definitions)
+    except CatalogError:
+        pass
+    walked, last_valid = Live(), None
+    for record in records:  # rare: find the last definitions that made a catalog
+        walked, _ = walked.after([record])
+        with contextlib.suppress(CatalogError):
+            last_valid = catalog_from(walked)
+    return definitions, last_valid
 
 
 def report_skipped(skipped: list[str]) -> None:
@@ -51,28 +65,38 @@ def report_skipped(skipped: list[str]) -> None:
 
 async def start_up() -> None:
     """Read the live definitions before the worker consumes anything; seed an empty topic
-    from the configured file. Definitions that make no valid catalog stop the start-up."""
-    definitions = await read_live()
+    from the configured file. Only definitions that never made a catalog stop the start-up."""
+    definitions, catalog = await read_live()
     configured = live.configured
-    if not definitions.definitions:
+    if not definitions.seeded and not definitions.definitions:
         bodies = {s.name: s.body for s in configured.segments}
         change = plan(definitions, bodies, configured.traits)
         at = wall_clock_ms()
         by = f"seed from {configured.source}"
-        await publish(settings, records_for(definitions, change, bodies, configured.traits, by, at))
-        definitions = await read_live()
+        records = records_for(definitions, change, bodies, configured.traits, by, at)
+        await publish(settings, [*records, (SEEDED_KEY, codec.dumps({"at": at, "by": by}))])
+        definitions, catalog = await read_live()
         log.info(
             "Seeded the segment definitions with the %d segments of %s",
             len(configured.segments),
             configured.source,
         )
     try:
-        catalog = catalog_from(definitions)
+        live.install(catalog_from(definitions), definitions, wall_clock_ms())
     except CatalogError as exc:
-        raise CatalogError(
-            f"{exc} Publish a valid catalog with `segstream segments apply FILE`."
-        ) from None
-    live.install(catalog, definitions, wall_clock_ms())
+        if catalog is None:
+            raise CatalogError(
+                f"{exc} Publish a valid catalog with `segstream segments apply FILE`."
+            ) from None
+        live.install(catalog, definitions, wall_clock_ms())
+        live.refuse(definitions, str(exc))
+        metrics.definitions_refused.inc()
+        log.error(
+            "Running the last segment definitions that made a catalog: the newest make none "
+            "(%s); `segstream segments apply FILE` publishes a valid one",
+            exc,
+        )
+    catalog = live.catalog
     metrics.definitions_offset.set(definitions.offset)
     if catalog.digest != configured.digest:
         log.warning(

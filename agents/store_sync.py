@@ -20,27 +20,17 @@ from redis.exceptions import RedisError
 
 from engine.state import CustomerState
 from engine.step import Step
-from segstream.app import app, settings
+from segstream.app import app
 from segstream.app.partitions import rebalancing, table_partitions
 from segstream.app.tables import customers
 from serving import metrics
-from serving.store import catch_up, store
-from streams.events import is_anonymous
+from serving.store import catch_up, held_customers, store
 
 log = logging.getLogger(__name__)
 
 CHUNK = 500  # customers per Redis call; the loop gets a turn between chunks
 CHECK_INTERVAL_S = 1.0
 LOG_EVERY = 50_000
-
-
-def held_customers(partition: int) -> set[str]:
-    """Every customer the table holds in the partition. The RocksDB store keeps one database per
-    partition and restores only the changelog past its local offset, so the customers it had
-    are read from that database; the memory store restores them all, so ``held`` knows them."""
-    if settings.store != "rocksdb://":
-        return set(catch_up.held.get(partition, ()))
-    return {key for key in customers.rocksdb_keys(partition) if not is_anonymous(key)}
 
 
 def stored_states(partition: int, customer_ids: list[str]) -> list[CustomerState]:

@@ -20,9 +20,10 @@ import faust
 from config import names
 from engine.deadlines import DeadlineIndex
 from segstream.app import app, live, settings
+from segstream.app.partitions import table_partitions
 from segstream.app.tables import on_restored
 from serving import metrics
-from serving.store import catch_up
+from serving.store import catch_up, held_customers
 from streams import codec
 from streams.events import TICK_BATCH, is_anonymous
 
@@ -115,14 +116,17 @@ async def on_customer_changelog(event: faust.EventT) -> None:
 
 
 def reevaluate_held() -> int:
-    """Changed definitions: every customer of this worker's active partitions falls due now,
-    and its tick re-evaluates what changed (while events keep flowing)."""
+    """Changed definitions: every customer this worker holds falls due now, and its tick
+    re-evaluates what changed (while events keep flowing). Standby copies too: their deadlines
+    wait in the index for a promotion, which restores only the changelog's tail. Returns the
+    customers of the active partitions (those re-evaluated here and now)."""
+    active, standby = table_partitions()
     count = 0
-    for partition in active_partitions():
-        for customer_id in list(catch_up.held.get(partition, ())):
-            if not is_anonymous(customer_id):
+    for partition in active | standby:
+        for customer_id in held_customers(partition):
+            deadlines.set(partition, customer_id, 0)
+            if partition in active:
                 resync.mark(customer_id, stale=True)
-                deadlines.set(partition, customer_id, 0)
                 count += 1
     metrics.catalog_reevaluation_total.set(resync.total)
     return count

@@ -57,5 +57,6 @@ REDIS_HISTORY = "history:"  # + segment: LIST of "epoch-ms size" samples, newest
 REDIS_HISTORY_LOCK = "history-lock"  # one sampler per interval across workers
 REDIS_SPEND = "spend"  # HASH customer id -> lifetime spend (revenue per segment)
 REDIS_CURRENCIES = "currencies"  # HASH currency code -> purchases seen in it (revenue's unit)
+REDIS_DEFINITIONS_LOCK = "definitions-lock"  # one definitions edit at a time (API)
 REDIS_WORKERS = "workers"  # HASH worker -> JSON of the definitions it runs and its progress
 REDIS_IN_STEP = "in-step"  # HASH partition -> "checking" | "done" (store checked against table)

@@ -270,7 +270,7 @@ def _in_dependency_order(segments: dict[str, Segment], source: str) -> list[Segm
         ordered.append(resolved)
         return resolved
 
-    for name in segments:
+    for name in sorted(segments):  # by name: a catalog is the same whatever order it came in
         visit(name)
     return ordered
 

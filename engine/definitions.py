@@ -10,7 +10,7 @@ are one more record, under ``TRAITS_KEY``. The live catalog is what the records 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.catalog import NAME, SEGMENT_KEYS, Catalog, parse_catalog, yaml_document
@@ -18,8 +18,10 @@ from engine.conditions.form import Where, mapping
 from streams import codec
 from streams.records import KeyedRecord
 
-# Not a segment name (those start with a letter): the record of the declared traits.
+# Not segment names (those start with a letter): the record of the declared traits, and the
+# mark that the topic was seeded once (so deleting every segment does not seed it again).
 TRAITS_KEY = ":traits"
+SEEDED_KEY = ":seeded"
 MAX_HISTORY = 20
 TOPIC_SOURCE = "segment-definitions"
 
@@ -88,6 +90,7 @@ class Live:
     definitions: Mapping[str, Definition] = field(default_factory=dict)
     traits: Mapping[str, str] = field(default_factory=dict)
     offset: int = 0
+    seeded: bool = False
 
     def bodies(self) -> dict[str, Mapping[str, Any]]:
         return {name: d.body for name, d in self.definitions.items()}
@@ -95,24 +98,26 @@ class Live:
     def with_record(self, key: str, raw: bytes | None, offset: int) -> tuple[Live, str | None]:
         """This state after the record at ``offset``, and why the record was skipped if it is
         not a definition (the offset moves on either way)."""
-        definitions, traits = dict(self.definitions), dict(self.traits)
+        definitions, traits, seeded = dict(self.definitions), dict(self.traits), self.seeded
         try:
             if key == TRAITS_KEY:
                 traits = {} if raw is None else _traits(codec.loads(raw))
+            elif key == SEEDED_KEY:
+                seeded = True
             elif raw is None:
                 definitions.pop(key, None)
             else:
                 definitions[key] = Definition.decode(key, raw)
         except ValueError as exc:
-            return Live(self.definitions, self.traits, offset + 1), str(exc)
-        return Live(definitions, traits, offset + 1), None
+            return replace(self, offset=offset + 1), str(exc)
+        return Live(definitions, traits, offset + 1, seeded), None
 
     def after(self, records: Iterable[KeyedRecord]) -> tuple[Live, list[str]]:
         """This state after ``records`` (key, value, offset), and why any were skipped."""
         live, skipped = self, []
         for key, raw, offset in records:
             if key is None:
-                live = Live(live.definitions, live.traits, offset + 1)
+                live = replace(live, offset=offset + 1)
                 continue
             live, reason = live.with_record(key, raw, offset)
             if reason is not None:

@@ -34,7 +34,7 @@ from serving.ingest import ACCEPTED_TOPICS, Accepted, Refused, check_event, inta
 from serving.openapi import document as openapi_document
 from serving.preview import Counts, preview_held
 from serving.rollout import rollout
-from serving.store import catch_up, health, store
+from serving.store import health, held_customers, store
 from serving.tracking import take
 from streams import segment_spec
 from streams.events import is_anonymous
@@ -216,18 +216,22 @@ class SegmentPreview(Protected):
         started, now = time.monotonic(), wall_clock_ms()
         if request.query.get("scope") == "worker":  # one worker's part of a preview
             return self.json((await self.held(segment, now)).as_dict())
-        counts, workers = Counts(), 0
-        for url in sorted(app.router.table_metadata(names.CUSTOMERS_TABLE)) or [OWN_URL]:
-            try:
-                part = (
-                    (await self.held(segment, now)).as_dict()
-                    if url == OWN_URL
-                    else await _ask(url, request, posted)
-                )
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                return _error(self, 503, f"the worker at {url} did not answer ({exc!r}); retry")
-            counts.add(part)
-            workers += 1
+        urls = sorted(app.router.table_metadata(names.CUSTOMERS_TABLE)) or [OWN_URL]
+
+        async def part(url: str) -> dict[str, Any]:
+            if url == OWN_URL:
+                return (await self.held(segment, now)).as_dict()
+            return await _ask(url, request, posted)
+
+        try:  # every worker at once: the shorter the gather, the less a rebalance can cut in
+            parts = await asyncio.gather(*(part(url) for url in urls))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return _error(self, 503, f"a worker did not answer ({exc!r}); retry")
+        if rebalancing():  # partitions moved meanwhile: one may be counted twice, or not at all
+            return _error(self, 503, "partitions moved between workers; retry")
+        counts, workers = Counts(), len(parts)
+        for found in parts:
+            counts.add(found)
         elapsed = max(time.monotonic() - started, 1e-3)
         return self.json(
             {
@@ -241,12 +245,7 @@ class SegmentPreview(Protected):
 
     async def held(self, segment: Segment, now: int) -> Counts:
         active, _ = table_partitions()
-        held = [
-            customer
-            for partition in active
-            for customer in catch_up.held.get(partition, ())
-            if not is_anonymous(customer)
-        ]
+        held = [customer for partition in active for customer in held_customers(partition)]
         return await preview_held(segment, held, customers.get, now)
 
 
@@ -270,6 +269,12 @@ class SegmentBacktest(Protected):
             duration_ms(since, Where("request", None, "since"))
         except CatalogError as exc:
             return _error(self, 422, str(exc))
+        if backtests.busy():
+            return self.json(
+                {"error": "a backtest runs on this worker already; cancel it or wait"},
+                status=429,
+                headers={"Retry-After": "10"},
+            )
         run = backtests.start(segment.name, segment.body, since, live.definitions, wall_clock_ms())
         location = f"/v1/segments/backtest/{run.id}"
         return self.json(run.as_dict(), status=202, headers={"Location": location})
@@ -375,7 +380,7 @@ class Definitions(Protected):
 @app.page("/v1/segments/{name}/history")
 class SegmentHistory(Protected):
     async def get(self, request: web.Request, name: str) -> web.Response:
-        answer = editing.history(await editing.current(), name)
+        answer = await editing.history(name)
         return self.json(answer.body, status=answer.status, headers=answer.headers)
 
 

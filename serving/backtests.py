@@ -72,6 +72,11 @@ class Backtests:
     def __init__(self) -> None:
         self.runs: dict[str, Backtest] = {}
 
+    def busy(self) -> bool:
+        """A backtest runs already: each holds the history it reads in memory, so one runs at a
+        time per worker."""
+        return any(run.state == "running" for run in self.runs.values())
+
     def start(
         self, name: str, body: Mapping[str, Any], since: str, running: Live, now: int
     ) -> Backtest:
@@ -116,23 +121,30 @@ class Backtests:
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                 )
+                if run.state == "cancelled":  # cancelled while the process started
+                    run.process.kill()
                 output, errors = await self._follow(run, run.process)
             except Exception as exc:  # the process could not start: the backtest failed
                 output, errors = b"", repr(exc).encode()
+            finally:  # the worker stopping cancels this task: the process goes with it
+                if run.process is not None and run.process.returncode is None:
+                    run.process.kill()
         if run.state == "cancelled":
             return
         run.finished_at = int(time.time() * 1000)
-        if run.process is None or run.process.returncode != 0:
-            run.state = "failed"
-            run.error = _last_line(errors) or "the backtest process failed"
+        try:
+            if run.process is None or run.process.returncode != 0:
+                raise ValueError(_last_line(errors) or "the backtest process failed")
+            found = orjson.loads(output)
+            days = found["segments"]
+            run.result = {
+                "events": found["events"],
+                "draft": days.get(draft, []),
+                "live": days.get(run.name, []) if live else None,
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            run.state, run.error = "failed", str(exc)
             return
-        found = orjson.loads(output)
-        days = found["segments"]
-        run.result = {
-            "events": found["events"],
-            "draft": days.get(draft, []),
-            "live": days.get(run.name, []) if live else None,
-        }
         run.state, run.phase = "done", "done"
 
     async def _follow(

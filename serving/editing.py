@@ -9,14 +9,19 @@ since is refused with 409, so two marketers do not overwrite each other unknowin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any, cast
 
-from config.errors import CatalogError
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
+
+from config.errors import CatalogError, StackError
 from engine.catalog import Segment
 from engine.definitions import Definition, Live, catalog_of, checked_body, plan, records_for
 from segstream.app import settings
+from serving.store import store
 from streams.definitions import publish, read_records
 from streams.timestamps import wall_clock_ms
 
@@ -59,6 +64,46 @@ def stale(definition: Definition | None, if_match: str | None) -> Answer | None:
     return None
 
 
+Edit = Callable[..., Awaitable[Answer]]
+OUT_OF_REACH = (StackError, KafkaError, RedisError, OSError)
+
+
+def one_at_a_time(edit: Edit) -> Edit:
+    """Run an edit (read, check, publish) under the definitions lock, so two edits cannot both
+    pass If-Match; Kafka or Redis out of reach is 503 with the reason (a retry is safe: the
+    same body again changes nothing)."""
+
+    @wraps(edit)
+    async def locked(*args: Any) -> Answer:
+        try:
+            async with store.definitions_lock() as held:
+                if not held:
+                    return Answer(503, {"error": "another edit is being published; retry"})
+                return await edit(*args)
+        except OUT_OF_REACH as exc:
+            return out_of_reach(exc)
+
+    return locked
+
+
+def out_of_reach(exc: Exception) -> Answer:
+    return Answer(503, {"error": f"the definitions are out of reach ({exc}); retry"})
+
+
+async def history(name: str) -> Answer:
+    """The segment's versions as the topic holds them now (an edit just made included)."""
+    try:
+        live = await current()
+    except OUT_OF_REACH as exc:
+        return out_of_reach(exc)
+    definition = live.definitions.get(name)
+    if definition is None:
+        return Answer(404, {"error": f"no segment named {name!r}"})
+    versions = [definition.as_version(), *definition.history]
+    return Answer(200, {"name": name, "versions": versions}, definition.version)
+
+
+@one_at_a_time
 async def put(name: str, posted: Any, if_match: str | None, by: str) -> Answer:
     """Create or replace one segment."""
     try:
@@ -82,6 +127,7 @@ async def _editable(name: str, if_match: str | None) -> tuple[Live, Definition] 
     return stale(before, if_match) or (live, before)
 
 
+@one_at_a_time
 async def delete(name: str, if_match: str | None, by: str) -> Answer:
     found = await _editable(name, if_match)
     if isinstance(found, Answer):
@@ -91,6 +137,7 @@ async def delete(name: str, if_match: str | None, by: str) -> Answer:
     return await _publish(live, wanted, name, by, created=False)
 
 
+@one_at_a_time
 async def rollback(name: str, posted: Any, if_match: str | None, by: str) -> Answer:
     """A new version with the body of an earlier one."""
     version = posted.get("version") if isinstance(posted, dict) else None
@@ -105,14 +152,6 @@ async def rollback(name: str, posted: Any, if_match: str | None, by: str) -> Ans
         kept = [before.version, *(item["version"] for item in before.history)]
         return Answer(404, {"error": f"version {version} is not kept (kept: {kept})"})
     return await _publish(live, {**live.bodies(), name: body}, name, by, created=False)
-
-
-def history(live: Live, name: str) -> Answer:
-    definition = live.definitions.get(name)
-    if definition is None:
-        return Answer(404, {"error": f"no segment named {name!r}"})
-    versions = [definition.as_version(), *definition.history]
-    return Answer(200, {"name": name, "versions": versions}, definition.version)
 
 
 async def _publish(

@@ -347,6 +347,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "202": _json(BACKTEST, "started (Location: the backtest)"),
                         **_errors(400, 401, 403, 422),
+                        "429": _json(ERROR, "a backtest runs on this worker already"),
                     },
                 }
             },

@@ -9,7 +9,11 @@ same way (``sync``): only over older versions, so the two kinds of write meet in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence, Set
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +138,10 @@ return deleted
 """
 
 
+# How long a definitions edit may hold the lock (a crashed holder frees it then).
+LOCK_MS = 15_000
+
+
 @dataclass(frozen=True)
 class SyncResult:
     repaired: int  # customers written
@@ -205,6 +213,23 @@ class RedisStore:
                 else:
                     pipe.hset(key, customer_id, total)
             await pipe.execute()
+
+    @contextlib.asynccontextmanager
+    async def definitions_lock(self, wait_s: float = 10.0) -> AsyncIterator[bool]:
+        """Held by one definitions edit at a time across workers (read, check, publish), so
+        two edits cannot both pass If-Match; yields False if it stayed taken for ``wait_s``."""
+        key, token = self.key(names.REDIS_DEFINITIONS_LOCK), uuid.uuid4().hex
+        deadline = time.monotonic() + wait_s
+        while not await self.client.set(key, token, nx=True, px=LOCK_MS):
+            if time.monotonic() > deadline:
+                yield False
+                return
+            await asyncio.sleep(0.05)
+        try:
+            yield True
+        finally:
+            if await self.client.get(key) == token.encode():
+                await self.client.delete(key)
 
     async def count_currencies(self, counts: dict[str, int]) -> None:
         """Count purchases per currency: what unit the summed revenue is in."""

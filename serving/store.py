@@ -9,11 +9,22 @@ from redis.exceptions import RedisError
 
 from segstream.app import settings
 from segstream.app.partitions import rebalancing, table_partitions
+from segstream.app.tables import customers
 from serving.catch_up import CatchUp
 from serving.redis_store import RedisStore
+from streams.events import is_anonymous
 
 store = RedisStore.connect(settings)
 catch_up = CatchUp()
+
+
+def held_customers(partition: int) -> set[str]:
+    """Every customer the table holds in the partition. The RocksDB store keeps one database per
+    partition and restores only the changelog past its local offset, so the customers it had
+    are read from that database; the memory store restores them all, so ``held`` knows them."""
+    if settings.store != "rocksdb://":
+        return set(catch_up.held.get(partition, ()))
+    return {key for key in customers.rocksdb_keys(partition) if not is_anonymous(key)}
 
 
 async def health() -> dict[str, Any]:

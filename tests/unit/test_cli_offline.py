@@ -134,7 +134,7 @@ def test_replay_text_shows_dates_and_stays_quiet_off_a_terminal(tmp_path: Path) 
         == "2025-12-31 23:59:59  c0         → enter  never_purchased              v1    (p0)"
     )
     assert (
-        "2026-01-01 00:00:00  c0         → enter  first_time_buyers            v5    (e0)" in lines
+        "2026-01-01 00:00:00  c0         → enter  first_time_buyers            v6    (e0)" in lines
     )
 
 

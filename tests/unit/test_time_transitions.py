@@ -133,9 +133,9 @@ def test_an_event_after_several_deadlines_fires_them_first() -> None:
     ts = paid.ts
     assert timeline(outcome.changes) == [
         *DUE,
+        (CART, EXIT, ts, paid.event_id),  # segments in order of name, references first
         ("never_purchased", EXIT, ts, paid.event_id),
         ("unknown_outbound", EXIT, ts, paid.event_id),
-        (CART, EXIT, ts, paid.event_id),
         ("first_time_buyers", ENTER, ts, paid.event_id),
         ("purchased_last_year", ENTER, ts, paid.event_id),
     ]
