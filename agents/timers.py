@@ -20,9 +20,10 @@ import faust
 from config import names
 from engine.deadlines import DeadlineIndex
 from segstream.app import app, live, settings
-from segstream.app.partitions import table_partitions
+from segstream.app.partitions import rebalancing, table_partitions
 from segstream.app.tables import on_restored
 from serving import metrics
+from serving.resync import CatalogResync
 from serving.store import catch_up, held_customers
 from streams import codec
 from streams.events import TICK_BATCH, is_anonymous
@@ -32,53 +33,6 @@ log = logging.getLogger(__name__)
 TICK_INTERVAL_S = 0.25
 
 deadlines = DeadlineIndex()
-
-
-class CatalogResync:
-    """Counts the customers still to re-evaluate after a definition change, for the log, the
-    metrics and the API (the demo shows its progress from them)."""
-
-    def __init__(self) -> None:
-        self.pending: set[str] = set()
-        self.total = 0
-        self.started = time.monotonic()
-
-    def mark(self, customer_id: str, stale: bool) -> None:
-        """Record what the customer's latest restored state says (changelogs repeat keys)."""
-        if stale and customer_id not in self.pending:
-            if not self.pending:  # a new re-evaluation: count from here
-                self.total, self.started = 0, time.monotonic()
-            self.pending.add(customer_id)
-            self.total += 1
-        elif not stale and customer_id in self.pending:
-            self.pending.discard(customer_id)
-            self.total -= 1
-
-    def done(self, customer_id: str) -> None:
-        if not self.pending:
-            return
-        self.pending.discard(customer_id)
-        finished = self.total - len(self.pending)
-        metrics.catalog_reevaluation_done.set(finished)
-        if not self.pending or finished % 10_000 == 0:
-            log.info(
-                "Re-evaluated %d of %d customers against the changed segment definitions",
-                finished,
-                self.total,
-            )
-
-    def progress(self) -> dict[str, Any]:
-        """Customers re-evaluated of how many, per second, and the seconds still to go."""
-        finished = self.total - len(self.pending)
-        elapsed = max(time.monotonic() - self.started, 1e-3)
-        rate = finished / elapsed
-        left = len(self.pending)
-        return {
-            "done": finished,
-            "total": self.total,
-            "per_second": round(rate, 1),
-            "eta_seconds": 0 if not left else (round(left / rate, 1) if rate else None),
-        }
 
 
 resync = CatalogResync()
@@ -105,13 +59,13 @@ async def on_customer_changelog(event: faust.EventT) -> None:
     catch_up.restored(message.partition, customer_id, active, message.value is not None)
     if message.value is None:
         if active:
-            resync.mark(customer_id, stale=False)
+            resync.mark(customer_id, stale=False, partition=message.partition)
         deadlines.set(message.partition, customer_id, None)
         return
     state = codec.loads(message.value)
     stale = state.get("catalog_digest") != live.catalog.digest
     if active:
-        resync.mark(customer_id, stale)
+        resync.mark(customer_id, stale, message.partition)
     deadlines.set(message.partition, customer_id, 0 if stale else state.get("next_deadline"))
 
 
@@ -126,7 +80,7 @@ def reevaluate_held() -> int:
         for customer_id in held_customers(partition):
             deadlines.set(partition, customer_id, 0)
             if partition in active:
-                resync.mark(customer_id, stale=True)
+                resync.mark(customer_id, stale=True, partition=partition)
                 count += 1
     metrics.catalog_reevaluation_total.set(resync.total)
     return count
@@ -186,6 +140,8 @@ def keep_if_lost(partition: int, chunk: list[list[Any]], sent: asyncio.Future[An
 
 @app.timer(interval=5.0)
 async def measure_deadlines() -> None:
+    if not rebalancing():  # customers of partitions that moved are re-evaluated by their owner
+        resync.keep_only(active_partitions())
     metrics.catalog_reevaluation_total.set(resync.total)
     metrics.deadlines_scheduled.set(len(deadlines))
     metrics.deadlines_overdue.set(deadlines.count_due(int(time.time() * 1000)))
