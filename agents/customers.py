@@ -120,14 +120,16 @@ async def store(
     """Store a state with the records its step produced, and index its next deadline.
 
     Under exactly-once, records and state go in one transaction, through the producer Faust's
-    topics publish through (its transaction manager). Under at-least-once the state is
+    topics publish through (its transaction manager); a merge record, keyed by another
+    customer, goes in the transaction of the input partition. Under at-least-once the state is
     stored with its records in its outbox, and they follow the state's delivery
     (``agents.outbox``)."""
     key, partition = state.customer_id, message.partition
     state.mark_applied(source, message.offset)
     if app.in_transaction:
-        for topic, record in records:  # (no merge records: identity merge is at-least-once)
-            await _send(topic, key.encode(), codec.dumps(record))
+        for topic, record in records:
+            to = record.get("customer_id", key)
+            await _send(topic, to.encode(), codec.dumps(record), None if to == key else message.tp)
         customers[key] = step.snapshot(state)
     else:
         new = entries(source, message.offset, records)
@@ -145,11 +147,16 @@ def skip_applied(message: Message, state: CustomerState) -> None:
         outbox.carried(state.customer_id, message.partition, state.outbox)
 
 
-async def _send(topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
-    sent = cast(
-        asyncio.Future,
-        await app.publisher.send(settings.topic(topic), key, value, None, None, None),
-    )
+async def _send(
+    topic: str, key: bytes, value: bytes, source: TP | None = None
+) -> asyncio.Future[Any]:
+    """Publish a step's record; one keyed by another key than the step's names the input
+    partition ``source`` whose transaction it belongs to under exactly-once."""
+    if source is None:
+        sent = await app.publisher.send(settings.topic(topic), key, value, None, None, None)
+    else:
+        sent = await app.publish_from(source, settings.topic(topic), key, value)
+    sent = cast(asyncio.Future, sent)
     sent.add_done_callback(_report_failure)
     return sent
 
@@ -194,7 +201,8 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
     if isinstance(decoded, Erasure):
         erasures.add(customer_id, decoded.ts)
         if state is not None:
-            await erase_state(state, decoded, step.on_erasure(state, decoded).outcome)
+            outcome = step.on_erasure(state, decoded).outcome
+            await erase_state(message.tp, state, decoded, outcome)
         deadlines.set(partition, customer_id, None)
         pending_spend[customer_id] = None
         log.info("Erased a customer's state (partition %d)", partition)
@@ -247,7 +255,7 @@ async def on_merge(message: Message, key: bytes | None, raw: bytes) -> None:
         # The customer's erasure did not know this anonymous id yet (the merge was on its way):
         # it is erased now, as those the customer knew were.
         erased_at = cast(int, erasures.erased_at(customer_id))
-        await erase_aliases([codec.loads(raw)["anonymous_id"]], erased_at)
+        await erase_aliases(message.tp, [codec.loads(raw)["anonymous_id"]], erased_at)
         raise InvalidEvent(ERASED)
     state = load(customer_id)
     if state is not None and state.has_applied(names.IDENTITY_MERGES, message.offset):
@@ -267,8 +275,6 @@ async def on_anonymous(
 ) -> None:
     """A record under an anonymous id: kept in the visitor's profile, or (once the id is
     linked) forwarded to its customer; a link sends the visitor's events to the customer."""
-    if app.in_transaction:
-        raise InvalidEvent(identity.NOT_UNDER_EXACTLY_ONCE)
     key = decoded.key if isinstance(decoded, IdentityLink) else decoded.customer_id
     if isinstance(decoded, Erasure):  # (repeating one changes nothing: not refused as erased)
         erasures.add(key, decoded.ts)
@@ -305,7 +311,7 @@ def expire(message: Message, key: str, due: int) -> None:
         deadlines.set(message.partition, key, profile.next_deadline)
 
 
-async def erase_state(state: CustomerState, request: Erasure, outcome: Outcome) -> None:
+async def erase_state(source: TP, state: CustomerState, request: Erasure, outcome: Outcome) -> None:
     """Publish the erased customer's exits and the erasures of its anonymous ids, then delete
     the state. Under at-least-once the agent waits for their delivery first (erasures are
     rare): a crash before the deletion leaves the state, and the redelivered erasure is applied
@@ -314,18 +320,20 @@ async def erase_state(state: CustomerState, request: Erasure, outcome: Outcome) 
     sent = [
         await _send(topic, key, codec.dumps(record)) for topic, record in outputs(outcome, None)
     ]
-    await erase_aliases(state.aliases, request.ts, sent)
+    await erase_aliases(source, state.aliases, request.ts, sent)
     del customers[state.customer_id]
 
 
 async def erase_aliases(
-    aliases: Iterable[str], ts: int, sent: list[asyncio.Future[Any]] | None = None
+    source: TP, aliases: Iterable[str], ts: int, sent: list[asyncio.Future[Any]] | None = None
 ) -> None:
     """Send the erasure of each anonymous id an erased customer was linked to (to the id's
-    own partition); under at-least-once, wait for their delivery and that of ``sent``."""
+    own partition, in the transaction of ``source`` under exactly-once); under at-least-once,
+    wait for their delivery and that of ``sent``."""
     sent = list(sent or ())
     for key, erasure in identity.alias_erasures(aliases, ts):
-        sent.append(await _send(names.CUSTOMER_ERASURES, key.encode(), codec.dumps(erasure)))
+        value = codec.dumps(erasure)
+        sent.append(await _send(names.CUSTOMER_ERASURES, key.encode(), value, source))
     if sent and not app.in_transaction:
         await asyncio.wait(sent)
         for record in sent:  # one not delivered: the state stays, and the policy decides

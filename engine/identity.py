@@ -73,12 +73,6 @@ _FIELDS = tuple(AnonymousProfile.__dataclass_fields__)
 
 LinkDecision = Literal["merge", "repeat", "conflict"]
 
-# Why anonymous records are refused by a worker that runs exactly-once (docs/identity-merge.md).
-NOT_UNDER_EXACTLY_ONCE = (
-    "anonymous visitors and identity links need SEGSTREAM_PROCESSING_GUARANTEE=at_least_once "
-    "(identity merge under exactly-once is not supported yet)"
-)
-
 # Why a second customer's link to an anonymous id is refused (the first customer is not named).
 LINKED_ELSEWHERE = "anonymous id already linked to another customer: the first link wins"
 

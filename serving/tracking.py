@@ -32,9 +32,7 @@ import orjson
 from faust import web
 
 from config.errors import InvalidEvent
-from config.names import IDENTITY_LINKS
 from config.settings import LOOPBACK
-from engine.identity import NOT_UNDER_EXACTLY_ONCE as NOT_MERGED
 from segstream.app import app, settings
 from serving import metrics
 from serving.ingest import Accepted, Refused, check_event, dead_letter, intake
@@ -153,7 +151,6 @@ async def take(view: web.View, messages: list[Any], source: str) -> Any:
 def check_messages(messages: list[Any], source: str) -> Checked:
     """Map and check each message (by the live decoder)."""
     now = int(time.time() * 1000)
-    merges_identities = settings.processing_guarantee == "at_least_once"
     max_bytes = settings.max_event_bytes
     checked = Checked(source)
     results = checked.results
@@ -167,11 +164,8 @@ def check_messages(messages: list[Any], source: str) -> Checked:
                 results.append({"index": index, "outcome": "ignored", "reason": mapped.reason})
                 continue
             topic, value = mapped
-            if not merges_identities and (topic == IDENTITY_LINKS or "customer_id" not in value):
-                results.append({"index": index, "outcome": "ignored", "reason": NOT_MERGED})
-                continue
             accepted = [check_event(topic, None, value, max_bytes, now)]
-            link = segment_spec.link_of(message, now) if merges_identities else None
+            link = segment_spec.link_of(message, now)
             if link is not None:  # an identify with both ids also links them
                 accepted.append(check_event(link[0], None, link[1], max_bytes, now))
             checked.accepted += accepted

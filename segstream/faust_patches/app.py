@@ -11,13 +11,13 @@ publish. uvloop runs the event loop (see ``segstream.worker``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, Message, ProducerT
+from faust.types import TP, Message, ProducerT, RecordMetadata
 
 from config.errors import SegstreamError
 from segstream.faust_patches.changelog import ChangelogRecordTable
@@ -114,6 +114,28 @@ class SegstreamApp(faust.App):
             return
         async with self._segstream_consumer.step_turn:
             yield
+
+    async def publish_from(
+        self, source: TP, topic: str, key: bytes, value: bytes
+    ) -> Awaitable[RecordMetadata]:
+        """Publish a record that a step on the input partition ``source`` produced, keyed by
+        another key than the step's (an identity merge, an anonymous id's erasure): under
+        exactly-once inside ``source``'s transaction, which commits with ``source``'s offsets,
+        wherever the record's own partition is. Faust's ``TransactionManager.send`` picks the
+        transaction of the record's partition, which another worker may hold
+        (``ProducerSendError``) or commit apart from ``source``."""
+        if not self.in_transaction:
+            return await self.publisher.send(topic, key, value, None, None, None)
+        group = self.assignor.group_for_topic(source.topic)
+        return await self.consumer.transactions.producer.send(
+            topic,
+            key,
+            value,
+            None,
+            None,
+            None,
+            transactional_id=f"{self.conf.id}-{group}-{source.partition}",
+        )
 
     @property
     def publisher(self) -> ProducerT:

@@ -6,7 +6,6 @@ middle, ends where offline replay of the same records ends."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +17,12 @@ from segment.analytics.client import Client as SegmentClient
 
 from config import names
 from engine.erasures import ERASED
-from engine.identity import LINKED_ELSEWHERE, NOT_UNDER_EXACTLY_ONCE
+from engine.identity import LINKED_ELSEWHERE
 from serving.redis_store import RedisStore
 from streams.layout import changelog_topic
 from tests.integration.deployment import Deployment, WorkerProcess
 from tests.integration.kafka_io import produce, produce_many, read_until_quiet, records_until_quiet
-from tests.integration.oracle import HOUR, Shop, now_ms, read_settled
+from tests.integration.oracle import GUARANTEES, HOUR, Shop, deduplicated, now_ms, read_settled
 from tests.integration.stored import assert_counted_once
 from tests.integration.waiting import poll_until
 
@@ -43,14 +42,17 @@ def order(total: float, sku: str = "sku-tent") -> dict[str, Any]:
     return {"order_id": str(uuid.uuid4()), "total": total, "products": [line]}
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 async def test_an_identify_merges_the_visitors_history_once_and_later_events_follow(
+    guarantee: str,
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[..., WorkerProcess],
 ) -> None:
     """With Segment's own SDK, as a shop's site and backend send: a visitor browses and buys,
     logs in (identify with both ids), buys again under the anonymous id; then another customer
     tries to claim the same anonymous id."""
-    deployment = deployment_factory(write_keys=f"{WRITE_KEY}=web")
+    deployment = deployment_factory(processing_guarantee=guarantee, write_keys=f"{WRITE_KEY}=web")
+    committed = guarantee == "exactly_once"
     worker = worker_factory(deployment)
     await worker.until_ready()
     host = f"http://127.0.0.1:{deployment.settings.web_port}"
@@ -68,7 +70,9 @@ async def test_an_identify_merges_the_visitors_history_once_and_later_events_fol
     await poll_until(
         lambda: purchases(deployment, "ana", 2), "both orders counted for ana", 60, 0.5
     )
-    changes = await read_until_quiet(deployment.settings, names.SEGMENT_CHANGES, at_least=1)
+    changes = await read_until_quiet(
+        deployment.settings, names.SEGMENT_CHANGES, at_least=1, committed=committed
+    )
     assert changes and {c["customer_id"] for c in changes} == {"ana"}
     assert "repeat_buyers" in {c["segment"] for c in changes if c["change"] == "enter"}
     status, _ = await customer(deployment, f"anon:{visitor}")
@@ -81,7 +85,9 @@ async def test_an_identify_merges_the_visitors_history_once_and_later_events_fol
 
     await asyncio.to_thread(claim)
     await poll_until(lambda: purchases(deployment, "ana", 3), "the later order is ana's", 60, 0.5)
-    (letter,) = await read_until_quiet(deployment.settings, names.DEAD_LETTERS, at_least=1)
+    (letter,) = await read_until_quiet(
+        deployment.settings, names.DEAD_LETTERS, at_least=1, committed=committed
+    )
     assert letter["reason"] == LINKED_ELSEWHERE and letter["source_topic"] == "identity-links"
     status, bo = await customer(deployment, "bo")
     assert status == 200 and bo["purchases"]["count"] == 0
@@ -117,16 +123,19 @@ async def test_a_cart_started_anonymously_and_abandoned_after_login_fires_for_th
     worker.assert_running()
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 async def test_merges_racing_with_events_on_both_ids_and_a_kill_9_end_as_replay_ends(
+    guarantee: str,
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[..., WorkerProcess],
 ) -> None:
     """Twenty visitors and their customers: events on both ids sent at once with the link in
     the middle, a worker killed with kill -9 once merges are in flight, and a new one started.
     The stored counts and memberships equal offline replay's: nothing merged twice, nothing
-    lost."""
+    lost; under exactly-once, no change published twice either."""
     # A killed worker never leaves the group: its partitions move after the session timeout.
-    deployment = deployment_factory(session_timeout_seconds="10")
+    deployment = deployment_factory(processing_guarantee=guarantee, session_timeout_seconds="10")
+    exactly_once = guarantee == "exactly_once"
     worker = worker_factory(deployment)
     shop, start = Shop(), now_ms() - 10 * HOUR
     for n in range(20):
@@ -144,55 +153,20 @@ async def test_merges_racing_with_events_on_both_ids_and_a_kill_9_end_as_replay_
     worker.kill()
     await produce_many(deployment.settings, shop.kafka_records()[half:])
     second = worker_factory(deployment)
-    changes, expected = await read_settled(deployment, shop, minimum=40, redelivered=True)
+    changes, expected = await read_settled(
+        deployment, shop, minimum=40, committed=exactly_once, redelivered=True
+    )
     second.assert_running()
     assert not [c for c in changes if c["customer_id"].startswith("anon:")]
+    if exactly_once:
+        assert changes == deduplicated(changes), "exactly-once published a change twice"
     assert {f"c{n}" for n in range(20)} <= set(expected)
     await assert_counted_once(deployment, shop)
 
 
-async def test_under_exactly_once_anonymous_records_are_refused_with_the_reason(
-    deployment_factory: Callable[..., Deployment],
-    worker_factory: Callable[..., WorkerProcess],
-) -> None:
-    """Identity merge runs at-least-once only, for now: an exactly-once worker dead-letters an
-    anonymous event and a link with the reason, and its Tracking API ignores anonymous
-    messages and alias calls with the same reason, while the identify's profile update of the
-    same call still counts."""
-    deployment = deployment_factory(
-        processing_guarantee="exactly_once", write_keys=f"{WRITE_KEY}=web"
-    )
-    worker = worker_factory(deployment)
-    shop, start = Shop(), now_ms()
-    shop.cart_add("anon:v-eos", start)
-    shop.link("v-eos", "dee", start)
-    await produce(deployment.settings, shop.kafka_records())
-    letters = await read_until_quiet(
-        deployment.settings, names.DEAD_LETTERS, at_least=2, committed=True
-    )
-    assert [letter["reason"] for letter in letters] == [NOT_UNDER_EXACTLY_ONCE] * 2
-    await worker.until_ready()
-    host = f"http://127.0.0.1:{deployment.settings.web_port}"
-    batch = [
-        {"type": "track", "anonymousId": "v-eos", "event": "Product Viewed", "messageId": "m1"},
-        {"type": "alias", "previousId": "v-eos", "userId": "dee", "messageId": "m2"},
-        {"type": "identify", "anonymousId": "v-eos", "userId": "dee", "messageId": "m3"},
-    ]
-    auth = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{host}/v1/batch", json={"batch": batch}, headers=auth) as answer,
-    ):
-        body = await answer.json()
-    assert [(r["outcome"], r.get("reason")) for r in body["results"]] == [
-        ("ignored", NOT_UNDER_EXACTLY_ONCE),
-        ("ignored", NOT_UNDER_EXACTLY_ONCE),
-        ("accepted", None),
-    ]
-    worker.assert_running()
-
-
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 async def test_erasing_the_customer_erases_its_anonymous_ids(
+    guarantee: str,
     deployment_factory: Callable[..., Deployment],
     worker_factory: Callable[..., WorkerProcess],
 ) -> None:
@@ -200,8 +174,9 @@ async def test_erasing_the_customer_erases_its_anonymous_ids(
     partition: its stub is deleted (a tombstone), an older event under the anonymous id is
     refused as erased, and a newer one starts a fresh visitor that another customer may claim.
     A merge that was on its way when the customer was erased is refused, and its visitor
-    erased too."""
-    deployment = deployment_factory()
+    erased too. Under exactly-once the visitors' erasures go in the customer's transaction."""
+    deployment = deployment_factory(processing_guarantee=guarantee)
+    committed = guarantee == "exactly_once"
     worker = worker_factory(deployment)
     shop, start = Shop(), now_ms() - HOUR
     shop.profile("eve", start, email_consent=True)
@@ -214,9 +189,13 @@ async def test_erasing_the_customer_erases_its_anonymous_ids(
     shop.erase("eve", start + 5_000)
     shop.link("v-late", "eve", start + 4_000)  # its merge reaches eve after her erasure
     await produce(deployment.settings, shop.kafka_records(sent)[:1])
-    await poll_until(lambda: tombstones(deployment, "eve", "anon:v-er"), "erased", 60, 0.5)
+
+    async def erased(*keys: str) -> bool:
+        return await tombstones(deployment, committed, *keys)
+
+    await poll_until(lambda: erased("eve", "anon:v-er"), "erased", 60, 0.5)
     await produce(deployment.settings, shop.kafka_records(sent)[1:])
-    await poll_until(lambda: tombstones(deployment, "anon:v-late"), "the late visitor", 60, 0.5)
+    await poll_until(lambda: erased("anon:v-late"), "the late visitor", 60, 0.5)
 
     sent = len(shop.records)
     shop.purchase("anon:v-er", start + 3_000, total=11)  # older than the erasure
@@ -226,7 +205,9 @@ async def test_erasing_the_customer_erases_its_anonymous_ids(
     await poll_until(lambda: purchases(deployment, "finn", 1), "finn has the newer order", 60, 0.5)
     _, finn = await customer(deployment, "finn")
     assert finn["purchases"]["total_spend"] == 40
-    letters = await read_until_quiet(deployment.settings, names.DEAD_LETTERS, at_least=2)
+    letters = await read_until_quiet(
+        deployment.settings, names.DEAD_LETTERS, at_least=2, committed=committed
+    )
     assert sorted((letter["reason"], letter["source_topic"]) for letter in letters) == [
         (ERASED, "identity-merges"),
         (ERASED, "purchases"),
@@ -235,9 +216,11 @@ async def test_erasing_the_customer_erases_its_anonymous_ids(
     worker.assert_running()
 
 
-async def tombstones(deployment: Deployment, *keys: str) -> bool:
-    """Whether the customers table's last record of each key is a tombstone."""
+async def tombstones(deployment: Deployment, committed: bool, *keys: str) -> bool:
+    """Whether the customers table's last record (committed ones only, with ``committed``) of
+    each key is a tombstone."""
     topic = changelog_topic(deployment.settings, names.CUSTOMERS_TABLE)
-    records = await records_until_quiet(deployment.settings.kafka_bootstrap, [topic], 1)
+    bootstrap = deployment.settings.kafka_bootstrap
+    records = await records_until_quiet(bootstrap, [topic], 1, committed=committed)
     last = {orjson.loads(m.key): m.value for m in records if m.key is not None}
     return all(key in last and last[key] is None for key in keys)
