@@ -4,7 +4,8 @@
    Completed", "Product Added", "Email Opened", "Email Link Clicked", "Product Viewed", page:
    the inverse of ``streams.segment_spec``; support contacts have no Segment event and are left
    out), in the SDK's batches of 100: ``{"batch": [...], "sentAt": ..., "writeKey": ...}``.
-2. Direct: the contract events those messages map to, produced by a plain aiokafka producer
+2. Direct: the contract events those messages map to (an identify with both ids: its profile
+   update and its link), produced by a plain aiokafka producer
    with the settings of Faust's (acks from every in-sync replica, 5 ms linger, 1 MB batches),
    first send to last ack.
 3. Ingest: the batches posted to a ready worker's ``/v1/batch`` by a few concurrent clients
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +40,7 @@ from segstream.bench.processes import Contender, WorkerMetrics, cpu_seconds
 from segstream.offline.simulator import SyntheticShop
 from streams import codec, segment_spec
 from streams.connections import kafka_options
+from streams.events import record_key
 from streams.layout import ensure_topics
 from streams.records import Record
 
@@ -49,16 +52,22 @@ LIBRARY = {"name": "analytics-python", "version": "2.4.0"}
 # Faust's producer as segstream configures it (faust_options, and Faust's acks=-1).
 PRODUCER = {"acks": "all", "linger_ms": 5, "max_batch_size": 1024 * 1024}
 RETRY_STATUSES = (429, 503)
+# The share of web messages (page, "Product Viewed", "Product Added") sent before login.
+ANONYMOUS_SHARE = 0.3
+WEB_MESSAGES = ("page", "Product Viewed", "Product Added")
 
 
 @dataclass(frozen=True)
 class Ingest:
     messages: int  # messages accepted through /v1/batch (warm-up not counted)
+    anonymous: int  # of them, messages under an anonymous id only
+    events: int  # contract events they made (an identify with both ids makes two)
     batches: int
     clients: int
     rounds: int  # direct and ingest take turns this many times
     seconds: float  # first batch sent to last 200, summed over the rounds
     messages_per_second: float
+    events_per_second: float
     direct_events: int  # the same contract events produced straight to Kafka
     direct_seconds: float  # first send to last ack
     direct_events_per_second: float
@@ -70,8 +79,9 @@ class Ingest:
 
     @property
     def ratio(self) -> float:
+        """Contract events into Kafka per second, through the Tracking API against straight."""
         return (
-            self.messages_per_second / self.direct_events_per_second
+            self.events_per_second / self.direct_events_per_second
             if self.direct_events_per_second
             else 0.0
         )
@@ -163,7 +173,8 @@ def _sdk_traits(traits: dict[str, Any]) -> dict[str, Any]:
 
 
 def messages(customers: int, count: int, seed: int, end_ms: int) -> list[dict[str, Any]]:
-    """``count`` Segment messages from a synthetic shop whose events end at ``end_ms``."""
+    """``count`` Segment messages from a synthetic shop whose events end at ``end_ms``, a share
+    of its web messages from visitors not logged in (``ANONYMOUS_SHARE``)."""
     shop = SyntheticShop(
         customers=customers,
         seed=seed,
@@ -171,8 +182,25 @@ def messages(customers: int, count: int, seed: int, end_ms: int) -> list[dict[st
         start_ms=end_ms - count * 12,
         step_ms=10,
     )
+    logged_out = random.Random(seed)
     mapped = (segment_message(record) for record in shop.events())
-    return list(itertools.islice((m for m in mapped if m is not None), count))
+    sent = (
+        with_visitor(message, logged_out.random() < ANONYMOUS_SHARE)
+        for message in mapped
+        if message is not None
+    )
+    return list(itertools.islice(sent, count))
+
+
+def with_visitor(message: dict[str, Any], logged_out: bool) -> dict[str, Any]:
+    """The message as a shop's site sends it: an identify names the customer's visitor id too;
+    a web message of a visitor not logged in names only that id."""
+    visitor = f"v-{message['userId']}"
+    if message["type"] == "identify":
+        return message | {"anonymousId": visitor}
+    if logged_out and message.get("event", message["type"]) in WEB_MESSAGES:
+        return message | {"anonymousId": visitor, "userId": None}
+    return message
 
 
 def bodies(batched: list[list[dict[str, Any]]]) -> list[tuple[bytes, int]]:
@@ -194,8 +222,10 @@ def contract_events(
         mapped = segment_spec.to_contract(message, now, SOURCE)
         if isinstance(mapped, segment_spec.Ignored):
             raise SegstreamError(f"the bench's message was ignored: {mapped.reason}")
-        topic, value = mapped
-        out.append((settings.topic(topic), value["customer_id"].encode(), codec.dumps(value)))
+        link = segment_spec.link_of(message, now)
+        for topic, value in (mapped,) if link is None else (mapped, link):
+            key = record_key(topic, value).encode()
+            out.append((settings.topic(topic), key, codec.dumps(value)))
     return out
 
 
@@ -264,6 +294,8 @@ class Totals:
     """What the rounds add up to."""
 
     messages: int = 0
+    anonymous: int = 0
+    events: int = 0
     seconds: float = 0.0
     worker_cpu: float = 0.0
     processed: float = 0.0
@@ -305,6 +337,8 @@ async def measure(
         for turn in turns:
             await metrics.until_idle(worker, timeout)
             events = [event for batch in turn for event in contract_events(direct, batch)]
+            totals.events += len(events)
+            totals.anonymous += sum(m["userId"] is None for batch in turn for m in batch)
             started, cpu = time.perf_counter(), time.process_time()
             await sender.produce(events)
             totals.direct_seconds += time.perf_counter() - started
@@ -327,11 +361,14 @@ async def measure(
     worker.check_alive()
     return Ingest(
         messages=totals.messages,
+        anonymous=totals.anonymous,
+        events=totals.events,
         batches=len(rest),
         clients=clients,
         rounds=len(turns),
         seconds=totals.seconds,
         messages_per_second=_rate(totals.messages, totals.seconds),
+        events_per_second=_rate(totals.events, totals.seconds),
         direct_events=totals.direct_events,
         direct_seconds=totals.direct_seconds,
         direct_events_per_second=_rate(totals.direct_events, totals.direct_seconds),

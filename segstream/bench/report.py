@@ -198,11 +198,13 @@ def _ingest_lines(item: dict[str, Any] | None) -> list[str]:
     return [
         "",
         f"Ingest: {item['batches']:,} batches of 100 Segment messages, {item['clients']} in "
-        f"flight, {item['rounds']} rounds taking turns with producing straight to Kafka",
-        f"  /v1/batch on one worker  {item['messages_per_second']:9,.0f} messages/s  "
+        f"flight, {item['rounds']} rounds taking turns with producing straight to Kafka; "
+        f"{item['anonymous']:,} messages from visitors not logged in, every identify a link",
+        f"  /v1/batch on one worker  {item['events_per_second']:9,.0f} events/s    "
         f"{item['seconds']:6.1f} s  worker CPU {item['worker_cpu_us_per_message']:5.0f} us "
-        f"per message  ({item['messages']:,} accepted, {item['retried']} retried, "
-        f"{item['processed_meanwhile']:,.0f} events processed meanwhile)",
+        f"per message  ({item['messages']:,} messages accepted, {item['events']:,} events, "
+        f"{item['retried']} retried, {item['processed_meanwhile']:,.0f} events processed "
+        "meanwhile)",
         f"  straight to Kafka        {item['direct_events_per_second']:9,.0f} events/s    "
         f"{item['direct_seconds']:6.1f} s  producer CPU {item['direct_cpu_us_per_event']:3.0f} us "
         "per event",

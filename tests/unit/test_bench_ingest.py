@@ -53,6 +53,7 @@ def sdk_call(client: SegmentClient, message: dict[str, Any]) -> dict[str, Any]:
     common = {
         "timestamp": datetime.fromisoformat(message["timestamp"]).astimezone(UTC),
         "message_id": message["messageId"],
+        "anonymous_id": message["anonymousId"],
     }
     user = message["userId"]
     if message["type"] == "identify":
@@ -84,3 +85,24 @@ def test_bodies_are_the_sdks_batches(count: int) -> None:
     assert posted["batch"] == sent
     assert posted["writeKey"] == ingest.WRITE_KEY
     assert datetime.fromisoformat(posted["sentAt"]).tzinfo is not None
+
+
+def test_a_share_of_web_messages_is_anonymous_and_every_identify_links() -> None:
+    """Visitors not logged in send page and product views and cart adds under their anonymous
+    id only; an identify names both ids, so the Tracking API also sends its link."""
+    settings = load_settings({})
+    sent = ingest.messages(300, 2000, 5, START_MS + 3_600_000)
+    web = [m for m in sent if m.get("event", m["type"]) in ingest.WEB_MESSAGES]
+    anonymous = [m for m in sent if m["userId"] is None]
+    assert set(map(id, anonymous)) <= set(map(id, web))
+    assert 0.2 < len(anonymous) / len(web) < 0.4  # ANONYMOUS_SHARE, drawn
+    identifies = [m for m in sent if m["type"] == "identify"]
+    assert identifies and all(m["anonymousId"] == f"v-{m['userId']}" for m in identifies)
+    events = ingest.contract_events(settings, sent)
+    assert len(events) == len(sent) + len(identifies)
+    links = [(key, codec.loads(value)) for topic, key, value in events if "identity-links" in topic]
+    assert [(key, link["customer_id"]) for key, link in links] == [
+        (f"anon:v-{m['userId']}".encode(), m["userId"]) for m in identifies
+    ]
+    keys = {key for topic, key, _ in events if "identity-links" not in topic}
+    assert {f"anon:{m['anonymousId']}".encode() for m in anonymous} <= keys
