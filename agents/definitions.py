@@ -9,7 +9,6 @@ then fall due and their ticks re-evaluate what changed (``agents.timers.reevalua
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -26,11 +25,10 @@ from serving.store import store
 from streams import codec
 from streams.definitions import as_read, definitions_topic, publish, read_records
 from streams.kafka_clients import committed_reader
+from streams.keyed_log import follow_forever
 from streams.timestamps import wall_clock_ms
 
 log = logging.getLogger(__name__)
-
-RETRY_S = 2.0
 
 
 def catalog_from(definitions: Live) -> Catalog:
@@ -132,14 +130,7 @@ def apply(definitions: Live) -> None:
 @app.task
 async def follow_definitions() -> None:
     """Follow the topic for as long as the worker runs."""
-    while True:
-        try:
-            await _follow()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the broker went away: read on when it is back
-            log.warning("Following the segment definitions failed; retrying: %r", exc)
-            await asyncio.sleep(RETRY_S)
+    await follow_forever("segment definitions", _follow)
 
 
 async def _follow() -> None:

@@ -38,6 +38,10 @@ OUTPUT_TOPICS = (SEGMENT_CHANGES, TRIGGERS, DEAD_LETTERS, LATE_EVENTS)
 
 # The live segment definitions: compacted, one partition (one order), key = segment name.
 SEGMENT_DEFINITIONS = "segment-definitions"
+# Webhook subscriptions: compacted, one partition, key = subscription id. Each subscription
+# reads the output topics in a consumer group of its own, named from the app's and its id.
+WEBHOOK_SUBSCRIPTIONS = "webhook-subscriptions"
+WEBHOOK_GROUP = "-webhook-"
 
 # The record key of an anonymous visitor (a value with anonymous_id and no customer_id) starts
 # with this; customer ids may not.
@@ -58,5 +62,6 @@ REDIS_HISTORY_LOCK = "history-lock"  # one sampler per interval across workers
 REDIS_SPEND = "spend"  # HASH customer id -> lifetime spend (revenue per segment)
 REDIS_CURRENCIES = "currencies"  # HASH currency code -> purchases seen in it (revenue's unit)
 REDIS_DEFINITIONS_LOCK = "definitions-lock"  # one definitions edit at a time (API)
+REDIS_WEBHOOKS = "webhooks:"  # + subscription id: HASH of delivery counts and the last error
 REDIS_WORKERS = "workers"  # HASH worker -> JSON of the definitions it runs and its progress
 REDIS_IN_STEP = "in-step"  # HASH partition -> "checking" | "done" (store checked against table)

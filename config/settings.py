@@ -117,6 +117,26 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(
         500 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest accepted HTTP batch (bytes)"
     )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="How long a webhook receiver has to answer a delivery"
+    )
+    webhook_retry_base_seconds: float = Field(
+        1.0, gt=0, le=600, description="First wait before a failed webhook delivery is retried"
+    )
+    webhook_retry_max_seconds: float = Field(
+        300.0, gt=0, le=3600, description="Longest wait between webhook delivery retries"
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=100, description="Failed tries of one delivery before its subscription pauses"
+    )
+    webhook_batch: int = Field(
+        100, ge=1, le=1000, description="Most records in one webhook delivery"
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Let webhooks call private and loopback addresses when the worker listens "
+        "beyond loopback (on loopback they always may)",
+    )
     on_internal_error: Literal["dead_letter", "stop"] = Field(
         "dead_letter",
         description="A bug on a record: dead-letter it and go on, or stop the worker",

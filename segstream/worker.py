@@ -95,7 +95,9 @@ WORKER_MODULES = (
     "agents.projection",
     "agents.store_sync",
     "agents.timers",
+    "agents.webhooks",
     "serving.api",
+    "serving.subscriptions",
 )
 
 

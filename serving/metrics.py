@@ -148,6 +148,38 @@ definitions_refused = Counter(
     registry=registry,
 )
 
+webhook_deliveries = Counter(
+    "segstream_webhook_deliveries",
+    "Webhook delivery tries per subscription, by outcome: delivered, failed",
+    ["subscription", "outcome"],
+    registry=registry,
+)
+webhook_records = Counter(
+    "segstream_webhook_records",
+    "Changes and triggers delivered to webhook receivers, per subscription",
+    ["subscription"],
+    registry=registry,
+)
+webhook_latency = Histogram(
+    "segstream_webhook_delivery_seconds",
+    "How long a webhook receiver took to answer a delivery try, per subscription",
+    ["subscription"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=registry,
+)
+webhook_backlog = Gauge(
+    "segstream_webhook_backlog",
+    "Records published and not yet delivered, per webhook subscription (all workers)",
+    ["subscription"],
+    registry=registry,
+)
+webhook_skipped = Counter(
+    "segstream_webhook_skipped",
+    "Output records that were not JSON, passed over by a webhook subscription",
+    ["subscription"],
+    registry=registry,
+)
+
 
 def labelled(metric: Counter | Gauge | Histogram) -> Callable[..., Any]:
     """``metric.labels``, remembered per label values: the per-event path skips its lock and

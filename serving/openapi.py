@@ -195,6 +195,101 @@ def _tracking(summary: str) -> dict[str, Any]:
     }
 
 
+SUBSCRIPTION = {
+    "type": "object",
+    "description": "a webhook subscription (never its secret), its backlog and delivery counts",
+    "properties": {
+        "id": {"type": "string"},
+        "url": {"type": "string"},
+        "segments": {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"const": "*"}]},
+        "triggers": {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"const": "*"}]},
+        "state": {"enum": ["active", "paused"]},
+        "reason": {"type": ["string", "null"], "description": "why it is paused"},
+        "backlog": {"type": ["integer", "null"], "description": "records not yet delivered"},
+        "deliveries": {"type": "object"},
+    },
+}
+SUBSCRIPTION_ID = {
+    "name": "subscription_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
+
+
+def _state_change(summary: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [SUBSCRIPTION_ID],
+            "responses": {
+                "200": _json(SUBSCRIPTION, "the subscription"),
+                **_errors(401, 403, 404),
+                "503": _json(ERROR, "Kafka is out of reach; nothing changed"),
+            },
+        }
+    }
+
+
+SUBSCRIPTION_PATHS: dict[str, Any] = {
+    "/v1/subscriptions": {
+        "get": {
+            "summary": "Webhook subscriptions with their state, backlog and delivery counts",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {"subscriptions": {"type": "array", "items": SUBSCRIPTION}},
+                    },
+                    "every subscription",
+                ),
+                **_errors(401, 403),
+            },
+        },
+        "post": {
+            "summary": "Subscribe a receiver URL to segment changes and triggers (edit role); "
+            "deliveries are signed with the secret (docs/webhooks.md)",
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["url"],
+                    "properties": {
+                        "url": {"type": "string"},
+                        "segments": {"description": 'a list of names, or "*" (default)'},
+                        "triggers": {"description": 'a list of names (default: none), or "*"'},
+                        "secret": {
+                            "type": "string",
+                            "description": "16+ characters; made if absent",
+                        },
+                    },
+                }
+            ),
+            "responses": {
+                "201": _json(SUBSCRIPTION, "created; the answer shows the secret, this once"),
+                **_errors(400, 401, 403, 422),
+                "503": _json(ERROR, "Kafka is out of reach; nothing changed"),
+            },
+        },
+    },
+    "/v1/subscriptions/{subscription_id}": {
+        "get": {
+            "summary": "One webhook subscription",
+            "parameters": [SUBSCRIPTION_ID],
+            "responses": {"200": _json(SUBSCRIPTION, "the subscription"), **_errors(401, 403, 404)},
+        },
+        "delete": {
+            "summary": "Delete a webhook subscription (edit role)",
+            "parameters": [SUBSCRIPTION_ID],
+            "responses": {"200": _json({"type": "object"}, "deleted"), **_errors(401, 403, 404)},
+        },
+    },
+    "/v1/subscriptions/{subscription_id}/pause": _state_change("Stop deliveries (edit role)"),
+    "/v1/subscriptions/{subscription_id}/resume": _state_change(
+        "Deliver again from where deliveries stopped (edit role)"
+    ),
+}
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -394,6 +489,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **SUBSCRIPTION_PATHS,
             "/v1/definitions": {
                 "get": {
                     "summary": "The definitions this worker and every worker runs (agree?), and "

@@ -404,6 +404,31 @@ class RedisStore:
         """What ``worker`` runs now (its definitions and re-evaluation progress)."""
         await self.client.hset(self.key(names.REDIS_WORKERS), worker, orjson.dumps(report))
 
+    async def count_deliveries(
+        self, subscription: str, delivered: int, failed: int, error: str | None, at: int
+    ) -> None:
+        """Add one delivery's outcome to a webhook subscription's counts (all workers')."""
+        key = self.key(names.REDIS_WEBHOOKS, subscription)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, "delivered", delivered)
+            pipe.hincrby(key, "failed", failed)
+            if error is None:
+                pipe.hset(key, "last_delivery_at", at)
+            else:
+                pipe.hset(key, mapping={"last_error": error, "last_error_at": at})
+            await pipe.execute()
+
+    async def delivery_counts(self, subscription: str) -> dict[str, Any]:
+        found = await self.client.hgetall(self.key(names.REDIS_WEBHOOKS, subscription))
+        counts: dict[str, Any] = {"delivered": 0, "failed": 0}
+        for field, value in found.items():
+            name, text = _text(field), _text(value)
+            counts[name] = int(text) if text.lstrip("-").isdigit() else text
+        return counts
+
+    async def forget_deliveries(self, subscription: str) -> None:
+        await self.client.delete(self.key(names.REDIS_WEBHOOKS, subscription))
+
     async def worker_reports(self) -> list[dict[str, Any]]:
         found = await self.client.hgetall(self.key(names.REDIS_WORKERS))
         return [orjson.loads(value) for _, value in sorted(found.items())]

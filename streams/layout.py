@@ -40,13 +40,14 @@ def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
     }
     topics[changelog_topic(settings, names.CUSTOMERS_TABLE)] = COMPACTED
     topics[settings.topic(names.CUSTOMER_TICKS)] = SHORT_LIVED
-    topics[settings.topic(names.SEGMENT_DEFINITIONS)] = COMPACTED
+    for name in (names.SEGMENT_DEFINITIONS, names.WEBHOOK_SUBSCRIPTIONS):
+        topics[settings.topic(name)] = COMPACTED
     return topics
 
 
 def single_partition(settings: Settings) -> set[str]:
     """Topics of one partition, outside co-partitioning: every worker reads all of them."""
-    return {settings.topic(names.SEGMENT_DEFINITIONS)}
+    return {settings.topic(names.SEGMENT_DEFINITIONS), settings.topic(names.WEBHOOK_SUBSCRIPTIONS)}
 
 
 async def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:

@@ -172,6 +172,12 @@ ROUTE_ROLES = {
     ("/v1/segments/{name}/rollback", "post"): "edit",
     ("/v1/segments/{name}/members", "get"): "read",
     ("/v1/definitions", "get"): "read",
+    ("/v1/subscriptions", "get"): "read",
+    ("/v1/subscriptions", "post"): "edit",
+    ("/v1/subscriptions/{subscription_id}", "get"): "read",
+    ("/v1/subscriptions/{subscription_id}", "delete"): "edit",
+    ("/v1/subscriptions/{subscription_id}/pause", "post"): "edit",
+    ("/v1/subscriptions/{subscription_id}/resume", "post"): "edit",
     ("/v1/customers/{customer_id}", "get"): "read",
     ("/v1/customers/{customer_id}/explain", "get"): "read",
     ("/v1/dashboard", "get"): "read",
@@ -205,7 +211,7 @@ async def test_every_route_checks_its_role_for_every_credential(editors: Api) ->
     assert documented == set(ROUTE_ROLES)
     for (path, method), role in sorted(ROUTE_ROLES.items()):
         url = api.base + path.replace("{name}", "probe").replace("{customer_id}", "nobody")
-        url = url.replace("{backtest_id}", "nothing")
+        url = url.replace("{backtest_id}", "nothing").replace("{subscription_id}", "none")
         for kind, grants in GRANTS.items():
             async with api.session.request(
                 method.upper(), url, data=b"{}", headers=credentials(kind)

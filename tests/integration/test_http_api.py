@@ -136,6 +136,12 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         ("/v1/segments/{name}/rollback", "post"),
         ("/v1/segments/{name}/members", "get"),
         ("/v1/definitions", "get"),
+        ("/v1/subscriptions", "get"),
+        ("/v1/subscriptions", "post"),
+        ("/v1/subscriptions/{subscription_id}", "get"),
+        ("/v1/subscriptions/{subscription_id}", "delete"),
+        ("/v1/subscriptions/{subscription_id}/pause", "post"),
+        ("/v1/subscriptions/{subscription_id}/resume", "post"),
         ("/v1/customers/{customer_id}", "get"),
         ("/v1/customers/{customer_id}/explain", "get"),
         ("/metrics", "get"),
@@ -145,7 +151,7 @@ async def test_openapi_documents_every_route(api: Api) -> None:
     }
     for path, method in documented:
         probe = path.replace("{name}", "repeat_buyers").replace("{customer_id}", "nobody")
-        probe = probe.replace("{backtest_id}", "nothing")
+        probe = probe.replace("{backtest_id}", "nothing").replace("{subscription_id}", "none")
         status, _ = await api.call(method.upper(), probe, body=[] if method == "post" else None)
         assert status != 405 and status < 500, (path, status)
 

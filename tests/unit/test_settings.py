@@ -86,6 +86,12 @@ READ_FROM_ENVIRONMENT = [
     ("max_batch_bytes", "65536", 65536),
     ("ingest_max_pending_bytes", "2097152", 2097152),
     ("ingest_ack_timeout_seconds", "2.5", 2.5),
+    ("webhook_timeout_seconds", "3.5", 3.5),
+    ("webhook_retry_base_seconds", "0.5", 0.5),
+    ("webhook_retry_max_seconds", "60", 60.0),
+    ("webhook_max_attempts", "3", 3),
+    ("webhook_batch", "20", 20),
+    ("webhook_allow_private", "true", True),
 ]
 
 
@@ -126,6 +132,10 @@ BAD_VALUES = [
     pytest.param("SEGSTREAM_REPLICATION_FACTOR", "0", "greater than or equal to 1", id="rf-0"),
     pytest.param("SEGSTREAM_WEB_PORT", "65536", "less than or equal to 65535", id="port-65536"),
     pytest.param("SEGSTREAM_CART_QUIET_MINUTES", "0", "greater than or equal to 1", id="quiet-0"),
+    pytest.param(
+        "SEGSTREAM_WEBHOOK_MAX_ATTEMPTS", "0", "greater than or equal to 1", id="webhook-tries-0"
+    ),
+    pytest.param("SEGSTREAM_WEBHOOK_TIMEOUT_SECONDS", "0", "greater than 0", id="webhook-wait-0"),
     pytest.param(
         "SEGSTREAM_CART_QUIET_MINUTES", "10081", "less than or equal to 10080", id="quiet-week"
     ),
