@@ -14,13 +14,14 @@ from faust.types import TP, Message
 from agents.dead_letters import dead_letter
 from agents.internal_errors import POLICIES, InternalError, report, stop_unacknowledged
 from agents.outbox import Outbox, entries
-from agents.projection import pending_currencies, pending_spend
+from agents.projection import pending_currencies, pending_mailable, pending_spend
 from agents.timers import deadlines, resync
 from config import names
 from config.errors import InvalidEvent
 from engine import identity
 from engine.catalog import Catalog
 from engine.changes import Outcome
+from engine.eligibility import Mailable
 from engine.erasures import ERASED, RecentErasures
 from engine.identity import AnonymousProfile
 from engine.state import CustomerState
@@ -32,10 +33,12 @@ from serving.store import catch_up
 from streams import codec
 from streams.deadletter import late_record
 from streams.events import (
+    EmailSend,
     Erasure,
     Event,
     IdentityLink,
     Merge,
+    ProfileUpdate,
     Purchase,
     decode,
     decode_merge,
@@ -205,6 +208,7 @@ async def on_event(message: Message, topic: str, key: bytes | None, raw: bytes) 
             await erase_state(message.tp, state, decoded, outcome)
         deadlines.set(partition, customer_id, None)
         pending_spend[customer_id] = None
+        pending_mailable[customer_id] = None
         log.info("Erased a customer's state (partition %d)", partition)
         return
     await apply(message, topic, state or CustomerState(customer_id), decoded, since, now)
@@ -238,6 +242,8 @@ async def apply(
     if isinstance(event, Purchase):
         pending_spend[state.customer_id] = state.total_spend
         pending_currencies[event.currency] += 1
+    elif isinstance(event, ProfileUpdate | EmailSend):
+        pending_mailable[state.customer_id] = Mailable.of(state).to_list()
     await settle(source or topic, message, state, result, since, late)
 
 
@@ -264,6 +270,7 @@ async def on_merge(message: Message, key: bytes | None, raw: bytes) -> None:
     state = state or CustomerState(customer_id)
     if isinstance(merged, Merge):
         result = step.on_merge(state, merged, catalog_at=now)
+        pending_mailable[customer_id] = Mailable.of(state).to_list()
         await settle(names.IDENTITY_MERGES, message, state, result, message.timestamp)
         return
     topic, event = merged

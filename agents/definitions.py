@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from agents.timers import reevaluate_held, resync
 from config.errors import CatalogError
 from engine.catalog import Catalog
-from engine.definitions import SEEDED_KEY, Live, catalog_of, plan, records_for
+from engine.definitions import SEEDED_KEY, Live, plan, records_for
 from segstream.app import app, live, settings
 from serving import metrics
 from serving.store import store
@@ -33,8 +33,7 @@ log = logging.getLogger(__name__)
 
 def catalog_from(definitions: Live) -> Catalog:
     """The catalog the definitions make (CatalogError says why they make none)."""
-    quiet_ms = settings.cart_quiet_minutes * 60_000
-    return catalog_of(definitions.bodies(), definitions.traits, cart_quiet_ms=quiet_ms)
+    return definitions.catalog(settings.cart_quiet_minutes * 60_000)
 
 
 async def read_live() -> tuple[Live, Catalog | None]:
@@ -68,10 +67,11 @@ async def start_up() -> None:
     configured = live.configured
     if not definitions.seeded and not definitions.definitions:
         bodies = {s.name: s.body for s in configured.segments}
-        change = plan(definitions, bodies, configured.traits)
+        salt = configured.bucket_salt
+        change = plan(definitions, bodies, configured.traits, bucket_salt=salt)
         at = wall_clock_ms()
         by = f"seed from {configured.source}"
-        records = records_for(definitions, change, bodies, configured.traits, by, at)
+        records = records_for(definitions, change, bodies, configured.traits, by, at, salt)
         await publish(settings, [*records, (SEEDED_KEY, codec.dumps({"at": at, "by": by}))])
         definitions, catalog = await read_live()
         log.info(

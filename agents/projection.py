@@ -32,6 +32,9 @@ on_internal_error = POLICIES[settings.on_internal_error]
 # and the purchases per currency since (the unit the dashboard shows revenue in).
 pending_spend: dict[str, float | None] = {}
 pending_currencies: Counter[str] = Counter()
+# What send eligibility needs of customers whose consent, time zone or sends changed (None: the
+# customer was erased), written with the spend.
+pending_mailable: dict[str, list[Any] | None] = {}
 
 
 async def apply_until_done(changes: list[dict[str, Any]]) -> bool:
@@ -106,6 +109,21 @@ async def sample_segment_sizes() -> None:
         )
     except (RedisError, OSError) as exc:
         log.warning("Could not sample segment sizes: %s", exc)
+
+
+@app.timer(interval=1.0)
+async def flush_mailable() -> None:
+    if not pending_mailable:
+        return
+    batch = dict(pending_mailable)
+    pending_mailable.clear()
+    try:
+        await store.set_mailable(batch)
+    except (RedisError, OSError) as exc:
+        metrics.redis_errors.inc()
+        for customer_id, value in batch.items():  # keep them for the next try
+            pending_mailable.setdefault(customer_id, value)
+        log.warning("Could not record send eligibility: %s", exc)
 
 
 @app.timer(interval=1.0)

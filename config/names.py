@@ -21,11 +21,14 @@ EVENT_TOPICS = (
     SUPPORT_CONTACTS,
     PAGE_VIEWS,
 )
+# What the shop sent: an email to a customer. Send eligibility counts them; they are no
+# activity of the customer's (no segment reads them).
+EMAIL_SENDS = "email-sends"
 # Internal: the worker's timer asks the customer agent to evaluate due deadlines.
 CUSTOMER_TICKS = "customer-ticks"
 # Internal: an anonymous visitor's history (at the link) and later events, sent to the customer.
 IDENTITY_MERGES = "identity-merges"
-INPUT_TOPICS = (*EVENT_TOPICS, CUSTOMER_ERASURES, IDENTITY_LINKS)
+INPUT_TOPICS = (*EVENT_TOPICS, EMAIL_SENDS, CUSTOMER_ERASURES, IDENTITY_LINKS)
 INTERNAL_TOPICS = (CUSTOMER_TICKS, IDENTITY_MERGES)
 
 # Output topics.
@@ -60,6 +63,7 @@ REDIS_CHANGES = "changes"  # STREAM of applied changes, capped
 REDIS_HISTORY = "history:"  # + segment: LIST of "epoch-ms size" samples, newest first
 REDIS_HISTORY_LOCK = "history-lock"  # one sampler per interval across workers
 REDIS_SPEND = "spend"  # HASH customer id -> lifetime spend (revenue per segment)
+REDIS_MAILABLE = "mailable"  # HASH customer id -> what send eligibility needs (JSON)
 REDIS_CURRENCIES = "currencies"  # HASH currency code -> purchases seen in it (revenue's unit)
 REDIS_DEFINITIONS_LOCK = "definitions-lock"  # one definitions edit at a time (API)
 REDIS_WEBHOOKS = "webhooks:"  # + subscription id: HASH of delivery counts and the last error

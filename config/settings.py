@@ -117,6 +117,17 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(
         500 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest accepted HTTP batch (bytes)"
     )
+    weekly_email_cap: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="Emails a customer may get per 7 days, any campaign (0: no cap)",
+    )
+    quiet_hours: str = Field(
+        "21-8",
+        description="Local hours start-end in which no customer with a timezone trait is mailed "
+        "(empty: none)",
+    )
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, le=120, description="How long a webhook receiver has to answer a delivery"
     )
@@ -175,6 +186,25 @@ class Settings(BaseSettings):
         if urlsplit(value.get_secret_value()).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
         return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hour_range(cls, value: str) -> str:
+        if value:
+            start, sep, end = value.partition("-")
+            if not (sep and start.isdigit() and end.isdigit()):
+                raise ValueError("expected start-end in whole hours, such as 21-8 (empty: none)")
+            if not (int(start) <= 24 and int(end) <= 24 and int(start) != int(end)):
+                raise ValueError("hours run from 0 to 24, and start and end differ")
+        return value
+
+    @property
+    def quiet_hour_range(self) -> tuple[int, int] | None:
+        """The quiet hours as (start, end), local time; None for none."""
+        if not self.quiet_hours:
+            return None
+        start, _, end = self.quiet_hours.partition("-")
+        return int(start), int(end)
 
     @field_validator("store")
     @classmethod

@@ -21,15 +21,47 @@ import yaml
 from config import names
 from config.errors import CatalogError
 from engine import conditions
+from engine.buckets import DEFAULT_SALT
 from engine.changes import TRIGGER_PAYLOADS
-from engine.conditions.form import Where, choice, mapping, text
+from engine.conditions.form import (
+    UNIT_MS,
+    Where,
+    choice,
+    duration_ms,
+    mapping,
+    percent,
+    span,
+    text,
+    whole,
+)
 from engine.state import CustomerState
 from streams.traits import BUILT_IN, MAX_DECLARED, TYPES, declaration_error
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "config" / "segments.yaml"
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 TRIGGERS = tuple(TRIGGER_PAYLOADS)
-SEGMENT_KEYS = {"description", "when", "consent_required", "cadence", "trigger"}
+SEGMENT_KEYS = {
+    "description",
+    "when",
+    "consent_required",
+    "cadence",
+    "trigger",
+    "frequency",
+    "holdout",
+}
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """An enforceable cadence: at most ``max`` emails to a member per ``per_ms`` (whole days),
+    where the free-text ``cadence`` only suggests one to the people who send."""
+
+    max: int
+    per_ms: int
+
+    def describe(self) -> dict[str, Any]:
+        """As the catalog writes it: {max: 1, per: 14d}."""
+        return {"max": self.max, "per": span(self.per_ms)}
 
 
 @dataclass(frozen=True)
@@ -40,6 +72,9 @@ class Segment:
     consent_required: bool = True
     cadence: str | None = None
     trigger: str | None = None
+    frequency: Frequency | None = None
+    # The percentage of members held out of its mail (``engine.buckets.held_out``), or None.
+    holdout: float | None = None
     # Fingerprint of the definition: a change re-evaluates every stored customer.
     digest: str = ""
     # Input topics whose events can change membership (references and consent included).
@@ -64,6 +99,8 @@ class Segment:
             "consent_required": self.consent_required,
             "cadence": self.cadence,
             "trigger": self.trigger,
+            "frequency": None if self.frequency is None else self.frequency.describe(),
+            "holdout": self.holdout,
         }
 
 
@@ -82,6 +119,10 @@ class Catalog:
     #: keeps them (``streams.events.decode(traits=...)``).
     traits: Mapping[str, str] = field(default_factory=dict)
 
+    #: What ``bucket:`` conditions hash customer ids with (``engine.buckets``): a new salt
+    #: reshuffles every A/B split of the catalog.
+    bucket_salt: str = DEFAULT_SALT
+
     #: Digests of recent earlier catalogs -> the segments changed since (None: all of them),
     #: so a definition change re-evaluates only what it touches (``changed_since``).
     lineage: Mapping[str, frozenset[str] | None] = field(default_factory=dict, repr=False)
@@ -92,18 +133,29 @@ class Catalog:
         segments: Iterable[Segment],
         source: str = "<memory>",
         traits: Mapping[str, str] | None = None,
+        bucket_salt: str = DEFAULT_SALT,
     ) -> Catalog:
         ordered = tuple(segments)
         declared = dict(traits or {})
         fingerprint = "".join(s.digest for s in ordered)
         if declared:  # a catalog without traits keeps the digest it had before they existed
             fingerprint += json.dumps(declared, sort_keys=True)
+        if bucket_salt != DEFAULT_SALT:  # likewise a catalog without a salt of its own
+            fingerprint += json.dumps({"bucket_salt": bucket_salt})
         digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:12]
         by_topic = {
             topic: tuple(s for s in ordered if topic in s.topics) for topic in names.EVENT_TOPICS
         }
         timed = tuple(s for s in ordered if s.timed)
-        return cls(ordered, source, digest, by_topic, timed, MappingProxyType(declared))
+        return cls(
+            ordered,
+            source,
+            digest,
+            by_topic,
+            timed,
+            MappingProxyType(declared),
+            bucket_salt=bucket_salt,
+        )
 
     def names(self) -> list[str]:
         return [segment.name for segment in self.segments]
@@ -143,8 +195,8 @@ MAX_LINEAGE = 32
 
 def _changed_between(old: Catalog, new: Catalog) -> frozenset[str] | None:
     """New or changed segments of ``new`` and those that refer to them (None: the declared
-    traits changed, which can change what every segment sees)."""
-    if dict(old.traits) != dict(new.traits):
+    traits or the bucket salt changed, which can change what every segment sees)."""
+    if dict(old.traits) != dict(new.traits) or old.bucket_salt != new.bucket_salt:
         return None
     changed: set[str] = set()
     for segment in new.segments:  # dependency order: references are decided first
@@ -168,7 +220,8 @@ def segment_bodies(document: Any, source: str) -> tuple[dict[str, str], dict[Any
     catalog writes it (``cross_sell`` pairs expanded into the segments they stand for); the
     bodies themselves are checked by ``parse_catalog``."""
     top = Where(source, None)
-    root = mapping(document, top, {"traits", "segments", "cross_sell"}, required=["segments"])
+    allowed = {"traits", "segments", "cross_sell", "bucket_salt"}
+    root = mapping(document, top, allowed, required=["segments"])
     declared = _declared_traits(root.get("traits"), top.at("traits"))
     if not isinstance(root["segments"], dict):
         raise top.at("segments").error("expected a mapping")
@@ -199,7 +252,9 @@ def segment_bodies(document: Any, source: str) -> tuple[dict[str, str], dict[Any
 def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) -> Catalog:
     """Build a Catalog from a parsed YAML document; CatalogError names what is wrong."""
     declared, definitions = segment_bodies(document, source)
-    reader = conditions.reader(cart_quiet_ms, {**BUILT_IN, **declared})
+    # The document is a mapping (segment_bodies checked it); the salt is the catalog's own.
+    salt = text(document.get("bucket_salt", DEFAULT_SALT), Where(source, None).at("bucket_salt"))
+    reader = conditions.reader(cart_quiet_ms, {**BUILT_IN, **declared}, salt)
     parsed: dict[str, Segment] = {}
     for name, body in definitions.items():
         where = Where(source, str(name))
@@ -218,10 +273,23 @@ def parse_catalog(document: Any, source: str, cart_quiet_ms: int = 3_600_000) ->
             trigger=choice(node["trigger"], where.at("trigger"), TRIGGERS)
             if "trigger" in node
             else None,
+            frequency=_frequency(node["frequency"], where.at("frequency"))
+            if "frequency" in node
+            else None,
+            holdout=percent(node["holdout"], where.at("holdout")) if "holdout" in node else None,
             digest=_digest(name, node, cart_quiet_ms),
             body=node,
         )
-    return Catalog.of(_in_dependency_order(parsed, source), source, declared)
+    return Catalog.of(_in_dependency_order(parsed, source), source, declared, salt)
+
+
+def _frequency(node: Any, where: Where) -> Frequency:
+    """``{max: 1, per: 14d}``: a count of emails and a period of whole days."""
+    node = mapping(node, where, {"max", "per"}, required=["max", "per"])
+    per_ms = duration_ms(node["per"], where.at("per"))
+    if per_ms % UNIT_MS["d"]:
+        raise where.at("per").error("a frequency counts whole days: use d or w")
+    return Frequency(whole(node["max"], where.at("max"), minimum=1), per_ms)
 
 
 def _declared_traits(node: Any, where: Where) -> dict[str, str]:

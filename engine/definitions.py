@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine.buckets import DEFAULT_SALT
 from engine.catalog import NAME, SEGMENT_KEYS, Catalog, parse_catalog, yaml_document
 from engine.conditions.form import Where, mapping
 from streams import codec
@@ -21,6 +22,7 @@ from streams.records import KeyedRecord
 # Not segment names (those start with a letter): the record of the declared traits, and the
 # mark that the topic was seeded once (so deleting every segment does not seed it again).
 TRAITS_KEY = ":traits"
+SALT_KEY = ":bucket_salt"
 SEEDED_KEY = ":seeded"
 MAX_HISTORY = 20
 TOPIC_SOURCE = "segment-definitions"
@@ -91,17 +93,25 @@ class Live:
     traits: Mapping[str, str] = field(default_factory=dict)
     offset: int = 0
     seeded: bool = False
+    bucket_salt: str = DEFAULT_SALT
 
     def bodies(self) -> dict[str, Mapping[str, Any]]:
         return {name: d.body for name, d in self.definitions.items()}
+
+    def catalog(self, cart_quiet_ms: int, source: str = TOPIC_SOURCE) -> Catalog:
+        """The catalog these definitions make; CatalogError names what is wrong."""
+        return catalog_of(self.bodies(), self.traits, source, cart_quiet_ms, self.bucket_salt)
 
     def with_record(self, key: str, raw: bytes | None, offset: int) -> tuple[Live, str | None]:
         """This state after the record at ``offset``, and why the record was skipped if it is
         not a definition (the offset moves on either way)."""
         definitions, traits, seeded = dict(self.definitions), dict(self.traits), self.seeded
+        salt = self.bucket_salt
         try:
             if key == TRAITS_KEY:
                 traits = {} if raw is None else _traits(codec.loads(raw))
+            elif key == SALT_KEY:
+                salt = DEFAULT_SALT if raw is None else _salt(codec.loads(raw))
             elif key == SEEDED_KEY:
                 seeded = True
             elif raw is None:
@@ -110,7 +120,7 @@ class Live:
                 definitions[key] = Definition.decode(key, raw)
         except ValueError as exc:
             return replace(self, offset=offset + 1), str(exc)
-        return Live(definitions, traits, offset + 1, seeded), None
+        return Live(definitions, traits, offset + 1, seeded, salt), None
 
     def after(self, records: Iterable[KeyedRecord]) -> tuple[Live, list[str]]:
         """This state after ``records`` (key, value, offset), and why any were skipped."""
@@ -131,16 +141,25 @@ def _traits(value: Any) -> dict[str, str]:
     return {str(k): v for k, v in value.items()}
 
 
+def _salt(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("the bucket_salt record is not a string")
+    return value
+
+
 def catalog_of(
     bodies: Mapping[str, Mapping[str, Any]],
     traits: Mapping[str, str],
     source: str = TOPIC_SOURCE,
     cart_quiet_ms: int = 3_600_000,
+    bucket_salt: str = DEFAULT_SALT,
 ) -> Catalog:
-    """The catalog these bodies and traits make; CatalogError names what is wrong."""
+    """The catalog these bodies, traits and salt make; CatalogError names what is wrong."""
     document: dict[str, Any] = {"segments": {name: dict(b) for name, b in bodies.items()}}
     if traits:
         document["traits"] = dict(traits)
+    if bucket_salt != DEFAULT_SALT:
+        document["bucket_salt"] = bucket_salt
     return parse_catalog(document, source, cart_quiet_ms)
 
 
@@ -152,10 +171,12 @@ class Plan:
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     traits_changed: bool = False
+    salt_changed: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.added or self.changed or self.removed or self.traits_changed)
+        changed_segments = self.added or self.changed or self.removed
+        return not (changed_segments or self.traits_changed or self.salt_changed)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +184,7 @@ class Plan:
             "changed": list(self.changed),
             "removed": list(self.removed),
             "traits_changed": self.traits_changed,
+            "bucket_salt_changed": self.salt_changed,
         }
 
 
@@ -172,9 +194,11 @@ def plan(
     traits: Mapping[str, str],
     *,
     removing: bool = True,
+    bucket_salt: str | None = None,
 ) -> Plan:
     """The difference from ``live`` to ``wanted`` (segments missing from ``wanted`` are removed
-    only when ``removing``: a whole catalog, not one segment)."""
+    only when ``removing``: a whole catalog, not one segment; the salt is left as it is when
+    ``bucket_salt`` is None)."""
     current = live.bodies()
     return Plan(
         added=tuple(sorted(name for name in wanted if name not in current)),
@@ -183,6 +207,7 @@ def plan(
         ),
         removed=tuple(sorted(name for name in current if name not in wanted)) if removing else (),
         traits_changed=dict(traits) != dict(live.traits),
+        salt_changed=bucket_salt is not None and bucket_salt != live.bucket_salt,
     )
 
 
@@ -193,12 +218,17 @@ def records_for(
     traits: Mapping[str, str],
     by: str,
     at: int,
+    bucket_salt: str = DEFAULT_SALT,
 ) -> list[tuple[str, bytes | None]]:
     """The (key, value) records that publish ``change``: a new version of each added or
-    changed segment, a tombstone for each removed one, the traits record if they changed."""
+    changed segment, a tombstone for each removed one, the traits and salt records if they
+    changed."""
     records: list[tuple[str, bytes | None]] = []
     if change.traits_changed:
         records.append((TRAITS_KEY, codec.dumps(dict(traits)) if traits else None))
+    if change.salt_changed:
+        salt = codec.dumps(bucket_salt) if bucket_salt != DEFAULT_SALT else None
+        records.append((SALT_KEY, salt))
     for name in (*change.added, *change.changed):
         before = live.definitions.get(name)
         definition = (
@@ -223,5 +253,5 @@ def checked_body(value: Any, name: str, source: str) -> dict[str, Any]:
 
 
 def names_of(records: Iterable[tuple[str, bytes | None]]) -> list[str]:
-    """The segments a list of records touches (the traits record is not one)."""
-    return [key for key, _ in records if key != TRAITS_KEY]
+    """The segments a list of records touches (the traits and salt records are none)."""
+    return [key for key, _ in records if key not in (TRAITS_KEY, SALT_KEY)]

@@ -13,6 +13,7 @@ from streams.events import (
     CartEvent,
     EmailClick,
     EmailOpen,
+    EmailSend,
     Event,
     PageView,
     ProfileUpdate,
@@ -38,6 +39,10 @@ MAX_PRODUCTS = 100
 # Page views are kept per SKU and per category, by UTC day, for VIEW_DAYS days (today included),
 # for at most MAX_VIEWED SKUs and categories (the least recently viewed are forgotten first).
 VIEW_DAYS = 30
+# Emails sent: the last MAX_SENDS, for SEND_DAYS days, oldest first (send eligibility counts
+# them against frequency caps and a campaign's earlier sends).
+MAX_SENDS = 100
+SEND_DAYS = 400
 MAX_VIEWED = 40
 # How many viewed products a browse-abandon trigger names.
 TRIGGER_PRODUCTS = 10
@@ -121,6 +126,8 @@ class CustomerState:
     viewed: dict[str, list[Any]] = field(default_factory=dict)
     last_view_at: int | None = None
     last_product_view_at: int | None = None
+    # Emails sent: [ts, campaign id, segment or None], oldest first.
+    sends: list[list[Any]] = field(default_factory=list)
     # Anonymous ids merged into this customer: anonymous id -> merge id, oldest first.
     aliases: dict[str, str] = field(default_factory=dict)
     # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
@@ -210,6 +217,9 @@ class CustomerState:
         oldest = day_of(now) - HORIZON_DAYS
         for day in [day for day in self.days if day <= oldest]:
             del self.days[day]
+        since = now - SEND_DAYS * DAY_MS
+        if self.sends and self.sends[0][0] < since:
+            self.sends = [send for send in self.sends if send[0] >= since]
         first = day_of(now) - VIEW_DAYS + 1
         for key, entry in list(self.viewed.items()):
             kept = _days_from(entry, first)
@@ -230,6 +240,9 @@ class CustomerState:
         self.first_seen_at = ts if self.first_seen_at is None else min(self.first_seen_at, ts)
         if isinstance(event, PageView):  # views keep their own days, not a day bucket
             return None if self._fold_view(event) else LATE_FOR_VIEWS
+        if isinstance(event, EmailSend):
+            self._fold_send(event)
+            return None
         bucket = self._bucket(ts)
         if isinstance(event, Purchase):
             self._fold_purchase(event, bucket)
@@ -273,6 +286,15 @@ class CustomerState:
         self.consent_at = event.ts
         self.suppressed = event.suppression
         self.traits["email_consent"] = event.opt_in
+
+    def _fold_send(self, event: EmailSend) -> None:
+        """Keep the send in time order; the oldest go beyond MAX_SENDS."""
+        send = [event.ts, event.campaign_id, event.segment]
+        at = len(self.sends)
+        while at and self.sends[at - 1][0] > event.ts:
+            at -= 1
+        self.sends.insert(at, send)
+        del self.sends[:-MAX_SENDS]
 
     def _fold_view(self, event: PageView) -> bool:
         """Count a page view per SKU and category; False if it is older than the days of views

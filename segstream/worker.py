@@ -97,6 +97,7 @@ WORKER_MODULES = (
     "agents.timers",
     "agents.webhooks",
     "serving.api",
+    "serving.audience",
     "serving.subscriptions",
 )
 

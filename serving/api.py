@@ -93,6 +93,18 @@ async def _drafted(view: web.View, request: web.Request) -> tuple[Any, Segment] 
     return posted, segment
 
 
+def page_of(request: web.Request) -> tuple[int, int] | BadBody:
+    """The ``cursor`` and ``count`` of a paged route, or why they are wrong (400)."""
+    try:
+        cursor = int(request.query.get("cursor", "0"))
+        count = int(request.query.get("count", "100"))
+    except ValueError:
+        return BadBody("cursor and count must be whole numbers")
+    if cursor < 0 or not 1 <= count <= MAX_PAGE:
+        return BadBody(f"cursor must be >= 0 and count within 1..{MAX_PAGE}")
+    return cursor, count
+
+
 def _error(view: web.View, status: int, reason: str) -> web.Response:
     return view.json({"error": reason}, status=status)
 
@@ -402,14 +414,10 @@ class Members(Protected):
     async def get(self, request: web.Request, name: str) -> web.Response:
         if live.catalog.get(name) is None:
             return _error(self, 404, f"no segment named {name!r}")
-        try:
-            cursor = int(request.query.get("cursor", "0"))
-            count = int(request.query.get("count", "100"))
-        except ValueError:
-            return _error(self, 400, "cursor and count must be whole numbers")
-        if cursor < 0 or not 1 <= count <= MAX_PAGE:
-            return _error(self, 400, f"cursor must be >= 0 and count within 1..{MAX_PAGE}")
-        page = await store.members(name, cursor, count)
+        paging = page_of(request)
+        if isinstance(paging, BadBody):
+            return _error(self, 400, paging.reason)
+        page = await store.members(name, *paging)
         return self.json({"segment": name, "members": page.members, "next_cursor": page.cursor})
 
 

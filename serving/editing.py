@@ -158,7 +158,7 @@ async def _publish(
     live: Live, wanted: Mapping[str, Mapping[str, Any]], name: str, by: str, created: bool
 ) -> Answer:
     try:
-        catalog_of(wanted, live.traits, SOURCE, settings.cart_quiet_minutes * 60_000)
+        catalog_of(wanted, live.traits, SOURCE, _quiet_ms(), live.bucket_salt)
     except CatalogError as exc:
         return Answer(422, {"error": str(exc)})
     change = plan(live, wanted, live.traits)
@@ -194,7 +194,11 @@ def draft(posted: Any, running: Live) -> Segment | Answer:
     try:
         body = checked_body(posted.get("definition"), name, SOURCE)
         bodies = {**running.bodies(), name: body}
-        catalog = catalog_of(bodies, running.traits, SOURCE, settings.cart_quiet_minutes * 60_000)
+        catalog = catalog_of(bodies, running.traits, SOURCE, _quiet_ms(), running.bucket_salt)
     except CatalogError as exc:
         return Answer(422, {"error": str(exc)})
     return cast(Segment, catalog.get(name))
+
+
+def _quiet_ms() -> int:
+    return settings.cart_quiet_minutes * 60_000

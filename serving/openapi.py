@@ -74,6 +74,11 @@ SEGMENT = {
         "consent_required": {"type": "boolean"},
         "cadence": {"type": ["string", "null"]},
         "trigger": {"type": ["string", "null"]},
+        "frequency": {
+            "type": ["object", "null"],
+            "description": 'at most max emails per per: {"max": 1, "per": "60d"}',
+        },
+        "holdout": {"type": ["number", "null"], "description": "percent of members held out"},
         "size": {"type": "integer"},
     },
 }
@@ -89,6 +94,8 @@ DEFINITION_BODY = {
         "consent_required": {"type": "boolean"},
         "cadence": {"type": "string"},
         "trigger": {"type": "string"},
+        "frequency": {"type": "object", "description": '{"max": 1, "per": "14d"}'},
+        "holdout": {"type": ["string", "number"], "description": '"10%" or 10'},
     },
 }
 DEFINITION = {
@@ -209,12 +216,7 @@ SUBSCRIPTION = {
         "deliveries": {"type": "object"},
     },
 }
-SUBSCRIPTION_ID = {
-    "name": "subscription_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-}
+SUBSCRIPTION_ID = _path("subscription_id")
 
 
 def _state_change(summary: str) -> dict[str, Any]:
@@ -231,6 +233,53 @@ def _state_change(summary: str) -> dict[str, Any]:
     }
 
 
+PAGE = (
+    {"name": "cursor", "in": "query", "schema": {"type": "integer"}},
+    {"name": "count", "in": "query", "schema": {"type": "integer"}},
+)
+AUDIENCE_PATH = {
+    "get": {
+        "summary": "A page of the segment's members who may be mailed now: consented, not "
+        "suppressed, outside its holdout, under its cadence and the weekly cap, outside their "
+        "quiet hours, not sent `campaign` yet; and how many were held back, by reason",
+        "parameters": [
+            _path("name"),
+            {"name": "campaign", "in": "query", "schema": {"type": "string"}},
+            *PAGE,
+        ],
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "members": {"type": "array", "items": {"type": "string"}},
+                        "checked": {"type": "integer"},
+                        "held_back": {"type": "object"},
+                        "next_cursor": {"type": "integer", "description": "0: the last page"},
+                    },
+                },
+                "a page of the audience",
+            ),
+            **_errors(400, 401, 403, 404),
+            "503": _json(ERROR, "the serving store is out of reach"),
+        },
+    }
+}
+MEMBERS_CSV_PATH = {
+    "get": {
+        "summary": "Every member as CSV (customer_id, email_consent, timezone, sent_last_7_days, "
+        "last_sent_at), streamed; `audience` (a campaign, or empty) keeps only those who may be "
+        "mailed now",
+        "parameters": [
+            _path("name"),
+            {"name": "audience", "in": "query", "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+            **_errors(401, 403, 404),
+        },
+    }
+}
 SUBSCRIPTION_PATHS: dict[str, Any] = {
     "/v1/subscriptions": {
         "get": {
@@ -490,6 +539,8 @@ def document() -> dict[str, Any]:
                 }
             },
             **SUBSCRIPTION_PATHS,
+            "/v1/segments/{name}/audience": AUDIENCE_PATH,
+            "/v1/segments/{name}/members.csv": MEMBERS_CSV_PATH,
             "/v1/definitions": {
                 "get": {
                     "summary": "The definitions this worker and every worker runs (agree?), and "
@@ -505,8 +556,7 @@ def document() -> dict[str, Any]:
                     "summary": "A page of the segment's members (from Redis)",
                     "parameters": [
                         _path("name"),
-                        {"name": "cursor", "in": "query", "schema": {"type": "integer"}},
-                        {"name": "count", "in": "query", "schema": {"type": "integer"}},
+                        *PAGE,
                     ],
                     "responses": {
                         "200": _json(

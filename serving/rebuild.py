@@ -1,4 +1,5 @@
-"""Rebuild the Redis store from Kafka: every stored customer's memberships, version and spend,
+"""Rebuild the Redis store from Kafka: every stored customer's memberships, version, spend and
+what send eligibility needs,
 read from the customers table's changelog (compacted, so it keeps each customer's latest state
 for as long as the customer exists, unlike segment-changes, which ages out).
 
@@ -9,6 +10,7 @@ its live table once the rebuild is done (the newer versions win)."""
 from __future__ import annotations
 
 from config import Settings
+from engine.eligibility import Mailable
 from engine.step import Step
 from serving.changelog import TableProgress, latest_states
 from serving.redis_store import RedisStore
@@ -21,6 +23,7 @@ async def rebuild(settings: Settings, progress: TableProgress | None = None) -> 
     try:
         await store.reset_memberships()
         await store.sync(states)  # stale customers are the workers' to write (marks dropped)
+        await store.set_mailable({s.customer_id: Mailable.of(s).to_list() for s in states})
         await store.forget_in_step()
     finally:
         await store.close()

@@ -214,6 +214,29 @@ class RedisStore:
                     pipe.hset(key, customer_id, total)
             await pipe.execute()
 
+    async def set_mailable(self, mailable: dict[str, list[Any] | None]) -> None:
+        """Record what send eligibility needs of customers (``engine.eligibility.Mailable``
+        in its list form); None forgets an erased customer's."""
+        key = self.key(names.REDIS_MAILABLE)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for customer_id, value in mailable.items():
+                if value is None:
+                    pipe.hdel(key, customer_id)
+                else:
+                    pipe.hset(key, customer_id, orjson.dumps(value))
+            await pipe.execute()
+
+    async def mailable_of(self, customers: Sequence[str]) -> dict[str, list[Any]]:
+        """The eligibility records of these customers that the store holds."""
+        if not customers:
+            return {}
+        found = await self.client.hmget(self.key(names.REDIS_MAILABLE), list(customers))
+        return {
+            customer: orjson.loads(value)
+            for customer, value in zip(customers, found, strict=True)
+            if value is not None
+        }
+
     @contextlib.asynccontextmanager
     async def definitions_lock(self, wait_s: float = 10.0) -> AsyncIterator[bool]:
         """Held by one definitions edit at a time across workers (read, check, publish), so
@@ -298,14 +321,17 @@ class RedisStore:
         return deleted
 
     async def reset_memberships(self) -> None:
-        """Forget memberships, versions, spend and in-step marks; keep the size history and
-        change stream."""
+        """Forget memberships, versions, spend, eligibility and in-step marks; keep the size
+        history and change stream."""
         # Customers' own sets first: a change applied in between then leaves its segment in the
         # customer's set, where a later sync finds and cleans it up.
         await self._delete_matching(self.key(names.REDIS_CUSTOMER, "*"))
         await self._delete_matching(self.key(names.REDIS_MEMBERS, "*"))
         await self.client.delete(
-            self.key(names.REDIS_VERSIONS), self.key(names.REDIS_SEEN), self.key(names.REDIS_SPEND)
+            self.key(names.REDIS_VERSIONS),
+            self.key(names.REDIS_SEEN),
+            self.key(names.REDIS_SPEND),
+            self.key(names.REDIS_MAILABLE),
         )
         await self.forget_in_step()
 

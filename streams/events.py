@@ -12,6 +12,7 @@ Rules the decoder applies to every topic:
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,17 @@ class EmailOpen:
     customer_id: str
     ts: int
     campaign_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSend:
+    """An email the shop sent the customer (``segment``: the audience it was sent to)."""
+
+    event_id: str
+    customer_id: str
+    ts: int
+    campaign_id: str
+    segment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +154,16 @@ class Erasure:
         return f"{ERASURE_CAUSE}{self.customer_id}:{self.ts}"
 
 
-Event = Purchase | EmailOpen | EmailClick | CartEvent | ProfileUpdate | SupportContact | PageView
+Event = (
+    Purchase
+    | EmailOpen
+    | EmailClick
+    | CartEvent
+    | ProfileUpdate
+    | SupportContact
+    | PageView
+    | EmailSend
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +328,8 @@ def _traits(obj: object, declared: Mapping[str, str]) -> dict[str, Any]:
         ):
             raise InvalidEvent("traits.interests: expected a list of strings")
         traits["interests"] = sorted({i.lower() for i in interests})
+    if f.has("timezone"):
+        traits["timezone"] = _timezone(f.text("timezone"))
     if "email_consent" in obj:
         if not isinstance(obj["email_consent"], bool):
             raise InvalidEvent("traits.email_consent: expected true or false")
@@ -315,6 +338,17 @@ def _traits(obj: object, declared: Mapping[str, str]) -> dict[str, Any]:
         if f.has(name):
             traits[name] = declared_value(name, kind, obj[name])
     return traits
+
+
+def _timezone(name: str) -> str:
+    """An IANA time zone name (quiet hours for sending follow it)."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidEvent(
+            "traits.timezone: expected an IANA time zone name such as Europe/Berlin"
+        ) from None
+    return name
 
 
 def _profile_update(
@@ -342,6 +376,12 @@ def _page_view(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> P
     )
 
 
+def _email_send(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> EmailSend:
+    if is_anonymous(head[1]):
+        raise InvalidEvent("customer_id: an email is sent to a customer, not an anonymous_id")
+    return EmailSend(*head, campaign_id=f.text("campaign_id"), segment=f.optional_text("segment"))
+
+
 def _support_contact(f: _Fields, obj: dict[str, Any], head: tuple[str, str, int]) -> SupportContact:
     return SupportContact(*head, channel=f.text("channel"), reason=f.text("reason"))
 
@@ -353,6 +393,7 @@ _DECODERS: dict[str, Callable[[_Fields, dict[str, Any], tuple[str, str, int]], E
     names.CART_EVENTS: _cart_event,
     names.SUPPORT_CONTACTS: _support_contact,
     names.PAGE_VIEWS: _page_view,
+    names.EMAIL_SENDS: _email_send,
 }
 
 

@@ -5,6 +5,7 @@ Each message is mapped, ignored or refused:
 - mapped: identify (traits, or RudderStack's ``context.traits``) -> profile-updates; track
   "Order Completed" -> purchases; "Product Added" / "Product Removed" / "Checkout Started" ->
   cart-events; "Email Opened" -> email-opens; "Email Link Clicked" -> email-clicks;
+  "Email Delivered" and "Email Sent" -> email-sends;
   "Unsubscribed", "Email Bounced" (not a soft bounce), "Email Marked as Spam" -> a profile update
   that suppresses the address, "Email Subscribed" -> the explicit opt-in that lifts it;
   page, and track "Product Viewed" -> page-views;
@@ -174,6 +175,15 @@ def _email_opened(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     return names.EMAIL_OPENS, head | {"campaign_id": campaign}
 
 
+def _email_sent(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
+    props = _properties(message)
+    campaign = props.get("campaign_id") or props.get("campaign_name") or props.get("email_id")
+    sent = head | {"campaign_id": campaign}
+    if props.get("segment") is not None:
+        sent["segment"] = props["segment"]
+    return names.EMAIL_SENDS, sent
+
+
 def _email_clicked(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     props = _properties(message)
     campaign = props.get("campaign_id") or props.get("email_id")
@@ -233,6 +243,8 @@ TRACKED: dict[str, Mapper] = {
     "Checkout Started": _cart("checkout_started"),
     "Email Opened": _email_opened,
     "Email Link Clicked": _email_clicked,
+    "Email Delivered": _email_sent,
+    "Email Sent": _email_sent,
     "Product Viewed": _product_viewed,
     "Unsubscribed": _consent("unsubscribed"),
     "Email Bounced": _bounced,
@@ -251,6 +263,11 @@ def _traits(message: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise InvalidEvent("traits: expected an object")
     return raw
+
+
+def _context(message: dict[str, Any]) -> dict[str, Any]:
+    context = message.get("context")
+    return context if isinstance(context, dict) else {}
 
 
 def _identify(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
@@ -274,6 +291,9 @@ def _identify(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     birthday = raw.get("birthday")
     if isinstance(birthday, str) and BIRTHDAY.match(birthday):
         traits["birth_year"] = int(birthday[:4])
+    zone = raw.get("timezone") or _context(message).get("timezone")
+    if zone is not None:
+        traits["timezone"] = zone
     consent = raw.get("email_consent", raw.get("emailConsent"))
     if consent is not None:
         traits["email_consent"] = consent

@@ -30,6 +30,7 @@ BUILT_IN: Mapping[str, str] = MappingProxyType(
         "birth_year": "number",
         "interests": "list",
         "email_consent": "boolean",
+        "timezone": "string",
     }
 )
 #: Personal data that is checked for type and never stored.

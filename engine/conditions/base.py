@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from engine.buckets import DEFAULT_SALT
 from engine.conditions.form import Node, Where
 from engine.state import CustomerState
 
@@ -66,12 +67,15 @@ class Reader:
         forms: Mapping[str, type[Condition]],
         cart_quiet_ms: int,
         traits: Mapping[str, str],
+        bucket_salt: str = DEFAULT_SALT,
     ) -> None:
         self.forms = forms
         #: The deployment's default quiet period of ``abandoned:``.
         self.cart_quiet_ms = cart_quiet_ms
         #: The traits a profile can hold, name -> type (``streams.traits``).
         self.traits = traits
+        #: The catalog's ``bucket_salt``: what ``bucket:`` hashes customer ids with.
+        self.bucket_salt = bucket_salt
 
     def condition(self, node: Node, where: Where) -> Condition:
         if not isinstance(node, dict) or len(node) != 1:

@@ -16,6 +16,7 @@ from engine.state import HORIZON_DAYS
 Node = Any
 
 DURATION = re.compile(r"(\d+)\s*(s|m|h|d|w)\Z")
+PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%\Z")
 UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
@@ -86,6 +87,23 @@ def duration_ms(node: Node, where: Where) -> int:
     if match is None or int(match.group(1)) <= 0:
         raise where.error("expected a duration such as 45s, 60m, 12h, 30d or 2w")
     return int(match.group(1)) * UNIT_MS[match.group(2)]
+
+
+def percent(node: Node, where: Where) -> float:
+    """A share of customers above 0 and below 100: ``10%``, ``2.5%`` or the number 10, to
+    0.01% (what a split of 10,000 buckets can tell apart)."""
+    match = PERCENT.match(node.strip()) if isinstance(node, str) else None
+    if match is not None:
+        value = float(match.group(1))
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        value = float(node)
+    else:
+        raise where.error("expected a percentage such as 10% or 2.5%")
+    if not 0 < value < 100:
+        raise where.error("expected a percentage above 0% and below 100%")
+    if abs(value * 100 - round(value * 100)) > 1e-6:
+        raise where.error("percentages go in steps of 0.01%")
+    return value
 
 
 @dataclass(frozen=True)

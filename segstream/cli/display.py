@@ -97,4 +97,6 @@ def format_plan(change: Plan, live: Live, wanted: Mapping[str, Mapping[str, Any]
     lines.extend(click.style(f"- {name}  (deleted)", fg="red") for name in change.removed)
     if change.traits_changed:
         lines.append(click.style("~ declared traits", fg="yellow"))
+    if change.salt_changed:
+        lines.append(click.style("~ bucket_salt (every A/B bucket and holdout moves)", fg="yellow"))
     return lines

@@ -11,14 +11,13 @@ reach (``friendly_errors``).
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import click
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -29,6 +28,7 @@ from aiokafka.structs import RecordMetadata
 from config import Settings
 from config.errors import ConfigError, StackError
 from engine.catalog import catalog_for
+from segstream.cli.progress import PROGRESS_QUIET_S, Progress
 from streams import codec
 from streams.connections import kafka_options
 from streams.import_rows import RowReader, format_of
@@ -44,12 +44,6 @@ from streams.importing import (
 from streams.layout import ensure_topics, unreachable
 from streams.timestamps import wall_clock_ms
 
-if TYPE_CHECKING:
-    from click._termui_impl import ProgressBar
-
-PROGRESS_STEPS = 10  # without a terminal, a progress line each tenth of the file,
-PROGRESS_QUIET_S = 30.0  # or once this long has passed without one
-BAR_REDRAW_S = 0.2
 PRODUCER_BATCH_BYTES = 256 * 1024
 WAIT_POLL_S = 0.5
 
@@ -66,6 +60,10 @@ class Tally:
     reasons: Counter[str] = field(default_factory=Counter)  # field -> rows rejected for it
     failures: list[BaseException] = field(default_factory=list)
     last_offsets: dict[TopicPartition, int] = field(default_factory=dict)  # of what was produced
+
+    def describe(self, seconds: float) -> str:
+        rate = self.rows / seconds
+        return f"{self.rows:,} rows, {self.rejected:,} rejected, {rate:,.0f} rows/s"
 
     def reject(self, rejected: RejectedRow) -> None:
         self.rejected += 1
@@ -100,56 +98,6 @@ class Report:
             self._out.close()
         elif finished:
             self.path.unlink(missing_ok=True)
-
-
-class Progress:
-    """How far into the file the import is, with rows/s and the time left: a bar on stderr
-    when it is a terminal, else a line each tenth of the file (or each PROGRESS_QUIET_S)."""
-
-    def __init__(self, label: str, size: int, tally: Tally) -> None:
-        self.label, self.size, self.tally = label, size, tally
-        self.started = self._shown_at = time.monotonic()
-        self._step = 0
-        self._bar: ProgressBar[int] | None = None
-        if sys.stderr.isatty() and size:
-            self._bar = click.progressbar(
-                length=size,
-                label=label,
-                file=sys.stderr,
-                show_eta=True,
-                item_show_func=lambda _: self._counts(),
-            )
-            self._bar.__enter__()
-
-    def _counts(self) -> str:
-        rate = self.tally.rows / max(time.monotonic() - self.started, 1e-3)
-        return f"{self.tally.rows:,} rows, {self.tally.rejected:,} rejected, {rate:,.0f} rows/s"
-
-    def show(self, position: int) -> None:
-        now = time.monotonic()
-        if self._bar is not None:
-            if now - self._shown_at >= BAR_REDRAW_S:
-                self._bar.update(position - self._bar.pos)
-                self._shown_at = now
-            return
-        step = position * PROGRESS_STEPS // self.size if self.size else 0
-        if step > self._step or now - self._shown_at >= PROGRESS_QUIET_S:
-            self._step, self._shown_at = step, now
-            fraction = position / self.size if self.size else 1.0
-            click.echo(
-                f"{self.label}: {fraction:.0%}, {self._counts()}{self._eta(fraction)}", err=True
-            )
-
-    def _eta(self, fraction: float) -> str:
-        if not 0 < fraction < 1:
-            return ""
-        left = (time.monotonic() - self.started) * (1 - fraction) / fraction
-        return f", ETA {left:.0f} s" if left < 120 else f", ETA {left / 60:.0f} min"
-
-    def close(self, position: int) -> None:
-        if self._bar is not None:
-            self._bar.update(position - self._bar.pos)
-            self._bar.__exit__(None, None, None)
 
 
 def pairs(option: str, given: Iterable[str], split_last: bool) -> dict[str, str]:
@@ -209,7 +157,7 @@ def run_import(
                 err=True,
             )
         importer = RowImporter(mapping, wall_clock_ms(), settings.max_event_bytes, scattered)
-        progress = Progress(f"Importing {path.name}", path.stat().st_size, tally)
+        progress = Progress(f"Importing {path.name}", path.stat().st_size, tally.describe)
         finished = False
         try:
             events = _accepted(rows, importer, report, tally, progress)

@@ -375,7 +375,7 @@ def segments_apply(file: str, dry_run: bool, by: str | None) -> None:
     wanted = catalog_for(file, settings.cart_quiet_minutes)  # a bad file stops here
     bodies = {segment.name: segment.body for segment in wanted.segments}
     live, _ = Live().after(_run(read_records(settings)))
-    change = plan(live, bodies, wanted.traits)
+    change = plan(live, bodies, wanted.traits, bucket_salt=wanted.bucket_salt)
     if change.empty:
         click.echo(f"The live definitions are {wanted.source}'s already: nothing to publish.")
         return
@@ -385,9 +385,10 @@ def segments_apply(file: str, dry_run: bool, by: str | None) -> None:
         click.echo("Dry run: nothing published.")
         return
     author = by or getpass.getuser()
-    _run(
-        publish(settings, records_for(live, change, bodies, wanted.traits, author, wall_clock_ms()))
+    records = records_for(
+        live, change, bodies, wanted.traits, author, wall_clock_ms(), wanted.bucket_salt
     )
+    _run(publish(settings, records))
     click.echo(
         f"Published {len(change.added) + len(change.changed) + len(change.removed)} segment "
         f"change(s) from {wanted.source}; every worker applies them within seconds."
@@ -401,7 +402,7 @@ def segments_apply(file: str, dry_run: bool, by: str | None) -> None:
 def segments_list(live: bool, as_json: bool) -> None:
     """The configured segments (or, with --live, those the workers run) and their metadata."""
     from engine.catalog import catalog_for
-    from engine.definitions import Live, catalog_of
+    from engine.definitions import Live
     from streams import codec
     from streams.definitions import read_records
 
@@ -409,9 +410,7 @@ def segments_list(live: bool, as_json: bool) -> None:
     quiet_minutes = settings.cart_quiet_minutes
     if live:
         definitions, _ = Live().after(_run(read_records(settings)))
-        catalog = catalog_of(
-            definitions.bodies(), definitions.traits, cart_quiet_ms=quiet_minutes * 60_000
-        )
+        catalog = definitions.catalog(quiet_minutes * 60_000)
         versions = {
             name: {"version": d.version, "changed_at": d.changed_at, "changed_by": d.changed_by}
             for name, d in definitions.definitions.items()
@@ -584,6 +583,25 @@ def segments_preview(file: str, as_json: bool) -> None:
         members = sorted(result.members.get(name, []))
         sample = ", ".join(members[:3]) + (", ..." if len(members) > 3 else "")
         click.echo(f"  {name:<28} {len(members):>7}  {sample}")
+
+
+@main.command()
+@click.argument("segment")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--audience",
+    "campaign",
+    metavar="CAMPAIGN",
+    help="Only members who may be mailed now for this campaign ('' for any campaign).",
+)
+@friendly_errors
+def export(segment: str, file: Path, campaign: str | None) -> None:
+    """Write SEGMENT's members (or its audience) to FILE as CSV, from a running worker."""
+    from segstream.cli.exporting import run_export
+
+    written = _run(run_export(_settings(), segment, file, campaign))
+    what = "members" if campaign is None else "members who may be mailed now"
+    click.echo(f"Exported {written:,} {what} of {segment} to {file}.")
 
 
 @main.command()

@@ -112,6 +112,16 @@ async def test_dashboard_shows_the_api_numbers_and_follows_new_events(
     assert f"offset {rollout['offset']}, {rollout['segments']} segments" in definitions
     assert "every customer is evaluated against these definitions" in definitions
 
+    # A webhook subscription whose receiver is down: its state and last error, as the API has
+    # them (nothing listens on the port, so every try fails and is retried).
+    hook = {"url": "http://127.0.0.1:9/hooks", "segments": ["repeat_buyers"]}
+    status, created = await api.call("POST", "/v1/subscriptions", hook)
+    assert status == 201, created
+    await page.wait_for_selector(f'#webhooks .webhook[data-id="{created["id"]}"]', timeout=30_000)
+    webhooks = await page.inner_text("#webhooks")
+    assert "active" in webhooks and "http://127.0.0.1:9/hooks" in webhooks
+    assert created["secret"] not in await page.content()
+
     more = [consent("bo", t), purchase("bo", 1, t + 1000), purchase("bo", 2, t + 3000)]
     await api.call("POST", "/v1/events", more)
     await page.wait_for_function(

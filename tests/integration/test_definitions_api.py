@@ -172,6 +172,8 @@ ROUTE_ROLES = {
     ("/v1/segments/{name}/rollback", "post"): "edit",
     ("/v1/segments/{name}/members", "get"): "read",
     ("/v1/definitions", "get"): "read",
+    ("/v1/segments/{name}/audience", "get"): "read",
+    ("/v1/segments/{name}/members.csv", "get"): "read",
     ("/v1/subscriptions", "get"): "read",
     ("/v1/subscriptions", "post"): "edit",
     ("/v1/subscriptions/{subscription_id}", "get"): "read",

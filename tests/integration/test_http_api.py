@@ -136,6 +136,8 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         ("/v1/segments/{name}/rollback", "post"),
         ("/v1/segments/{name}/members", "get"),
         ("/v1/definitions", "get"),
+        ("/v1/segments/{name}/audience", "get"),
+        ("/v1/segments/{name}/members.csv", "get"),
         ("/v1/subscriptions", "get"),
         ("/v1/subscriptions", "post"),
         ("/v1/subscriptions/{subscription_id}", "get"),

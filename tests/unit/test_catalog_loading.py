@@ -33,9 +33,9 @@ from tests.unit.engine_helpers import (
 SOURCE = "segments.yaml"
 FORMS = (
     "all, any, not, segment, trait, age, known_profile, count, largest_order, last, quiet, "
-    "abandoned, bought, clicks_per_open, always, viewed"
+    "abandoned, bought, clicks_per_open, always, viewed, bucket"
 )
-SEGMENT_KEYS = "cadence, consent_required, description, trigger, when"
+SEGMENT_KEYS = "cadence, consent_required, description, frequency, holdout, trigger, when"
 
 
 def seg(when: Any = None, **fields: Any) -> dict[str, Any]:
@@ -192,7 +192,7 @@ BAD = [
         in_a(
             "when.trait.name",
             "unknown trait 'gendr' (built in: birth_year, city, country, email_consent, gender, "
-            "industry, interests, source; declared under traits: none yet)",
+            "industry, interests, source, timezone; declared under traits: none yet)",
         ),
         id="unknown-trait",
     ),
@@ -201,7 +201,7 @@ BAD = [
         in_a(
             "when.not.trait.name",
             "unknown trait 'email' (built in: birth_year, city, country, email_consent, gender, "
-            "industry, interests, source; declared under traits: none yet)",
+            "industry, interests, source, timezone; declared under traits: none yet)",
         ),
         id="dropped-trait",
     ),
@@ -227,7 +227,8 @@ BAD = [
     pytest.param({}, f"{SOURCE}: field 'segments': missing.", id="no-segments"),
     pytest.param(
         {"segmnts": {}},
-        f"{SOURCE}: field 'segmnts': unknown key (expected one of cross_sell, segments, traits).",
+        f"{SOURCE}: field 'segmnts': unknown key (expected one of "
+        "bucket_salt, cross_sell, segments, traits).",
         id="unknown-top-key",
     ),
     pytest.param(
@@ -353,7 +354,12 @@ def test_merge_keys_may_override_what_they_merge(tmp_path: Path) -> None:
 
 def test_trait_conditions_know_every_trait_the_decoder_keeps() -> None:
     # One list for both: the catalog accepts exactly the traits a profile update can set.
-    typed = {"birth_year": 1990, "interests": ["running"], "email_consent": True}
+    typed = {
+        "birth_year": 1990,
+        "interests": ["running"],
+        "email_consent": True,
+        "timezone": "Europe/Berlin",
+    }
     every = {name: typed.get(name, "x") for name in TRAITS}
     raw = orjson.dumps({"event_id": "e", "customer_id": "c", "ts": T0, "traits": every})
     kept = decode(names.PROFILE_UPDATES, b"c", raw).traits  # type: ignore[attr-defined]
@@ -457,6 +463,7 @@ PARSED = [
         c.ClicksPerOpen(None, None, 0.1, 5),
         id="clicks_per_open",
     ),
+    pytest.param({"bucket": {"min": 0, "max": 4999}}, c.Bucket(0, 4999), id="bucket"),
 ]
 
 
@@ -483,11 +490,13 @@ def test_a_catalog_of_every_form_keeps_its_digest() -> None:
     # Pinned: customers' states store the digest, and a new one re-evaluates every customer
     # (changed once on purpose: segments are ordered by name, whatever order they come in).
     # The forms pinned then (later ones pin their own digest below).
-    pinned = [param for param in PARSED if param.id not in ("abandoned-browse", "viewed")]
+    pinned = [p for p in PARSED if p.id not in ("abandoned-browse", "viewed", "bucket")]
     every = {f"s{i}": seg(param.values[0]) for i, param in enumerate(pinned)}
     assert parse_catalog(doc(b=seg(), **every), SOURCE).digest == "498ae312bfa3"
-    later = {f"s{i}": seg(param.values[0]) for i, param in enumerate(PARSED)}
+    later = {f"s{i}": seg(p.values[0]) for i, p in enumerate(PARSED) if p.id != "bucket"}
     assert parse_catalog(doc(b=seg(), **later), SOURCE).digest == "6460bef3ffa7"
+    latest = {f"s{i}": seg(param.values[0]) for i, param in enumerate(PARSED)}
+    assert parse_catalog(doc(b=seg(), **latest), SOURCE).digest == "896ad5fea8c5"
 
 
 # -- structure --------------------------------------------------------------------------------
@@ -721,7 +730,7 @@ def test_a_bad_trait_declaration_names_the_field(traits: Any, field: str, reason
             {"name": "income", "equals": "high"},
             "name",
             "unknown trait 'income' (built in: birth_year, city, country, email_consent, gender, "
-            "industry, interests, source; declared under traits: children, income_band, "
+            "industry, interests, source, timezone; declared under traits: children, income_band, "
             "lifestyle, vip, vip_since)",
         ),
         (

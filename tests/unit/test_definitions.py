@@ -3,14 +3,17 @@ catalog they make; a changed catalog re-evaluates only what changed (and what re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from config.errors import CatalogError
+from engine.buckets import DEFAULT_SALT
 from engine.catalog import Catalog
 from engine.definitions import (
     MAX_HISTORY,
+    SALT_KEY,
     TRAITS_KEY,
     Definition,
     Live,
@@ -138,6 +141,28 @@ def test_records_of_a_plan_version_each_segment_and_delete_with_tombstones() -> 
     assert records["repeat"] is None
     folded, _ = live.after((key, value, 10 + n) for n, (key, value) in enumerate(records.items()))
     assert folded.bodies() == wanted
+
+
+@pytest.mark.parametrize(
+    ("salt", "live_salt", "changed"),
+    [
+        ("spring-test", DEFAULT_SALT, True),
+        (DEFAULT_SALT, "spring-test", True),  # back to the default: the record is deleted
+        ("spring-test", "spring-test", False),
+        (None, "spring-test", False),  # one segment's edit leaves the salt as it is
+    ],
+)
+def test_the_bucket_salt_travels_with_the_definitions(
+    salt: str | None, live_salt: str, changed: bool
+) -> None:
+    live = replace(live_of({"buyers": BUYERS}), bucket_salt=live_salt)
+    change = plan(live, {"buyers": BUYERS}, {}, bucket_salt=salt)
+    assert (change.salt_changed, change.empty) == (changed, not changed)
+    records = records_for(live, change, {"buyers": BUYERS}, {}, "ann", T0, salt or DEFAULT_SALT)
+    assert [key for key, _ in records] == ([SALT_KEY] if changed else [])
+    folded, skipped = live.after((key, value, 10 + n) for n, (key, value) in enumerate(records))
+    assert skipped == [] and folded.bucket_salt == (salt if changed else live_salt)
+    assert folded.catalog(3_600_000).bucket_salt == folded.bucket_salt
 
 
 @pytest.mark.parametrize(

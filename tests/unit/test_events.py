@@ -14,6 +14,7 @@ from streams.events import (
     CartEvent,
     EmailClick,
     EmailOpen,
+    EmailSend,
     Erasure,
     Event,
     IdentityLink,
@@ -75,6 +76,7 @@ BODIES: dict[str, dict[str, Any]] = {
         "sku": "sku-boot",
         "category": "shoes",
     },
+    names.EMAIL_SENDS: {"campaign_id": "camp-3", "segment": "lapsed"},
     # An erasure request carries only customer_id and ts; the head's event_id is ignored.
     names.CUSTOMER_ERASURES: {},
     names.IDENTITY_LINKS: {"anonymous_id": VISITOR},
@@ -138,6 +140,9 @@ EXPECTED: dict[str, Event | Erasure | IdentityLink] = {
         url="https://shop.example/p/sku-boot",
         sku="sku-boot",
         category="shoes",
+    ),
+    names.EMAIL_SENDS: EmailSend(
+        event_id="ev-1", customer_id=CUSTOMER, ts=TS_MS, campaign_id="camp-3", segment="lapsed"
     ),
     names.CUSTOMER_ERASURES: Erasure(customer_id=CUSTOMER, ts=TS_MS),
     names.IDENTITY_LINKS: IdentityLink(

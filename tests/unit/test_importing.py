@@ -554,7 +554,7 @@ def test_contract_events_pass_through_and_get_an_id_if_they_have_none() -> None:
             {},
             "--map Mail=email: 'email' is not a field of customers (its fields: event_id, "
             "customer_id, ts, suppression, opt_in, gender, country, city, source, industry, "
-            "birth_year, interests, email_consent).",
+            "birth_year, interests, email_consent, timezone).",
         ),
         (
             "customers",

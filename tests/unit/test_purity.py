@@ -22,6 +22,8 @@ PURE_MODULES = (
     "engine.conditions.profile",
     "engine.conditions.activity",
     "engine.conditions.recency",
+    "engine.conditions.split",
+    "engine.buckets",
     "engine.deadlines",
     "engine.erasures",
     "engine.changes",

@@ -13,6 +13,7 @@ from streams.events import (
     CartEvent,
     EmailClick,
     EmailOpen,
+    EmailSend,
     IdentityLink,
     PageView,
     ProfileUpdate,
@@ -95,6 +96,30 @@ def test_email_opened_and_clicked() -> None:
     assert topic == names.EMAIL_CLICKS
     assert isinstance(clicked, EmailClick)
     assert clicked.url == "https://shop.test/a"
+
+
+@pytest.mark.parametrize(
+    ("event", "props", "campaign", "segment"),
+    [
+        ("Email Delivered", {"campaign_id": "c7", "segment": "lapsed"}, "c7", "lapsed"),
+        ("Email Sent", {"campaign_name": "Spring sale"}, "Spring sale", None),
+        ("Email Delivered", {"email_id": "e-42"}, "e-42", None),
+    ],
+)
+def test_email_delivered_and_sent_record_a_send(
+    event: str, props: dict[str, Any], campaign: str, segment: str | None
+) -> None:
+    topic, sent = decoded(message("track", event=event, properties=props))
+    assert topic == names.EMAIL_SENDS
+    assert isinstance(sent, EmailSend)
+    assert (sent.campaign_id, sent.segment, sent.customer_id) == (campaign, segment, "u1")
+
+
+def test_a_timezone_comes_from_the_traits_or_the_sdks_context() -> None:
+    _, update = decoded(message("identify", traits={"timezone": "Europe/Berlin"}))
+    assert update.traits["timezone"] == "Europe/Berlin"  # type: ignore[union-attr]
+    _, update = decoded(message("identify", traits={}, context={"timezone": "America/Chicago"}))
+    assert update.traits["timezone"] == "America/Chicago"  # type: ignore[union-attr]
 
 
 def test_identify_maps_traits_and_drops_what_no_segment_needs() -> None:

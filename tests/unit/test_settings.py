@@ -92,6 +92,8 @@ READ_FROM_ENVIRONMENT = [
     ("webhook_max_attempts", "3", 3),
     ("webhook_batch", "20", 20),
     ("webhook_allow_private", "true", True),
+    ("weekly_email_cap", "2", 2),
+    ("quiet_hours", "22-7", "22-7"),
 ]
 
 
@@ -136,6 +138,9 @@ BAD_VALUES = [
         "SEGSTREAM_WEBHOOK_MAX_ATTEMPTS", "0", "greater than or equal to 1", id="webhook-tries-0"
     ),
     pytest.param("SEGSTREAM_WEBHOOK_TIMEOUT_SECONDS", "0", "greater than 0", id="webhook-wait-0"),
+    pytest.param("SEGSTREAM_QUIET_HOURS", "9pm-8am", "such as 21-8", id="quiet-words"),
+    pytest.param("SEGSTREAM_QUIET_HOURS", "8-8", "start and end differ", id="quiet-empty"),
+    pytest.param("SEGSTREAM_QUIET_HOURS", "21-25", "from 0 to 24", id="quiet-25"),
     pytest.param(
         "SEGSTREAM_CART_QUIET_MINUTES", "10081", "less than or equal to 10080", id="quiet-week"
     ),
