@@ -18,6 +18,7 @@ import time
 
 from redis.exceptions import RedisError
 
+from engine.eligibility import Mailable
 from engine.state import CustomerState
 from engine.step import Step
 from segstream.app import app
@@ -58,6 +59,8 @@ async def check(partition: int) -> bool:
             chunk = list(itertools.islice(pending, CHUNK))
             states = stored_states(partition, chunk)
             result = await store.sync(states, force=catch_up.still_stale(states))
+            # Send eligibility too: a worker that died before its once-a-second write lost it.
+            await store.set_mailable({s.customer_id: Mailable.of(s).to_list() for s in states})
             pending.difference_update(chunk)  # only now: a Redis error leaves the chunk pending
             stale.update(result.stale)
             catch_up.found_stale(states, result.stale)

@@ -9,7 +9,7 @@ from config import names
 from engine.webhooks import Subscription
 from segstream.app import app, settings
 from serving import metrics
-from serving.webhooks import Deliveries, Followed, backlog
+from serving.webhooks import Deliveries, Followed, backlog, stored
 from streams import codec, keyed_log
 from streams.kafka_clients import committed_reader
 from streams.timestamps import wall_clock_ms
@@ -28,6 +28,11 @@ async def publish(subscription: Subscription) -> None:
 
 
 async def pause(subscription: Subscription, reason: str) -> None:
+    """Pause a subscription whose deliveries keep failing, unless it changed meanwhile (deleted,
+    paused or resumed by someone, edited): the newer record stands."""
+    if (await stored(settings)).get(subscription.id) != subscription:
+        log.info("Webhook subscription %s changed meanwhile; not paused", subscription.id)
+        return
     await publish(subscription.paused_by(reason, wall_clock_ms()))
 
 

@@ -43,6 +43,7 @@ VIEW_DAYS = 30
 # them against frequency caps and a campaign's earlier sends).
 MAX_SENDS = 100
 SEND_DAYS = 400
+SAME_SEND_MS = 3_600_000
 MAX_VIEWED = 40
 # How many viewed products a browse-abandon trigger names.
 TRIGGER_PRODUCTS = 10
@@ -288,7 +289,12 @@ class CustomerState:
         self.traits["email_consent"] = event.opt_in
 
     def _fold_send(self, event: EmailSend) -> None:
-        """Keep the send in time order; the oldest go beyond MAX_SENDS."""
+        """Keep the send in time order; the oldest go beyond MAX_SENDS. The same campaign
+        reported again within SAME_SEND_MS is the same email (tools that report both "Email
+        Sent" and "Email Delivered" for it): it counts once."""
+        for ts, campaign, _ in self.sends:
+            if campaign == event.campaign_id and abs(ts - event.ts) <= SAME_SEND_MS:
+                return
         send = [event.ts, event.campaign_id, event.segment]
         at = len(self.sends)
         while at and self.sends[at - 1][0] > event.ts:

@@ -240,7 +240,7 @@ def retry_after(header: str | None, now_s: float) -> float | None:
     if not header:
         return None
     header = header.strip()
-    if header.isdigit():
+    if header.isascii() and header.isdigit():
         return min(float(header), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(header).timestamp()

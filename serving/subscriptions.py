@@ -22,7 +22,7 @@ from segstream.app import app, live, settings
 from serving.access import Role
 from serving.api import BadBody, Protected, _by, _error, _posted
 from serving.store import store
-from serving.webhooks import addresses_of, backlog, private_allowed, start_at_end
+from serving.webhooks import addresses_of, backlog, private_allowed, start_at_end, stored
 from streams import codec, keyed_log
 from streams.timestamps import wall_clock_ms
 
@@ -33,7 +33,7 @@ async def described(subscription: Subscription) -> dict[str, Any]:
     """A subscription as the API shows it: no secret; its counts and backlog."""
     try:
         waiting: int | None = await asyncio.wait_for(backlog(settings, subscription), KAFKA_WAIT_S)
-    except (SegstreamError, OSError, TimeoutError):
+    except (SegstreamError, KafkaError, OSError, TimeoutError):
         waiting = None  # Kafka out of reach: unknown, not zero
     try:
         counts = await store.delivery_counts(subscription.id)
@@ -49,23 +49,11 @@ async def _publish(subscription: Subscription | None, key: str) -> None:
 
 async def _current(key: str) -> Subscription | None:
     """The subscription as the log holds it now (not as this worker last read it)."""
-    found = None
-    for record_key, value, _ in await keyed_log.read_records(settings, names.WEBHOOK_SUBSCRIPTIONS):
-        if record_key == key:
-            found = None if value is None else Subscription.from_record(codec.loads(value))
-    return found
+    return (await stored(settings)).get(key)
 
 
 async def _all() -> list[Subscription]:
-    found: dict[str, Subscription] = {}
-    for key, value, _ in await keyed_log.read_records(settings, names.WEBHOOK_SUBSCRIPTIONS):
-        if key is None:
-            continue
-        if value is None:
-            found.pop(key, None)
-        else:
-            found[key] = Subscription.from_record(codec.loads(value))
-    return sorted(found.values(), key=lambda s: s.created_at)
+    return sorted((await stored(settings)).values(), key=lambda s: s.created_at)
 
 
 async def url_problem(url: str) -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import socket
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
@@ -38,7 +39,7 @@ from engine import webhooks
 from engine.webhooks import Subscription
 from serving import metrics
 from serving.store import store
-from streams import codec
+from streams import codec, keyed_log
 from streams.connections import kafka_options
 from streams.layout import partition_ids
 from streams.timestamps import wall_clock_ms
@@ -81,6 +82,17 @@ class GuardedResolver(AbstractResolver):
         await self.resolver.close()
 
 
+def literal_problem(url: str, allow_private: bool) -> str | None:
+    """Why a URL whose host is an IP address may not be called (aiohttp connects to an address
+    without asking the resolver, so ``GuardedResolver`` never sees it); None otherwise."""
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: the resolver checks what it resolves to
+    return webhooks.url_problem(url, [host], allow_private)
+
+
 async def addresses_of(url: str) -> list[str]:
     """What a receiver URL's host resolves to (empty when it has none)."""
     host = urlsplit(url).hostname
@@ -94,9 +106,12 @@ async def addresses_of(url: str) -> list[str]:
 class Receiver:
     """POSTs signed deliveries to one subscription's URL."""
 
-    def __init__(self, session: aiohttp.ClientSession, subscription: Subscription) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, subscription: Subscription, allow_private: bool
+    ) -> None:
         self.session = session
         self.subscription = subscription
+        self.allow_private = allow_private
 
     async def post(self, body: bytes, delivery_id: str) -> tuple[int | None, str | None, str]:
         """One try: (status or None, Retry-After, error text)."""
@@ -107,14 +122,34 @@ class Receiver:
             webhooks.SIGNATURE_HEADER: signed,
             webhooks.DELIVERY_HEADER: delivery_id,
         }
+        problem = literal_problem(self.subscription.url, self.allow_private)
+        if problem is not None:
+            return None, None, problem
         try:
-            async with self.session.post(self.subscription.url, data=body, headers=headers) as got:
+            async with self.session.post(
+                self.subscription.url, data=body, headers=headers, allow_redirects=False
+            ) as got:
                 await got.read()
                 return got.status, got.headers.get("Retry-After"), ""
         except TimeoutError:
             return None, None, "timed out"
         except (aiohttp.ClientError, OSError) as exc:
             return None, None, str(exc) or type(exc).__name__
+
+
+class Handover(ConsumerRebalanceListener):
+    """Partitions leave this member only between batches: the batch in flight is delivered and
+    committed (or its subscription paused) first, so the next owner starts after it and one
+    customer's records never reach the receiver out of order."""
+
+    def __init__(self, idle: asyncio.Event) -> None:
+        self.idle = idle
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.idle.wait()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
 
 
 class Delivery:
@@ -130,28 +165,38 @@ class Delivery:
     ) -> None:
         self.settings = settings
         self.subscription = subscription
-        self.receiver = Receiver(session, subscription)
+        self.receiver = Receiver(session, subscription, private_allowed(settings))
         self.pause = pause
         self.rng = rng or random.Random()
-        self.consumer: AIOKafkaConsumer | None = None
 
     async def run(self) -> None:
-        subscription = self.subscription
+        subscription, settings = self.subscription, self.settings
+        # A batch may be tried for this long; the group waits that long for a member that is
+        # finishing one before it hands its partitions over (``Handover``).
+        longest = settings.webhook_max_attempts * (
+            settings.webhook_timeout_seconds + settings.webhook_retry_max_seconds
+        )
+        patience_ms = int((longest + 60) * 1000)
         consumer = AIOKafkaConsumer(
-            *(self.settings.topic(topic) for topic in subscription.topics()),
-            **kafka_options(self.settings),
-            group_id=group_id(self.settings, subscription.id),
+            **kafka_options(settings),
+            group_id=group_id(settings, subscription.id),
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # offsets are set at creation; this is a fallback
             isolation_level="read_committed",
-            max_poll_records=self.settings.webhook_batch,
+            max_poll_records=settings.webhook_batch,
+            max_poll_interval_ms=patience_ms,
+            rebalance_timeout_ms=patience_ms,
         )
-        await consumer.start()
-        self.consumer = consumer
+        idle = asyncio.Event()
+        idle.set()
+        consumer.subscribe(
+            [settings.topic(topic) for topic in subscription.topics()], listener=Handover(idle)
+        )
         try:
+            await consumer.start()
             while True:
                 fetched = await consumer.getmany(
-                    timeout_ms=1000, max_records=self.settings.webhook_batch
+                    timeout_ms=1000, max_records=settings.webhook_batch
                 )
                 if not fetched:
                     continue
@@ -160,12 +205,16 @@ class Delivery:
                     for tp, messages in fetched.items()
                     for record in self._taken(tp.topic, messages)
                 ]
-                if taken and not await self._deliver(taken):
-                    return  # paused: the batch stays uncommitted, for the resume
-                with contextlib.suppress(KafkaError):  # a rebalance: the next owner redelivers
-                    await consumer.commit()
+                idle.clear()
+                try:
+                    if taken and not await self._deliver(taken):
+                        return  # paused: the batch stays uncommitted, for the resume
+                    # A failed commit (a rebalance): the next owner delivers the batch again.
+                    with contextlib.suppress(KafkaError):
+                        await consumer.commit()
+                finally:
+                    idle.set()
         finally:
-            self.consumer = None
             await consumer.stop()
 
     def _taken(self, topic: str, messages: list[Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -258,6 +307,13 @@ class Followed:
                 log.warning("Skipped a webhook-subscriptions record at offset %d: %r", offset, exc)
 
 
+async def stored(settings: Settings) -> dict[str, Subscription]:
+    """The subscriptions as their log holds them now (not as this worker last read them)."""
+    found = Followed()
+    found.after(await keyed_log.read_records(settings, names.WEBHOOK_SUBSCRIPTIONS))
+    return found.by_id
+
+
 class Deliveries:
     """This worker's deliveries: one task per active subscription, started, restarted and
     stopped as the subscriptions change."""
@@ -270,7 +326,8 @@ class Deliveries:
 
     def sync(self, subscriptions: Mapping[str, Subscription]) -> None:
         for key, (running, task) in list(self.running.items()):
-            if subscriptions.get(key) != running or task.done():
+            # A task that ended paused its subscription: it starts again on a newer record only.
+            if subscriptions.get(key) != running:
                 task.cancel()
                 del self.running[key]
         for key, subscription in subscriptions.items():

@@ -340,14 +340,21 @@ def _traits(obj: object, declared: Mapping[str, str]) -> dict[str, Any]:
     return traits
 
 
-def _timezone(name: str) -> str:
-    """An IANA time zone name (quiet hours for sending follow it)."""
+def known_zone(name: object) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows (Europe/Berlin)."""
+    if not isinstance(name, str) or not name:
+        return False
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise InvalidEvent(
-            "traits.timezone: expected an IANA time zone name such as Europe/Berlin"
-        ) from None
+        return False
+    return True
+
+
+def _timezone(name: str) -> str:
+    """An IANA time zone name (quiet hours for sending follow it)."""
+    if not known_zone(name):
+        raise InvalidEvent("traits.timezone: expected an IANA time zone name such as Europe/Berlin")
     return name
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from config import names
 from config.errors import InvalidEvent
+from streams.events import known_zone
 from streams.timestamps import parse_ts
 
 Mapped = tuple[str, dict[str, Any]]
@@ -292,7 +293,7 @@ def _identify(message: dict[str, Any], head: dict[str, Any]) -> Mapped:
     if isinstance(birthday, str) and BIRTHDAY.match(birthday):
         traits["birth_year"] = int(birthday[:4])
     zone = raw.get("timezone") or _context(message).get("timezone")
-    if zone is not None:
+    if known_zone(zone):  # a browser's odd zone is dropped, not a reason to lose the identify
         traits["timezone"] = zone
     consent = raw.get("email_consent", raw.get("emailConsent"))
     if consent is not None:

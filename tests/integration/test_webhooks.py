@@ -46,6 +46,7 @@ class Receiver:
         self.requests = 0
         self.unsigned = 0
         self.hold_s = 0.0  # how long each request is held before its answer
+        self.redirected = 0  # requests that followed a redirect
         self.port = free_port()
         self.runner: web.AppRunner | None = None
 
@@ -66,6 +67,9 @@ class Receiver:
             behaviour = 200
         if self.hold_s:
             await asyncio.sleep(self.hold_s)
+        if behaviour == 307:  # a receiver that sends the worker elsewhere (inward, say)
+            location = f"http://127.0.0.1:{self.port}/internal"
+            return web.Response(status=307, headers={"Location": location})
         if behaviour != 200:
             return web.Response(status=int(behaviour), headers={"Retry-After": "0"})
         delivery = orjson.loads(body)
@@ -79,9 +83,14 @@ class Receiver:
     def records(self) -> list[dict[str, Any]]:
         return [r["record"] for body in self.bodies for r in body["records"]]
 
+    async def internal(self, request: web.Request) -> web.Response:
+        self.redirected += 1
+        return web.Response(status=200)
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/hooks", self.handle)
+        app.router.add_post("/internal", self.internal)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -310,5 +319,36 @@ async def test_subscriptions_are_checked(
     try:
         created = await subscribe(api, receiver, triggers="*")
         assert created["triggers"] == "*" and created["state"] == "active"
+    finally:
+        await session.close()
+
+
+async def test_a_redirect_is_not_followed_and_pauses_the_subscription(
+    deployment_factory: Callable[..., Deployment],
+    worker_factory: Callable[..., WorkerProcess],
+    receiver: Receiver,
+) -> None:
+    """A receiver that answers 307 cannot send the worker's signed POST elsewhere (an internal
+    address, say): the worker does not follow it, and the refusal pauses the subscription."""
+    deployment = deployment_factory(api_token=TOKEN, **FAST_RETRIES)
+    worker = worker_factory(deployment)
+    await worker.until_ready()
+    session, api = await session_api(deployment)
+    try:
+        created = await subscribe(api, receiver)
+        receiver.plan = [307]
+        shop = Shop()
+        shoppers(shop, 2, now_ms() - HOUR)
+        await produce(deployment.settings, shop.kafka_records())
+
+        async def paused() -> bool:
+            _, found = await api.call("GET", f"/v1/subscriptions/{created['id']}")
+            return found["state"] == "paused"
+
+        await poll_until(paused, "the subscription paused", 60, 0.5)
+        _, found = await api.call("GET", f"/v1/subscriptions/{created['id']}")
+        assert "refused" in found["reason"] and "answered 307" in found["reason"]
+        assert receiver.redirected == 0 and receiver.requests == 1
+        worker.assert_running()
     finally:
         await session.close()

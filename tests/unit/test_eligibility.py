@@ -20,7 +20,7 @@ from engine.eligibility import (
     SendRules,
     held_back,
 )
-from engine.state import DAY_MS, MAX_SENDS, SEND_DAYS, CustomerState
+from engine.state import DAY_MS, MAX_SENDS, SAME_SEND_MS, SEND_DAYS, CustomerState
 from streams.events import EmailSend, ProfileUpdate
 
 # Monday 2026-12-07, 12:00 UTC (13:00 in Berlin, 06:00 in Chicago).
@@ -166,13 +166,14 @@ def test_sends_are_kept_in_time_order_and_bounded() -> None:
     state.fold(send("late", NOW - 2 * HOUR, "b"))
     state.fold(send("first", NOW - 3 * HOUR, "a", "lapsed"))
     state.fold(send("last", NOW - HOUR, "c"))
+    state.fold(send("delivered", NOW - HOUR + 60_000, "c"))  # "Email Delivered" after "Sent"
     assert state.sends == [
         [NOW - 3 * HOUR, "a", "lapsed"],
         [NOW - 2 * HOUR, "b", None],
         [NOW - HOUR, "c", None],
     ]
     for n in range(MAX_SENDS + 5):
-        state.fold(send(f"e{n}", NOW + n, "bulk"))
+        state.fold(send(f"e{n}", NOW + n, f"bulk-{n}"))
     assert len(state.sends) == MAX_SENDS and state.sends[-1][0] == NOW + MAX_SENDS + 4
     restored = CustomerState.from_dict(state.to_dict())
     assert restored.sends == state.sends
@@ -196,3 +197,11 @@ def test_what_the_store_keeps_for_eligibility() -> None:
     assert Mailable.from_list(kept.to_list()) == kept
     state.fold(ProfileUpdate("p2", "c1", NOW + 1, traits={}, suppression="bounced"))
     assert Mailable.of(state).consent is False and Mailable.of(state).suppressed == "bounced"
+
+
+def test_the_same_campaign_an_hour_apart_or_more_is_another_email() -> None:
+    state = CustomerState("c1")
+    state.fold(send("s1", NOW, "weekly"))
+    state.fold(send("s2", NOW + SAME_SEND_MS, "weekly"))  # the same email, reported twice
+    state.fold(send("s3", NOW + SAME_SEND_MS + 1, "weekly"))
+    assert [s[0] for s in state.sends] == [NOW, NOW + SAME_SEND_MS + 1]

@@ -27,6 +27,11 @@ PURE_MODULES = (
     "engine.deadlines",
     "engine.erasures",
     "engine.changes",
+    "engine.definitions",
+    "engine.eligibility",
+    "engine.explain",
+    "engine.identity",
+    "engine.webhooks",
     "streams.events",
     "streams.timestamps",
 )

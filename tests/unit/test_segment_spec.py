@@ -120,6 +120,10 @@ def test_a_timezone_comes_from_the_traits_or_the_sdks_context() -> None:
     assert update.traits["timezone"] == "Europe/Berlin"  # type: ignore[union-attr]
     _, update = decoded(message("identify", traits={}, context={"timezone": "America/Chicago"}))
     assert update.traits["timezone"] == "America/Chicago"  # type: ignore[union-attr]
+    # A zone the machine does not know is dropped; the rest of the identify still counts.
+    odd = message("identify", traits={"emailConsent": False}, context={"timezone": "GMT+0530"})
+    _, update = decoded(odd)
+    assert update.traits == {"email_consent": False}  # type: ignore[union-attr]
 
 
 def test_identify_maps_traits_and_drops_what_no_segment_needs() -> None:

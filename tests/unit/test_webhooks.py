@@ -170,6 +170,7 @@ NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC).timestamp()
         (format_datetime(datetime(2026, 12, 7, 12, 0, 30, tzinfo=UTC), usegmt=True), 30.0),
         (format_datetime(datetime(2026, 12, 7, 11, 0, tzinfo=UTC), usegmt=True), 0.0),
         ("soon", None),
+        ("\u00b2", None),  # a digit to str.isdigit, not to float()
     ],
 )
 def test_retry_after_in_seconds_or_as_a_date(header: str | None, seconds: float | None) -> None:
