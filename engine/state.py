@@ -44,6 +44,10 @@ VIEW_DAYS = 30
 MAX_SENDS = 100
 SEND_DAYS = 400
 SAME_SEND_MS = 3_600_000
+# Opens and clicks with their campaign, for attribution: TOUCH_DAYS (the longest attribution
+# window), at most MAX_TOUCHES, oldest first.
+TOUCH_DAYS = 30
+MAX_TOUCHES = 50
 MAX_VIEWED = 40
 # How many viewed products a browse-abandon trigger names.
 TRIGGER_PRODUCTS = 10
@@ -129,6 +133,10 @@ class CustomerState:
     last_product_view_at: int | None = None
     # Emails sent: [ts, campaign id, segment or None], oldest first.
     sends: list[list[Any]] = field(default_factory=list)
+    # Opens and clicks: [ts, "open" | "click", campaign id], oldest first; and how many campaign
+    # report facts the customer has made (engine.attribution).
+    touches: list[list[Any]] = field(default_factory=list)
+    fact_seq: int = 0
     # Anonymous ids merged into this customer: anonymous id -> merge id, oldest first.
     aliases: dict[str, str] = field(default_factory=dict)
     # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
@@ -248,11 +256,13 @@ class CustomerState:
         if isinstance(event, Purchase):
             self._fold_purchase(event, bucket)
         elif isinstance(event, EmailOpen):
+            self._fold_touch(ts, "open", event.campaign_id)
             self.open_count += 1
             self.last_open_at = _later(self.last_open_at, ts)
             if bucket is not None:
                 bucket[OPENS] += 1
         elif isinstance(event, EmailClick):
+            self._fold_touch(ts, "click", event.campaign_id)
             self.click_count += 1
             self.last_click_at = _later(self.last_click_at, ts)
             if bucket is not None:
@@ -301,6 +311,17 @@ class CustomerState:
             at -= 1
         self.sends.insert(at, send)
         del self.sends[:-MAX_SENDS]
+
+    def _fold_touch(self, ts: int, kind: str, campaign: str) -> None:
+        """Keep an open or click with its campaign, in time order, bounded and by age."""
+        touches = self.touches
+        at = len(touches)
+        while at and touches[at - 1][0] > ts:
+            at -= 1
+        touches.insert(at, [ts, kind, campaign])
+        oldest = max(self.clock, ts) - TOUCH_DAYS * DAY_MS
+        if touches[0][0] < oldest or len(touches) > MAX_TOUCHES:
+            self.touches = [t for t in touches if t[0] >= oldest][-MAX_TOUCHES:]
 
     def _fold_view(self, event: PageView) -> bool:
         """Count a page view per SKU and category; False if it is older than the days of views

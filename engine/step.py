@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from engine.attribution import DEFAULT_RULE, AttributionRule
 from engine.catalog import Catalog
 from engine.changes import Outcome
 from engine.evaluate import advance, apply_event, apply_merge, erase
@@ -41,14 +42,17 @@ class StepResult(NamedTuple):
 class Step:
     """A catalog's customer step; holds no customer state of its own."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, attribution: AttributionRule = DEFAULT_RULE) -> None:
         self.catalog = catalog
+        self.attribution = attribution
 
     def on_event(
         self, state: CustomerState, event: Event, topic: str, *, catalog_at: int | None = None
     ) -> StepResult:
         """Fold ``event`` (read from ``topic``) into ``state``: bytewax's ``on_item``."""
-        outcome = apply_event(state, event, topic, self.catalog, catalog_at=catalog_at)
+        outcome = apply_event(
+            state, event, topic, self.catalog, catalog_at=catalog_at, attribution=self.attribution
+        )
         return StepResult(outcome, state.next_deadline)
 
     def on_merge(
