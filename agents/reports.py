@@ -24,8 +24,13 @@ def checked(events: list[faust.EventT]) -> list[dict[str, Any]]:
     for event in events:
         try:
             fact = codec.loads(event.value)
-            if not isinstance(fact, dict) or not isinstance(fact.get("seq"), int):
-                raise InvalidEvent("expected a campaign report fact {customer_id, seq, ...}")
+            if not (
+                isinstance(fact, dict)
+                and isinstance(fact.get("customer_id"), str)
+                and isinstance(fact.get("seq"), int)
+                and isinstance(fact.get("delta"), dict)
+            ):
+                raise InvalidEvent("expected a campaign report fact {customer_id, seq, delta}")
             facts.append(fact)
         except (ValueError, InvalidEvent) as exc:
             reason = exc.reason if isinstance(exc, InvalidEvent) else "not JSON"

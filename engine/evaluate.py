@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from engine.attribution import DEFAULT_RULE, AttributionRule, facts_for
 from engine.catalog import Catalog, Segment
 from engine.changes import ENTER, EXIT, Cause, Outcome, SegmentChange, Trigger
 from engine.state import CustomerState
@@ -152,10 +151,8 @@ def apply_event(
     catalog: Catalog,
     *,
     catalog_at: int | None = None,
-    attribution: AttributionRule = DEFAULT_RULE,
 ) -> Outcome:
-    """Fold an event into the state and return the changes it causes, and the campaign report
-    facts it makes (``engine.attribution``).
+    """Fold an event into the state and return the changes it causes.
 
     A redelivered event (an id the customer has seen recently) changes nothing. Deadlines due
     before the event fire first (and a re-evaluation against changed definitions, stamped
@@ -177,8 +174,6 @@ def apply_event(
         segments = catalog.for_topic(topic)
         outcome.extend(reconcile(state, segments, now, event.event_id, cause="event"))
     state.next_deadline = next_deadline(state, now, catalog)
-    facts = facts_for(state, event, attribution, catalog.holdouts, catalog.held_out)
-    outcome.facts = [fact.to_dict() for fact in facts]
     return outcome
 
 

@@ -133,9 +133,14 @@ class CustomerState:
     last_product_view_at: int | None = None
     # Emails sent: [ts, campaign id, segment or None], oldest first.
     sends: list[list[Any]] = field(default_factory=list)
-    # Opens and clicks: [ts, "open" | "click", campaign id], oldest first; and how many campaign
-    # report facts the customer has made (engine.attribution).
+    # For the campaign report (engine.attribution): opens and clicks [ts, "open" | "click",
+    # campaign id] and purchases [ts, total], oldest first; the customer's contribution to the
+    # report as last published, the part of it that forgotten entries made, and how many
+    # report facts the customer has published.
     touches: list[list[Any]] = field(default_factory=list)
+    purchases: list[list[Any]] = field(default_factory=list)
+    reported: dict[str, float] = field(default_factory=dict)
+    settled: dict[str, float] = field(default_factory=dict)
     fact_seq: int = 0
     # Anonymous ids merged into this customer: anonymous id -> merge id, oldest first.
     aliases: dict[str, str] = field(default_factory=dict)
@@ -226,9 +231,6 @@ class CustomerState:
         oldest = day_of(now) - HORIZON_DAYS
         for day in [day for day in self.days if day <= oldest]:
             del self.days[day]
-        since = now - SEND_DAYS * DAY_MS
-        if self.sends and self.sends[0][0] < since:
-            self.sends = [send for send in self.sends if send[0] >= since]
         first = day_of(now) - VIEW_DAYS + 1
         for key, entry in list(self.viewed.items()):
             kept = _days_from(entry, first)
@@ -309,8 +311,7 @@ class CustomerState:
         at = len(self.sends)
         while at and self.sends[at - 1][0] > event.ts:
             at -= 1
-        self.sends.insert(at, send)
-        del self.sends[:-MAX_SENDS]
+        self.sends.insert(at, send)  # (bounded by engine.attribution.settle)
 
     def _fold_touch(self, ts: int, kind: str, campaign: str) -> None:
         """Keep an open or click with its campaign, in time order, bounded and by age."""
@@ -318,10 +319,7 @@ class CustomerState:
         at = len(touches)
         while at and touches[at - 1][0] > ts:
             at -= 1
-        touches.insert(at, [ts, kind, campaign])
-        oldest = max(self.clock, ts) - TOUCH_DAYS * DAY_MS
-        if touches[0][0] < oldest or len(touches) > MAX_TOUCHES:
-            self.touches = [t for t in touches if t[0] >= oldest][-MAX_TOUCHES:]
+        touches.insert(at, [ts, kind, campaign])  # (bounded by engine.attribution.settle)
 
     def _fold_view(self, event: PageView) -> bool:
         """Count a page view per SKU and category; False if it is older than the days of views
@@ -396,6 +394,13 @@ class CustomerState:
         ]
 
     def _fold_purchase(self, event: Purchase, bucket: list[float] | None) -> None:
+        at = len(self.purchases)
+        while at and self.purchases[at - 1][0] > event.ts:
+            at -= 1
+        self.purchases.insert(at, [event.ts, event.total])  # (bounded by attribution.settle)
+        self._count_purchase(event, bucket)
+
+    def _count_purchase(self, event: Purchase, bucket: list[float] | None) -> None:
         ts = event.ts
         self.order_ids.append(event.order_id)
         if len(self.order_ids) > MAX_ORDER_IDS:

@@ -113,32 +113,38 @@ end
 return {repaired, stale}
 """
 
-# ARGV: prefix, then 7 values per campaign report fact: customer, seq, kind, campaign ('' for
-# none), segment ('' for none), revenue, the JSON object of holdout groups. A fact at or below
-# the customer's last applied seq was counted already. Returns how many were counted.
+# ARGV: prefix, then 3 values per campaign report fact: customer, seq, the JSON object of what
+# changed in the customer's part of the report ("c|<campaign>|<segment>|<count>" or
+# "g|<segment>|<group>|<count>" -> amount). A fact at or below the customer's last counted
+# seq was counted already. Returns how many were counted.
 APPLY_FACTS = """
 local prefix = ARGV[1]
 local seqs = prefix .. 'fact-seqs'
 local counted = 0
-for i = 2, #ARGV, 7 do
+for i = 2, #ARGV, 3 do
   local customer, seq = ARGV[i], tonumber(ARGV[i + 1])
   if seq > tonumber(redis.call('HGET', seqs, customer) or '0') then
     redis.call('HSET', seqs, customer, seq)
-    local kind, campaign, segment, revenue = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-    if campaign ~= '' then
-      local report = prefix .. 'report:' .. campaign
-      redis.call('SADD', prefix .. 'campaigns', campaign)
-      if kind == 'purchase' then
-        redis.call('HINCRBY', report, segment .. '|conversions', 1)
-        redis.call('HINCRBYFLOAT', report, segment .. '|revenue', revenue)
+    for key, amount in pairs(cjson.decode(ARGV[i + 2])) do
+      local campaign, segment, name = string.match(key, '^c|(.*)|([^|]*)|([^|]*)$')
+      if campaign then
+        redis.call('SADD', prefix .. 'campaigns', campaign)
+        local report = prefix .. 'report:' .. campaign
+        local field = segment .. '|' .. name
+        local total = redis.call('HINCRBYFLOAT', report, field, tostring(amount))
+        if math.abs(tonumber(total)) < 1e-6 then
+          redis.call('HDEL', report, field)
+        end
       else
-        redis.call('HINCRBY', report, segment .. '|' .. kind .. 's', 1)
+        local held, group, count = string.match(key, '^g|([^|]*)|([^|]*)|([^|]*)$')
+        if held then
+          local lift = prefix .. 'lift:' .. held
+          local total = redis.call('HINCRBYFLOAT', lift, group .. '|' .. count, tostring(amount))
+          if math.abs(tonumber(total)) < 1e-6 then
+            redis.call('HDEL', lift, group .. '|' .. count)
+          end
+        end
       end
-    end
-    for held, group in pairs(cjson.decode(ARGV[i + 6])) do
-      local lift = prefix .. 'lift:' .. held
-      redis.call('HINCRBY', lift, group .. '|purchases', 1)
-      redis.call('HINCRBYFLOAT', lift, group .. '|revenue', revenue)
     end
     counted = counted + 1
   end
@@ -256,15 +262,7 @@ class RedisStore:
             return 0
         args: list[Any] = [self.prefix]
         for fact in facts:
-            args += [
-                fact["customer_id"],
-                fact["seq"],
-                fact["kind"],
-                fact["campaign"] or "",
-                fact["segment"] or "",
-                repr(float(fact["revenue"])),
-                orjson.dumps(fact["groups"] or {}),
-            ]
+            args += [fact["customer_id"], fact["seq"], orjson.dumps(fact["delta"])]
         return int(await self._apply_facts(args=args))
 
     async def campaign_report(self) -> dict[str, dict[str, dict[str, float]]]:
