@@ -19,6 +19,7 @@ from agents.timers import deadlines, resync
 from config import names
 from config.errors import InvalidEvent
 from engine import identity
+from engine.attribution import AttributionRule
 from engine.catalog import Catalog
 from engine.changes import Outcome
 from engine.eligibility import Mailable
@@ -49,7 +50,9 @@ from streams.timestamps import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
-step = Step(live.catalog)
+step = Step(
+    live.catalog, AttributionRule.of(settings.attribution_window_days, settings.attribution_by)
+)
 
 
 @live.on_change
@@ -81,6 +84,7 @@ def outputs(outcome: Outcome, late: dict[str, Any] | None) -> list[tuple[str, di
         triggered(trigger.trigger).inc()
     if late is not None:
         records.append((names.LATE_EVENTS, late))
+    records.extend((names.CAMPAIGN_FACTS, fact) for fact in outcome.facts)
     return records
 
 

@@ -44,6 +44,7 @@ OUTPUTS = {
     names.SEGMENT_CHANGES: topics.segment_changes,
     names.TRIGGERS: topics.triggers,
     names.LATE_EVENTS: topics.late_events,
+    names.CAMPAIGN_FACTS: topics.campaign_facts,
     names.IDENTITY_MERGES: topics.identity_merges,
 }
 

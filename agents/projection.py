@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -37,27 +39,27 @@ pending_currencies: Counter[str] = Counter()
 pending_mailable: dict[str, list[Any] | None] = {}
 
 
-async def apply_until_done(changes: list[dict[str, Any]]) -> bool:
-    """Apply a batch, waiting out a Redis outage: the store catches up when Redis is back.
-    False if the worker gives its partitions up first (a rebalance or a stop): the batch is
-    then left to whoever reads these partitions next, since waiting would hold up the
-    handover until Redis returns."""
+async def apply_until_done(write: Callable[[], Awaitable[Any]], what: str) -> bool:
+    """Write a batch (``what`` names it), waiting out a Redis outage: the store catches up when
+    Redis is back. False if the worker gives its partitions up first (a rebalance or a stop):
+    the batch is then left to whoever reads these partitions next, since waiting would hold up
+    the handover until Redis returns."""
     backoff = 0.2
     while True:
         try:
-            metrics.redis_writes.inc(await store.apply(changes))
+            await write()
             if backoff > 0.2:
                 log.warning("Redis is reachable again; the membership store is catching up")
             return True
         except (RedisError, OSError) as exc:
             metrics.redis_errors.inc()
             if backoff == 0.2:
-                log.warning("Redis unreachable (%s); retrying, segment changes wait", exc)
+                log.warning("Redis unreachable (%s); retrying, %s wait", exc, what)
             if app.giving_up_partitions:
                 log.warning(
-                    "Redis still unreachable as partitions are given up: %d segment changes "
-                    "are left to their next reader",
-                    len(changes),
+                    "Redis still unreachable as partitions are given up: %s are left to their "
+                    "next reader",
+                    what,
                 )
                 return False
             await asyncio.sleep(backoff)
@@ -77,6 +79,10 @@ def checked(events: list[faust.EventT]) -> tuple[list[faust.EventT], list[dict[s
     return good, changes
 
 
+async def _apply(changes: list[dict[str, Any]]) -> None:
+    metrics.redis_writes.inc(await store.apply(changes))
+
+
 @app.agent(topics.segment_changes)
 async def project(stream: faust.StreamT[bytes]) -> None:
     # Acknowledged once applied: a batch left unapplied keeps its offsets uncommitted.
@@ -84,7 +90,9 @@ async def project(stream: faust.StreamT[bytes]) -> None:
         events = cast(list[faust.EventT], batch)
         good, changes = checked(events)
         try:
-            applied = await apply_until_done(changes)
+            applied = await apply_until_done(
+                partial(_apply, changes), f"{len(changes)} segment changes"
+            )
         except Exception as exc:  # a bug: the policy says whether the changes around it go on
             first = events[0].message  # the batch's first record names where it failed
             failure = InternalError(names.SEGMENT_CHANGES, first.partition, first.offset, exc)

@@ -36,8 +36,9 @@ SEGMENT_CHANGES = "segment-changes"
 TRIGGERS = "triggers"
 DEAD_LETTERS = "dead-letters"
 LATE_EVENTS = "late-events"  # side records: events applied, but partly too late to count
+CAMPAIGN_FACTS = "campaign-facts"  # sends, opens, clicks, purchases for the campaign report
 
-OUTPUT_TOPICS = (SEGMENT_CHANGES, TRIGGERS, DEAD_LETTERS, LATE_EVENTS)
+OUTPUT_TOPICS = (SEGMENT_CHANGES, TRIGGERS, DEAD_LETTERS, LATE_EVENTS, CAMPAIGN_FACTS)
 
 # The live segment definitions: compacted, one partition (one order), key = segment name.
 SEGMENT_DEFINITIONS = "segment-definitions"
@@ -64,6 +65,10 @@ REDIS_HISTORY = "history:"  # + segment: LIST of "epoch-ms size" samples, newest
 REDIS_HISTORY_LOCK = "history-lock"  # one sampler per interval across workers
 REDIS_SPEND = "spend"  # HASH customer id -> lifetime spend (revenue per segment)
 REDIS_MAILABLE = "mailable"  # HASH customer id -> what send eligibility needs (JSON)
+REDIS_FACT_SEQS = "fact-seqs"  # HASH customer id -> the last campaign report fact applied
+REDIS_CAMPAIGNS = "campaigns"  # SET of campaign ids the report has
+REDIS_REPORT = "report:"  # + campaign: HASH "<segment>|<count>" -> number (sends, ..., revenue)
+REDIS_LIFT = "lift:"  # + segment: HASH "<held_out|mailed>|<purchases|revenue>" -> number
 REDIS_CURRENCIES = "currencies"  # HASH currency code -> purchases seen in it (revenue's unit)
 REDIS_DEFINITIONS_LOCK = "definitions-lock"  # one definitions edit at a time (API)
 REDIS_WEBHOOKS = "webhooks:"  # + subscription id: HASH of delivery counts and the last error

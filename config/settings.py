@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         description="Local hours start-end in which no customer with a timezone trait is mailed "
         "(empty: none)",
     )
+    attribution_window_days: int = Field(
+        5, ge=1, le=30, description="How long after a click a purchase is the campaign's"
+    )
+    attribution_by: Literal["click", "open"] = Field(
+        "click", description="What attributes a purchase to a campaign: the last click, or open"
+    )
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, le=120, description="How long a webhook receiver has to answer a delivery"
     )

@@ -20,7 +20,7 @@ import yaml
 
 from config import names
 from config.errors import CatalogError
-from engine import conditions
+from engine import buckets, conditions
 from engine.buckets import DEFAULT_SALT
 from engine.changes import TRIGGER_PAYLOADS
 from engine.conditions.form import (
@@ -162,6 +162,18 @@ class Catalog:
 
     def get(self, name: str) -> Segment | None:
         return next((s for s in self.segments if s.name == name), None)
+
+    @property
+    def holdouts(self) -> tuple[str, ...]:
+        """The segments that keep a holdout group."""
+        return tuple(s.name for s in self.segments if s.holdout)
+
+    def held_out(self, segment: str, customer_id: str) -> bool:
+        """Whether a member of ``segment`` is in its holdout group."""
+        found = self.get(segment)
+        if found is None or not found.holdout:
+            return False
+        return buckets.held_out(self.bucket_salt, segment, customer_id, found.holdout)
 
     def for_topic(self, topic: str) -> tuple[Segment, ...]:
         """The segments an event of ``topic`` can affect, in dependency order."""

@@ -69,6 +69,8 @@ class Outcome:
     triggers: list[Trigger] = field(default_factory=list)
     # Why part of the event could not count, if it came too late for it (engine.state).
     late: str | None = None
+    # What the event adds to the campaign report (engine.attribution), as output records.
+    facts: list[dict[str, Any]] = field(default_factory=list)
 
     def extend(self, other: Outcome) -> None:
         self.changes += other.changes

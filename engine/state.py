@@ -44,6 +44,10 @@ VIEW_DAYS = 30
 MAX_SENDS = 100
 SEND_DAYS = 400
 SAME_SEND_MS = 3_600_000
+# Opens and clicks with their campaign, for attribution: TOUCH_DAYS (the longest attribution
+# window), at most MAX_TOUCHES, oldest first.
+TOUCH_DAYS = 30
+MAX_TOUCHES = 50
 MAX_VIEWED = 40
 # How many viewed products a browse-abandon trigger names.
 TRIGGER_PRODUCTS = 10
@@ -129,6 +133,15 @@ class CustomerState:
     last_product_view_at: int | None = None
     # Emails sent: [ts, campaign id, segment or None], oldest first.
     sends: list[list[Any]] = field(default_factory=list)
+    # For the campaign report (engine.attribution): opens and clicks [ts, "open" | "click",
+    # campaign id] and purchases [ts, total], oldest first; the customer's contribution to the
+    # report as last published, the part of it that forgotten entries made, and how many
+    # report facts the customer has published.
+    touches: list[list[Any]] = field(default_factory=list)
+    purchases: list[list[Any]] = field(default_factory=list)
+    reported: dict[str, float] = field(default_factory=dict)
+    settled: dict[str, float] = field(default_factory=dict)
+    fact_seq: int = 0
     # Anonymous ids merged into this customer: anonymous id -> merge id, oldest first.
     aliases: dict[str, str] = field(default_factory=dict)
     # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
@@ -218,9 +231,6 @@ class CustomerState:
         oldest = day_of(now) - HORIZON_DAYS
         for day in [day for day in self.days if day <= oldest]:
             del self.days[day]
-        since = now - SEND_DAYS * DAY_MS
-        if self.sends and self.sends[0][0] < since:
-            self.sends = [send for send in self.sends if send[0] >= since]
         first = day_of(now) - VIEW_DAYS + 1
         for key, entry in list(self.viewed.items()):
             kept = _days_from(entry, first)
@@ -248,11 +258,13 @@ class CustomerState:
         if isinstance(event, Purchase):
             self._fold_purchase(event, bucket)
         elif isinstance(event, EmailOpen):
+            self._fold_touch(ts, "open", event.campaign_id)
             self.open_count += 1
             self.last_open_at = _later(self.last_open_at, ts)
             if bucket is not None:
                 bucket[OPENS] += 1
         elif isinstance(event, EmailClick):
+            self._fold_touch(ts, "click", event.campaign_id)
             self.click_count += 1
             self.last_click_at = _later(self.last_click_at, ts)
             if bucket is not None:
@@ -299,8 +311,15 @@ class CustomerState:
         at = len(self.sends)
         while at and self.sends[at - 1][0] > event.ts:
             at -= 1
-        self.sends.insert(at, send)
-        del self.sends[:-MAX_SENDS]
+        self.sends.insert(at, send)  # (bounded by engine.attribution.settle)
+
+    def _fold_touch(self, ts: int, kind: str, campaign: str) -> None:
+        """Keep an open or click with its campaign, in time order, bounded and by age."""
+        touches = self.touches
+        at = len(touches)
+        while at and touches[at - 1][0] > ts:
+            at -= 1
+        touches.insert(at, [ts, kind, campaign])  # (bounded by engine.attribution.settle)
 
     def _fold_view(self, event: PageView) -> bool:
         """Count a page view per SKU and category; False if it is older than the days of views
@@ -375,6 +394,13 @@ class CustomerState:
         ]
 
     def _fold_purchase(self, event: Purchase, bucket: list[float] | None) -> None:
+        at = len(self.purchases)
+        while at and self.purchases[at - 1][0] > event.ts:
+            at -= 1
+        self.purchases.insert(at, [event.ts, event.total])  # (bounded by attribution.settle)
+        self._count_purchase(event, bucket)
+
+    def _count_purchase(self, event: Purchase, bucket: list[float] | None) -> None:
         ts = event.ts
         self.order_ids.append(event.order_id)
         if len(self.order_ids) > MAX_ORDER_IDS:

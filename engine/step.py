@@ -22,13 +22,17 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from engine.attribution import DEFAULT_RULE, AttributionRule, report_fact
 from engine.catalog import Catalog
 from engine.changes import Outcome
 from engine.evaluate import advance, apply_event, apply_merge, erase
 from engine.identity import AnonymousProfile
 from engine.state import CustomerState
 from streams import codec
-from streams.events import Erasure, Event, Merge
+from streams.events import EmailClick, EmailOpen, EmailSend, Erasure, Event, Merge, Purchase
+
+# The events that can change a customer's part of the campaign report.
+REPORTED = (EmailSend, EmailOpen, EmailClick, Purchase)
 
 
 class StepResult(NamedTuple):
@@ -41,14 +45,17 @@ class StepResult(NamedTuple):
 class Step:
     """A catalog's customer step; holds no customer state of its own."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, attribution: AttributionRule = DEFAULT_RULE) -> None:
         self.catalog = catalog
+        self.attribution = attribution
 
     def on_event(
         self, state: CustomerState, event: Event, topic: str, *, catalog_at: int | None = None
     ) -> StepResult:
         """Fold ``event`` (read from ``topic``) into ``state``: bytewax's ``on_item``."""
         outcome = apply_event(state, event, topic, self.catalog, catalog_at=catalog_at)
+        if isinstance(event, REPORTED) or self._moves_holdouts(outcome):
+            self._report(state, outcome, state.clock)
         return StepResult(outcome, state.next_deadline)
 
     def on_merge(
@@ -56,6 +63,7 @@ class Step:
     ) -> StepResult:
         """Fold an anonymous visitor's events in, at the link that named this customer."""
         outcome = apply_merge(state, merge, self.catalog, catalog_at=catalog_at)
+        self._report(state, outcome, state.clock)
         return StepResult(outcome, state.next_deadline)
 
     def on_time(
@@ -63,7 +71,21 @@ class Step:
     ) -> StepResult:
         """Fire every deadline at or before ``now``: bytewax's ``on_notify``."""
         outcome = advance(state, now, self.catalog, catalog_at=catalog_at)
+        if self._moves_holdouts(outcome):
+            self._report(state, outcome, now)
         return StepResult(outcome, state.next_deadline)
+
+    def _moves_holdouts(self, outcome: Outcome) -> bool:
+        """Whether a step moved the customer in or out of a segment with a holdout (whose
+        purchases the report counts by group, for its members)."""
+        holdouts = self.catalog.holdouts
+        return bool(holdouts) and any(c.segment in holdouts for c in outcome.changes)
+
+    def _report(self, state: CustomerState, outcome: Outcome, now: int) -> None:
+        catalog = self.catalog
+        fact = report_fact(state, now, self.attribution, catalog.holdouts, catalog.held_out)
+        if fact is not None:
+            outcome.facts.append(fact)
 
     def on_erasure(self, state: CustomerState, request: Erasure) -> StepResult:
         """Exit every segment; nothing is due after it (the caller deletes the state)."""

@@ -93,11 +93,13 @@ WORKER_MODULES = (
     "agents.internal_errors",
     "agents.outbox",
     "agents.projection",
+    "agents.reports",
     "agents.store_sync",
     "agents.timers",
     "agents.webhooks",
     "serving.api",
     "serving.audience",
+    "serving.reports",
     "serving.subscriptions",
 )
 

@@ -541,6 +541,18 @@ def document() -> dict[str, Any]:
             **SUBSCRIPTION_PATHS,
             "/v1/segments/{name}/audience": AUDIENCE_PATH,
             "/v1/segments/{name}/members.csv": MEMBERS_CSV_PATH,
+            "/v1/reports/campaigns": {
+                "get": {
+                    "summary": "Per campaign and segment: sends, opens, clicks, conversions, "
+                    "attributed revenue, conversion rate; per segment with a holdout: purchases "
+                    "per member mailed and held out, the lift and its 95% interval",
+                    "responses": {
+                        "200": _json({"type": "object"}, "the campaign report"),
+                        **_errors(401, 403),
+                        "503": _json(ERROR, "the serving store is out of reach"),
+                    },
+                }
+            },
             "/v1/definitions": {
                 "get": {
                     "summary": "The definitions this worker and every worker runs (agree?), and "

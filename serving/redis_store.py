@@ -113,6 +113,45 @@ end
 return {repaired, stale}
 """
 
+# ARGV: prefix, then 3 values per campaign report fact: customer, seq, the JSON object of what
+# changed in the customer's part of the report ("c|<campaign>|<segment>|<count>" or
+# "g|<segment>|<group>|<count>" -> amount). A fact at or below the customer's last counted
+# seq was counted already. Returns how many were counted.
+APPLY_FACTS = """
+local prefix = ARGV[1]
+local seqs = prefix .. 'fact-seqs'
+local counted = 0
+for i = 2, #ARGV, 3 do
+  local customer, seq = ARGV[i], tonumber(ARGV[i + 1])
+  if seq > tonumber(redis.call('HGET', seqs, customer) or '0') then
+    redis.call('HSET', seqs, customer, seq)
+    for key, amount in pairs(cjson.decode(ARGV[i + 2])) do
+      local campaign, segment, name = string.match(key, '^c|(.*)|([^|]*)|([^|]*)$')
+      if campaign then
+        redis.call('SADD', prefix .. 'campaigns', campaign)
+        local report = prefix .. 'report:' .. campaign
+        local field = segment .. '|' .. name
+        local total = redis.call('HINCRBYFLOAT', report, field, tostring(amount))
+        if math.abs(tonumber(total)) < 1e-6 then
+          redis.call('HDEL', report, field)
+        end
+      else
+        local held, group, count = string.match(key, '^g|([^|]*)|([^|]*)|([^|]*)$')
+        if held then
+          local lift = prefix .. 'lift:' .. held
+          local total = redis.call('HINCRBYFLOAT', lift, group .. '|' .. count, tostring(amount))
+          if math.abs(tonumber(total)) < 1e-6 then
+            redis.call('HDEL', lift, group .. '|' .. count)
+          end
+        end
+      end
+    end
+    counted = counted + 1
+  end
+end
+return counted
+"""
+
 # KEYS: the in-step hash; ARGV: partitions. A partition is marked in step only if its check's
 # "checking" mark is still there: a flush during the check removed it, and the check is redone.
 MARK_IN_STEP = """
@@ -166,6 +205,7 @@ class RedisStore:
         self._flush = client.register_script(FLUSH_PREFIX)
         self._sync = client.register_script(SYNC_CUSTOMERS)
         self._mark_in_step = client.register_script(MARK_IN_STEP)
+        self._apply_facts = client.register_script(APPLY_FACTS)
 
     @classmethod
     def connect(cls, settings: Settings) -> RedisStore:
@@ -209,10 +249,39 @@ class RedisStore:
                     pipe.hdel(key, customer_id)
                     pipe.hdel(self.key(names.REDIS_VERSIONS), customer_id)
                     pipe.hdel(self.key(names.REDIS_SEEN), customer_id)
+                    pipe.hdel(self.key(names.REDIS_FACT_SEQS), customer_id)
                     pipe.delete(self.key(names.REDIS_CUSTOMER, customer_id))
                 else:
                     pipe.hset(key, customer_id, total)
             await pipe.execute()
+
+    async def apply_facts(self, facts: Sequence[dict[str, Any]]) -> int:
+        """Count campaign report facts (``engine.attribution``), each once per customer and
+        sequence number; return how many were new."""
+        if not facts:
+            return 0
+        args: list[Any] = [self.prefix]
+        for fact in facts:
+            args += [fact["customer_id"], fact["seq"], orjson.dumps(fact["delta"])]
+        return int(await self._apply_facts(args=args))
+
+    async def campaign_report(self) -> dict[str, dict[str, dict[str, float]]]:
+        """campaign -> segment ('' when none) -> counts and revenue."""
+        report: dict[str, dict[str, dict[str, float]]] = {}
+        for campaign in sorted(
+            _text(c) for c in await self.client.smembers(self.key(names.REDIS_CAMPAIGNS))
+        ):
+            counts = await self.client.hgetall(self.key(names.REDIS_REPORT, campaign))
+            for field, value in counts.items():
+                segment, _, name = _text(field).rpartition("|")
+                row = report.setdefault(campaign, {}).setdefault(segment, {})
+                row[name] = float(_text(value))
+        return report
+
+    async def holdout_purchases(self, segment: str) -> dict[str, float]:
+        """'<held_out|mailed>|<purchases|revenue>' -> number, for a segment with a holdout."""
+        found = await self.client.hgetall(self.key(names.REDIS_LIFT, segment))
+        return {_text(k): float(_text(v)) for k, v in found.items()}
 
     async def set_mailable(self, mailable: dict[str, list[Any] | None]) -> None:
         """Record what send eligibility needs of customers (``engine.eligibility.Mailable``

@@ -25,6 +25,7 @@ identity_merges = _declare(names.IDENTITY_MERGES)
 # Each input topic on its own, for producing to it (the HTTP ingest endpoint).
 input_topics = {name: _declare(name) for name in names.INPUT_TOPICS}
 segment_changes = _declare(names.SEGMENT_CHANGES)
+campaign_facts = _declare(names.CAMPAIGN_FACTS)
 triggers = _declare(names.TRIGGERS)
 dead_letters = _declare(names.DEAD_LETTERS)
 late_events = _declare(names.LATE_EVENTS)

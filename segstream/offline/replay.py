@@ -16,6 +16,7 @@ import orjson
 from config import names
 from config.errors import InvalidEvent
 from engine import identity
+from engine.attribution import DEFAULT_RULE, AttributionRule, CampaignReport
 from engine.catalog import Catalog
 from engine.changes import SegmentChange, Trigger
 from engine.deadlines import DeadlineIndex
@@ -65,6 +66,7 @@ class ReplayResult:
     rejected: list[Rejected] = field(default_factory=list)
     late: list[Late] = field(default_factory=list)
     states: dict[str, CustomerState] = field(default_factory=dict)
+    report: CampaignReport = field(default_factory=CampaignReport)
     # Anonymous visitors' profiles (and stubs, once linked), by anon:<id>.
     visitors: dict[str, AnonymousProfile] = field(default_factory=dict)
     events: int = 0
@@ -109,9 +111,9 @@ class Replay:
     """Runs records through the engine in order, firing every customer's deadlines as the
     simulated clock passes them."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, attribution: AttributionRule = DEFAULT_RULE) -> None:
         self.catalog = catalog
-        self.step = Step(catalog)
+        self.step = Step(catalog, attribution)
         self.result = ReplayResult()
         self.deadlines = DeadlineIndex()
         self.clock = 0
@@ -121,6 +123,8 @@ class Replay:
         """Record what a step published and schedule the customer's next deadline."""
         self.result.changes += stepped.outcome.changes
         self.result.triggers += stepped.outcome.triggers
+        for fact in stepped.outcome.facts:
+            self.result.report.add(fact)
         self.deadlines.set(0, customer_id, stepped.next_deadline)
 
     def run_until(self, now: int) -> None:

@@ -173,6 +173,7 @@ ROUTE_ROLES = {
     ("/v1/segments/{name}/members", "get"): "read",
     ("/v1/definitions", "get"): "read",
     ("/v1/segments/{name}/audience", "get"): "read",
+    ("/v1/reports/campaigns", "get"): "read",
     ("/v1/segments/{name}/members.csv", "get"): "read",
     ("/v1/subscriptions", "get"): "read",
     ("/v1/subscriptions", "post"): "edit",

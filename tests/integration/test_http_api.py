@@ -137,6 +137,7 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         ("/v1/segments/{name}/members", "get"),
         ("/v1/definitions", "get"),
         ("/v1/segments/{name}/audience", "get"),
+        ("/v1/reports/campaigns", "get"),
         ("/v1/segments/{name}/members.csv", "get"),
         ("/v1/subscriptions", "get"),
         ("/v1/subscriptions", "post"),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from engine.attribution import DEFAULT_RULE, settle
 from engine.eligibility import (
     ALREADY_SENT,
     CADENCE,
@@ -161,6 +162,11 @@ def send(event_id: str, ts: int, campaign: str = "c1", segment: str | None = Non
     return EmailSend(event_id, "c1", ts, campaign, segment)
 
 
+def bounded(state: CustomerState, now: int = NOW) -> None:
+    """What every step does after folding: the bounds, kept by the campaign report's settle."""
+    settle(state, now, DEFAULT_RULE, (), lambda _segment, _customer: False)
+
+
 def test_sends_are_kept_in_time_order_and_bounded() -> None:
     state = CustomerState("c1")
     state.fold(send("late", NOW - 2 * HOUR, "b"))
@@ -174,16 +180,17 @@ def test_sends_are_kept_in_time_order_and_bounded() -> None:
     ]
     for n in range(MAX_SENDS + 5):
         state.fold(send(f"e{n}", NOW + n, f"bulk-{n}"))
+    bounded(state, NOW + MAX_SENDS + 4)
     assert len(state.sends) == MAX_SENDS and state.sends[-1][0] == NOW + MAX_SENDS + 4
     restored = CustomerState.from_dict(state.to_dict())
     assert restored.sends == state.sends
 
 
-def test_sends_older_than_the_kept_days_are_pruned() -> None:
+def test_sends_older_than_the_kept_days_are_forgotten() -> None:
     state = CustomerState("c1")
     state.fold(send("old", NOW - (SEND_DAYS + 1) * DAY_MS))
     state.fold(send("new", NOW - DAY_MS))
-    state.prune(NOW)
+    bounded(state)
     assert [s[0] for s in state.sends] == [NOW - DAY_MS]
 
 

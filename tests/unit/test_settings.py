@@ -94,6 +94,8 @@ READ_FROM_ENVIRONMENT = [
     ("webhook_allow_private", "true", True),
     ("weekly_email_cap", "2", 2),
     ("quiet_hours", "22-7", "22-7"),
+    ("attribution_window_days", "7", 7),
+    ("attribution_by", "open", "open"),
 ]
 
 
