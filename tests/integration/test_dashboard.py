@@ -122,6 +122,13 @@ async def test_dashboard_shows_the_api_numbers_and_follows_new_events(
     assert "active" in webhooks and "http://127.0.0.1:9/hooks" in webhooks
     assert created["secret"] not in await page.content()
 
+    # The campaign report: an email sent to ada shows on the Campaigns panel.
+    sent = {"event_id": "ada-s1", "customer_id": "ada", "ts": t + 4000, "campaign_id": "spring"}
+    await api.call("POST", "/v1/events", [{"topic": "email-sends", "value": sent}])
+    await page.wait_for_selector('#campaigns tr[data-campaign="spring"]', timeout=30_000)
+    row = await page.inner_text('#campaigns tr[data-campaign="spring"]')
+    assert row.split("\t")[:3] == ["spring", "(none)", "1"]
+
     more = [consent("bo", t), purchase("bo", 1, t + 1000), purchase("bo", 2, t + 3000)]
     await api.call("POST", "/v1/events", more)
     await page.wait_for_function(
