@@ -7,6 +7,7 @@ field, before a worker consumes anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -163,9 +164,9 @@ class Catalog:
     def get(self, name: str) -> Segment | None:
         return next((s for s in self.segments if s.name == name), None)
 
-    @property
+    @functools.cached_property
     def holdouts(self) -> tuple[str, ...]:
-        """The segments that keep a holdout group."""
+        """The segments that keep a holdout group (asked at every step: computed once)."""
         return tuple(s.name for s in self.segments if s.holdout)
 
     def held_out(self, segment: str, customer_id: str) -> bool:
