@@ -42,7 +42,7 @@ class Receiver:
         self.secret = "whsec-test-0123456789abcdef"
         self.plan: list[int | str] = []
         self.failing: int | None = None  # answer every request with this status
-        self.bodies: list[dict[str, Any]] = []  # the deliveries answered 200
+        self.bodies: list[dict[str, Any]] = []  # the deliveries answered 200 in time
         self.requests = 0
         self.unsigned = 0
         self.hold_s = 0.0  # how long each request is held before its answer
@@ -62,9 +62,9 @@ class Receiver:
             self.unsigned += 1
             return web.Response(status=400)
         behaviour = self.plan.pop(0) if self.plan else (self.failing or 200)
-        if behaviour == "slow":
+        if behaviour == "slow":  # the worker stops waiting first: nobody reads this answer
             await asyncio.sleep(5)
-            behaviour = 200
+            return web.Response(status=200)
         if self.hold_s:
             await asyncio.sleep(self.hold_s)
         if behaviour == 307:  # a receiver that sends the worker elsewhere (inward, say)
