@@ -35,6 +35,7 @@ from engine.conditions.form import (
     text,
     whole,
 )
+from engine.plan import Plan
 from engine.state import CustomerState
 from streams.traits import BUILT_IN, MAX_DECLARED, TYPES, declaration_error
 
@@ -91,6 +92,10 @@ class Segment:
         return self.when.holds(state, now)
 
     def deadline(self, state: CustomerState, now: int) -> int | None:
+        """When time alone may next change membership: never while consent is missing, which
+        only a profile update (an event of one of the segment's topics) can change."""
+        if self.consent_required and not state.email_consent:
+            return None
         return self.when.deadline(state, now)
 
     def describe(self) -> dict[str, Any]:
@@ -168,6 +173,11 @@ class Catalog:
     def holdouts(self) -> tuple[str, ...]:
         """The segments that keep a holdout group (asked at every step: computed once)."""
         return tuple(s.name for s in self.segments if s.holdout)
+
+    @functools.cached_property
+    def plan(self) -> Plan:
+        """What each kind of step evaluates (``engine.plan``), compiled once per catalog."""
+        return Plan(self.segments, self._by_topic)
 
     def held_out(self, segment: str, customer_id: str) -> bool:
         """Whether a member of ``segment`` is in its holdout group."""

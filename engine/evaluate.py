@@ -100,12 +100,29 @@ def _change(
 
 
 def next_deadline(state: CustomerState, now: int, catalog: Catalog) -> int | None:
-    earliest = None
-    for segment in catalog.timed:
+    """The earliest deadline after ``now`` of any segment; the customer's deadlines per segment
+    are computed afresh (``CustomerState.deadlines``)."""
+    state.deadlines = None
+    return _deadlines_after(state, now, catalog, ())
+
+
+def _deadlines_after(
+    state: CustomerState, now: int, catalog: Catalog, segments: Iterable[Segment]
+) -> int | None:
+    """Recompute the deadlines of ``segments`` after a step that evaluated them (every other
+    segment's stand: their inputs did not change) and return the earliest of all; all of them
+    when they are not known (``engine.plan``)."""
+    deadlines = state.deadlines
+    if deadlines is None:
+        deadlines = state.deadlines = {}
+        segments = catalog.timed
+    for segment in segments:
         t = segment.deadline(state, now)
-        if t is not None and t > now and (earliest is None or t < earliest):
-            earliest = t
-    return earliest
+        if t is not None and t > now:
+            deadlines[segment.name] = t
+        else:
+            deadlines.pop(segment.name, None)
+    return min(deadlines.values()) if deadlines else None
 
 
 def sync_catalog(
@@ -138,8 +155,9 @@ def advance(
             break
         state.clock = max(state.clock, due)
         state.prune(due)
-        outcome.extend(reconcile(state, catalog.timed, due, None, cause="time"))
-        state.next_deadline = next_deadline(state, due, catalog)
+        fallen = catalog.plan.fallen_due(state.deadlines, due)
+        outcome.extend(reconcile(state, fallen, due, None, cause="time"))
+        state.next_deadline = _deadlines_after(state, due, catalog, fallen)
     state.clock = max(state.clock, now)
     return outcome
 
@@ -170,10 +188,12 @@ def apply_event(
         # A new customer: every segment is evaluated once, at their first event.
         state.catalog_digest = catalog.digest
         outcome.extend(reconcile(state, catalog.segments, now, event.event_id, cause="event"))
+        state.next_deadline = next_deadline(state, now, catalog)
     else:
         segments = catalog.for_topic(topic)
         outcome.extend(reconcile(state, segments, now, event.event_id, cause="event"))
-    state.next_deadline = next_deadline(state, now, catalog)
+        moved = catalog.plan.timed_for_topic.get(topic, ())
+        state.next_deadline = _deadlines_after(state, now, catalog, moved)
     return outcome
 
 
@@ -217,5 +237,5 @@ def erase(state: CustomerState, request: Erasure) -> Outcome:
     now = max(state.clock, request.ts)
     removed = sorted(state.segments)
     outcome = reconcile(state, (), now, request.event_id, removed, cause="erasure")
-    state.next_deadline = None
+    state.next_deadline = state.deadlines = None
     return outcome

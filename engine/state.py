@@ -146,6 +146,9 @@ class CustomerState:
     aliases: dict[str, str] = field(default_factory=dict)
     # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
     days: dict[int, list[float]] = field(default_factory=dict)
+    # Segment -> the next time the passage of time alone may change it, as the last step
+    # found (engine.plan); never stored, None until a step computes them.
+    deadlines: dict[str, int] | None = field(default=None, compare=False, repr=False)
 
     # -- redelivery ---------------------------------------------------------------------------
 
@@ -488,7 +491,9 @@ class CustomerState:
 
 
 _PLAIN_FIELDS = tuple(
-    name for name in CustomerState.__dataclass_fields__ if name not in ("segments", "days")
+    name
+    for name in CustomerState.__dataclass_fields__
+    if name not in ("segments", "days", "deadlines")
 )
 
 

@@ -148,8 +148,8 @@ class Bench:
         ]
         started, cpu = time.perf_counter(), time.process_time()
         states = restore.fold(records, catalog)
-        seconds = time.perf_counter() - started
-        return Run(len(records), seconds, 0, time.process_time() - cpu), states
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return Run(len(records), seconds, 0, cpu), [state.to_dict() for state in states]
 
     async def peer(self, name: str, prefix: str) -> Run:
         group = f"{prefix}{name}"

@@ -42,9 +42,9 @@ class Restore:
     faust_keys_per_second: float | None = None
 
 
-def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[dict[str, Any]]:
-    """Every customer's stored state after the workload (what the worker's table holds), from
-    its records as (topic, key, value bytes)."""
+def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[CustomerState]:
+    """Every customer's state after the workload (what the worker's table holds), from its
+    records as (topic, key, value bytes)."""
     step = Step(catalog)
     states: dict[str, CustomerState] = {}
     for topic, key, raw in records:
@@ -54,7 +54,7 @@ def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[
         if state is None:
             state = states[event.customer_id] = CustomerState(event.customer_id)
         step.on_event(state, event, topic)
-    return [state.to_dict() for state in states.values()]
+    return list(states.values())
 
 
 async def write_changelog(settings: Settings, states: list[dict[str, Any]], count: int) -> None:

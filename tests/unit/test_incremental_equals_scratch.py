@@ -98,9 +98,11 @@ steps = st.tuples(st.sampled_from(CUSTOMERS), EVENT_GAPS, bodies, st.booleans())
 
 
 @st.composite
-def histories(draw: Any) -> tuple[list[Event], list[int], bool]:
+def histories(draw: Any) -> tuple[list[Event], list[int], bool, bool]:
     """Events in time order (a redelivery right after its original), the times to look at,
-    and whether deadlines fire on time (a timer per deadline) or only at the next call."""
+    whether deadlines fire on time (a timer per deadline) or only at the next call, and
+    whether each step starts from the stored state (as the worker does: no deadlines per
+    segment kept from the step before) or from the state object the last step left."""
     events: list[Event] = []
     ts = START
     for customer, gap, body, twice in draw(st.lists(steps, min_size=1, max_size=16)):
@@ -109,7 +111,7 @@ def histories(draw: Any) -> tuple[list[Event], list[int], bool]:
         events += [event, event] if twice else [event]
     looks = draw(st.lists(st.tuples(st.sampled_from(events), looks_after), min_size=1, max_size=8))
     times = sorted({later(event.ts) for event, later in looks})
-    return events, times, draw(st.booleans())
+    return events, times, draw(st.booleans()), draw(st.booleans())
 
 
 def from_scratch(events: list[Event], customer: str, now: int) -> set[str]:
@@ -130,10 +132,17 @@ def from_scratch(events: list[Event], customer: str, now: int) -> set[str]:
 Members = dict[str, set[str]]
 
 
-def incremental(events: list[Event], times: list[int], on_time: bool) -> dict[int, Members]:
+def incremental(
+    events: list[Event], times: list[int], on_time: bool, stored: bool
+) -> dict[int, Members]:
     """Per look at time t, each customer's membership (customers seen by t) kept by the step."""
     states: dict[str, CustomerState] = {}
     looks: dict[int, Members] = {}
+
+    def restored() -> None:
+        for customer, state in states.items():
+            if stored:
+                states[customer] = STEP.restore(STEP.snapshot(state))
 
     def fire_until(now: int) -> None:
         while on_time:
@@ -142,6 +151,7 @@ def incremental(events: list[Event], times: list[int], on_time: bool) -> dict[in
                 return
             at, customer = min(due)
             STEP.on_time(states[customer], at)
+            restored()
 
     pending = list(times)
     for event in events:
@@ -150,6 +160,7 @@ def incremental(events: list[Event], times: list[int], on_time: bool) -> dict[in
         fire_until(event.ts)
         state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
         STEP.on_event(state, event, topic_of(event))
+        restored()
     for now in pending:
         look(states, looks, now, fire_until)
     return looks
@@ -168,10 +179,12 @@ def look(
     looks[now] = {customer: set(state.segments) for customer, state in states.items()}
 
 
-def mismatches(events: list[Event], times: list[int], on_time: bool) -> list[Any]:
+def mismatches(
+    events: list[Event], times: list[int], on_time: bool, stored: bool = False
+) -> list[Any]:
     """(t, customer, incremental, from scratch) wherever the two differ."""
     found = []
-    for now, members in incremental(events, times, on_time).items():
+    for now, members in incremental(events, times, on_time, stored).items():
         for customer, segments in members.items():
             expected = from_scratch(events, customer, now)
             if segments != expected:
@@ -182,18 +195,21 @@ def mismatches(events: list[Event], times: list[int], on_time: bool) -> list[Any
 @PROPERTY
 @given(history=histories())
 def test_incremental_membership_equals_membership_from_scratch(
-    history: tuple[list[Event], list[int], bool],
+    history: tuple[list[Event], list[int], bool, bool],
 ) -> None:
     assert mismatches(*history) == []
 
 
-def test_the_property_catches_a_deadline_never_set(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("stored", [False, True])
+def test_the_property_catches_a_deadline_never_set(
+    monkeypatch: pytest.MonkeyPatch, stored: bool
+) -> None:
     """Guard against a comparison that can never fail: without deadlines, an open's 30 days
     of active_subscribers never end."""
-    monkeypatch.setattr(evaluate, "next_deadline", lambda state, now, catalog: None)
+    monkeypatch.setattr(evaluate, "_deadlines_after", lambda state, now, catalog, segments: None)
     events: list[Event] = [
         replace(consent(0), customer_id="c1", ts=START),
         replace(email_open(0), customer_id="c1", ts=START + HOUR),
     ]
-    found = mismatches(events, [START + 40 * DAY], on_time=True)
+    found = mismatches(events, [START + 40 * DAY], on_time=True, stored=stored)
     assert found and "active_subscribers" in found[0][2]

@@ -24,6 +24,8 @@ PURE_MODULES = (
     "engine.conditions.recency",
     "engine.conditions.split",
     "engine.buckets",
+    "engine.plan",
+    "engine.attribution",
     "engine.deadlines",
     "engine.erasures",
     "engine.changes",

@@ -1,0 +1,66 @@
+"""A catalog compiled into what each kind of step evaluates, so a step evaluates only what can
+change:
+
+- an event of a topic: the segments whose inputs that topic touches (references and consent
+  included), and afterwards the deadlines of the timed ones among them; every other segment's
+  answer and deadline stay as they were;
+- a deadline: only the segments whose own deadline fell due, and those that refer to them (in
+  dependency order), then only their deadlines again;
+- a new customer, a merge or changed definitions: every segment.
+
+A customer's deadlines per segment are kept on the state object between steps
+(``CustomerState.deadlines``, never stored: a restored state computes them at its next step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.catalog import Segment
+
+# How many sets of segments fallen due a plan remembers the evaluation order of (a catalog's
+# timed segments fall due in few combinations; this only bounds a pathological one).
+MAX_REMEMBERED = 4096
+
+
+class Plan:
+    """What to evaluate, per topic and per set of segments fallen due."""
+
+    def __init__(self, segments: tuple[Segment, ...], by_topic: Mapping[str, tuple[Segment, ...]]):
+        self.timed = tuple(s for s in segments if s.timed)
+        #: Per topic, the timed segments whose deadlines an event of it can move.
+        self.timed_for_topic = {
+            topic: tuple(s for s in found if s.timed) for topic, found in by_topic.items()
+        }
+        users: dict[str, set[str]] = {s.name: set() for s in segments}
+        for segment in segments:  # dependency order: a reference's users are known after it
+            for ref in segment.when.refs():
+                users[ref].add(segment.name)
+        self._users = users
+        self._falling: dict[frozenset[str], tuple[Segment, ...]] = {}
+
+    def fallen_due(self, deadlines: Mapping[str, int] | None, at: int) -> tuple[Segment, ...]:
+        """The segments to evaluate at ``at``: those whose deadline is at or before it and the
+        segments that refer to them, in dependency order (every timed segment when the
+        customer's deadlines are not known)."""
+        if deadlines is None:
+            return self.timed
+        due = frozenset(name for name, t in deadlines.items() if t <= at)
+        found = self._falling.get(due)
+        if found is None:
+            found = self._with_users(due)
+            if len(self._falling) < MAX_REMEMBERED:
+                self._falling[due] = found
+        return found
+
+    def _with_users(self, names: Iterable[str]) -> tuple[Segment, ...]:
+        wanted: set[str] = set()
+        pending = list(names)
+        while pending:
+            name = pending.pop()
+            if name not in wanted:
+                wanted.add(name)
+                pending.extend(self._users.get(name, ()))
+        return tuple(s for s in self.timed if s.name in wanted)

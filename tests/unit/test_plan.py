@@ -1,0 +1,119 @@
+"""The evaluation plan: what each kind of step evaluates (engine.plan). That the changes stay
+exact with it is the property of test_incremental_equals_scratch; these cases pin down that it
+evaluates less."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import names
+from engine.catalog import Segment, load_catalog, parse_catalog
+from engine.evaluate import apply_event
+from engine.state import CustomerState
+from tests.unit.engine_helpers import T0, at, consent, email_open, topic_of
+
+CATALOG = load_catalog()
+CHAIN = parse_catalog(
+    {
+        "segments": {
+            "recent_opener": {
+                "description": "Opened within 30 days",
+                "when": {"last": {"of": "open", "within": "30d"}},
+            },
+            "recent_buyer": {
+                "description": "Bought within 30 days",
+                "when": {"last": {"of": "purchase", "within": "30d"}},
+            },
+            "opener_not_buyer": {
+                "description": "Refers to recent_opener",
+                "when": {
+                    "all": [{"segment": "recent_opener"}, {"not": {"segment": "recent_buyer"}}]
+                },
+            },
+            "lifelong": {"description": "Everyone", "when": {"always": True}},
+        }
+    },
+    "<chain>",
+)
+
+
+@pytest.mark.parametrize(
+    ("deadlines", "at_", "expected"),
+    [
+        ({}, 100, ()),
+        ({"recent_buyer": 200}, 100, ()),
+        ({"recent_buyer": 100}, 100, ("recent_buyer", "opener_not_buyer")),
+        ({"recent_opener": 50, "recent_buyer": 200}, 100, ("recent_opener", "opener_not_buyer")),
+        (
+            {"recent_opener": 50, "recent_buyer": 60},
+            100,
+            ("recent_buyer", "recent_opener", "opener_not_buyer"),
+        ),
+        (None, 100, ("recent_buyer", "recent_opener", "opener_not_buyer")),  # not known: all
+    ],
+)
+def test_a_deadline_evaluates_what_fell_due_and_what_refers_to_it_in_dependency_order(
+    deadlines: dict[str, int] | None, at_: int, expected: tuple[str, ...]
+) -> None:
+    fallen = CHAIN.plan.fallen_due(deadlines, at_)
+    assert tuple(s.name for s in fallen) == expected
+    order = [s.name for s in CHAIN.segments]
+    assert [order.index(name) for name in expected] == sorted(order.index(n) for n in expected)
+
+
+@pytest.mark.parametrize(
+    ("topic", "expected"),
+    [
+        (names.EMAIL_OPENS, {"recent_opener", "opener_not_buyer"}),
+        (names.PURCHASES, {"recent_buyer", "opener_not_buyer"}),
+        (names.SUPPORT_CONTACTS, set()),
+    ],
+)
+def test_an_event_recomputes_only_the_deadlines_its_topic_can_move(
+    topic: str, expected: set[str]
+) -> None:
+    assert {s.name for s in CHAIN.plan.timed_for_topic.get(topic, ())} == expected
+
+
+def test_an_open_recomputes_the_open_segments_deadlines_and_keeps_every_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = CustomerState("c1")
+    for event in (consent(T0), email_open(at(minutes=1))):
+        apply_event(state, event, topic_of(event), CATALOG)
+    assert state.deadlines is not None
+    before = dict(state.deadlines)
+    calls: list[str] = []
+    original = Segment.deadline
+
+    def counted(segment: Segment, state: CustomerState, now: int) -> int | None:
+        calls.append(segment.name)
+        return original(segment, state, now)
+
+    monkeypatch.setattr(Segment, "deadline", counted)
+    apply_event(state, email_open(at(minutes=2)), names.EMAIL_OPENS, CATALOG)
+    moved = {s.name for s in CATALOG.plan.timed_for_topic[names.EMAIL_OPENS]}
+    assert set(calls) == moved and len(moved) < len(CATALOG.timed)
+    kept = {k: v for k, v in state.deadlines.items() if k not in moved}
+    assert kept == {k: v for k, v in before.items() if k not in moved}
+    assert state.next_deadline == min(state.deadlines.values())
+
+
+def test_no_deadline_while_consent_is_missing() -> None:
+    """A consent-requiring segment cannot change before a profile update gives consent."""
+    state = CustomerState("c1")
+    event = email_open(T0)
+    apply_event(state, event, topic_of(event), CATALOG)
+    assert state.next_deadline is None and state.deadlines == {}
+    given = consent(at(minutes=1))
+    apply_event(state, given, topic_of(given), CATALOG)
+    assert state.next_deadline is not None and "active_subscribers" in state.deadlines
+
+
+def test_a_restored_state_knows_no_deadlines_and_its_next_step_computes_them_all() -> None:
+    state = CustomerState("c1")
+    for event in (consent(T0), email_open(at(minutes=1))):
+        apply_event(state, event, topic_of(event), CATALOG)
+    restored = CustomerState.from_dict(state.to_dict())
+    assert restored.deadlines is None and restored == state
+    assert CATALOG.plan.fallen_due(restored.deadlines, at(days=400)) == CATALOG.timed
