@@ -46,15 +46,18 @@ def reconcile(
     enters: list[Segment] = []
     for name in exits:
         state.segments.discard(name)
-    for segment in segments:
-        member = segment.name in state.segments
-        if segment.holds(state, now) == member:
+    members, consented = state.segments, state.email_consent
+    for segment in segments:  # Segment.holds, without a call per segment
+        member = segment.name in members
+        if member == (
+            (consented or not segment.consent_required) and segment.when.holds(state, now)
+        ):
             continue
         if member:
-            state.segments.discard(segment.name)
+            members.discard(segment.name)
             exits.append(segment.name)
         else:
-            state.segments.add(segment.name)
+            members.add(segment.name)
             enters.append(segment)
     outcome = Outcome()
     for name in exits:
