@@ -93,12 +93,13 @@ def contribution(
     for _, campaign, segment in sends:
         add(f"c|{campaign}|{segment or ''}|sends", 1)
     for ts, kind, campaign in state.touches:
-        add(f"c|{campaign}|{sent_for(sends, campaign, ts) or ''}|{kind}s", 1)
+        segment = sent_for(sends, campaign, ts) if sends else None
+        add(f"c|{campaign}|{segment or ''}|{kind}s", 1)
     groups = [name for name in holdouts if name in state.segments]
     for ts, total in state.purchases:
         campaign = attributed(state.touches, ts, rule)
         if campaign is not None:
-            segment = sent_for(sends, campaign, ts) or ""
+            segment = (sent_for(sends, campaign, ts) if sends else None) or ""
             add(f"c|{campaign}|{segment}|conversions", 1)
             add(f"c|{campaign}|{segment}|revenue", total)
         for name in groups:
@@ -117,16 +118,14 @@ def settle(
 ) -> None:
     """Forget sends, opens, clicks and purchases beyond their bounds (age and count), keeping
     what they made of the report in ``state.settled``: forgetting never lowers the report."""
-    kept = (
-        _bounded(state.sends, now - SEND_DAYS * DAY_MS, MAX_SENDS),
-        _bounded(state.touches, now - TOUCH_DAYS * DAY_MS, MAX_TOUCHES),
-        _bounded(state.purchases, now - PURCHASE_DAYS * DAY_MS, MAX_PURCHASES),
+    bounds = (
+        (state.sends, now - SEND_DAYS * DAY_MS, MAX_SENDS),
+        (state.touches, now - TOUCH_DAYS * DAY_MS, MAX_TOUCHES),
+        (state.purchases, now - PURCHASE_DAYS * DAY_MS, MAX_PURCHASES),
     )
-    if all(
-        len(k) == len(v)
-        for k, v in zip(kept, (state.sends, state.touches, state.purchases), strict=True)
-    ):
+    if all(_within(*bound) for bound in bounds):
         return
+    kept = tuple(_bounded(*bound) for bound in bounds)
     before = contribution(state, rule, holdouts, held_out)
     state.sends, state.touches, state.purchases = (list(k) for k in kept)
     after = contribution(state, rule, holdouts, held_out)
@@ -136,8 +135,13 @@ def settle(
             state.settled[key] = state.settled.get(key, 0.0) + moved
 
 
+def _within(entries: list[list[Any]], oldest: int, most: int) -> bool:
+    """Whether every entry (oldest first) is inside its bounds."""
+    return (not entries or entries[0][0] >= oldest) and len(entries) <= most
+
+
 def _bounded(entries: list[list[Any]], oldest: int, most: int) -> list[list[Any]]:
-    if (not entries or entries[0][0] >= oldest) and len(entries) <= most:
+    if _within(entries, oldest, most):
         return entries
     return [entry for entry in entries if entry[0] >= oldest][-most:]
 

@@ -187,16 +187,12 @@ def apply_event(
     outcome = Outcome() if fresh else advance(state, event.ts, catalog, catalog_at=catalog_at)
     outcome.late = state.fold(event)
     now = state.clock = max(state.clock, event.ts)
-    if fresh:
-        # A new customer: every segment is evaluated once, at their first event.
+    if fresh:  # a new customer: every segment is evaluated once, at their first event
         state.catalog_digest = catalog.digest
-        outcome.extend(reconcile(state, catalog.segments, now, event.event_id, cause="event"))
-        state.next_deadline = next_deadline(state, now, catalog)
-    else:
-        segments = catalog.for_topic(topic)
-        outcome.extend(reconcile(state, segments, now, event.event_id, cause="event"))
-        moved = catalog.plan.timed_for_topic.get(topic, ())
-        state.next_deadline = _deadlines_after(state, now, catalog, moved)
+        state.deadlines = {}
+    segments, timed = catalog.plan.for_event("" if fresh else topic, state.email_consent)
+    outcome.extend(reconcile(state, segments, now, event.event_id, cause="event"))
+    state.next_deadline = _deadlines_after(state, now, catalog, timed)
     return outcome
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from config import names
+
 if TYPE_CHECKING:
     from engine.catalog import Segment
 
@@ -26,20 +28,39 @@ MAX_REMEMBERED = 4096
 
 
 class Plan:
-    """What to evaluate, per topic and per set of segments fallen due."""
+    """What to evaluate, per topic and per set of segments fallen due.
+
+    A customer without consent is in no segment that requires it and has no deadline for one
+    (``Segment.deadline``): only a profile update can give consent, so an event of any other
+    topic evaluates only the segments that ask no consent."""
 
     def __init__(self, segments: tuple[Segment, ...], by_topic: Mapping[str, tuple[Segment, ...]]):
         self.timed = tuple(s for s in segments if s.timed)
-        #: Per topic, the timed segments whose deadlines an event of it can move.
-        self.timed_for_topic = {
-            topic: tuple(s for s in found if s.timed) for topic, found in by_topic.items()
-        }
         users: dict[str, set[str]] = {s.name: set() for s in segments}
         for segment in segments:  # dependency order: a reference's users are known after it
             for ref in segment.when.refs():
                 users[ref].add(segment.name)
         self._users = users
         self._falling: dict[frozenset[str], tuple[Segment, ...]] = {}
+        free = tuple(s for s in segments if not s.consent_required)
+        #: (topic, consented) -> the segments an event evaluates, then the timed ones among
+        #: them, whose deadlines it recomputes; ("", consented): a new customer's (all).
+        self._for_event: dict[tuple[str, bool], tuple[tuple[Segment, ...], tuple[Segment, ...]]]
+        self._for_event = {("", True): (segments, self.timed), ("", False): (free, _timed(free))}
+        for topic, found in by_topic.items():
+            self._for_event[topic, True] = (found, _timed(found))
+            if topic == names.PROFILE_UPDATES:  # consent may have been given or taken
+                self._for_event[topic, False] = (found, _timed(found))
+            else:
+                unconsented = tuple(s for s in found if not s.consent_required)
+                self._for_event[topic, False] = (unconsented, _timed(unconsented))
+
+    def for_event(
+        self, topic: str, consented: bool
+    ) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
+        """The segments an event of ``topic`` evaluates (for a customer with or without consent
+        after it), and the timed ones among them; topic "": a new customer's first event."""
+        return self._for_event.get((topic, consented), ((), ()))
 
     def fallen_due(self, deadlines: Mapping[str, int] | None, at: int) -> tuple[Segment, ...]:
         """The segments to evaluate at ``at``: those whose deadline is at or before it and the
@@ -64,3 +85,7 @@ class Plan:
                 wanted.add(name)
                 pending.extend(self._users.get(name, ()))
         return tuple(s for s in self.timed if s.name in wanted)
+
+
+def _timed(segments: tuple[Segment, ...]) -> tuple[Segment, ...]:
+    return tuple(s for s in segments if s.timed)

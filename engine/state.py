@@ -59,6 +59,8 @@ MAX_CART_LINES = 100
 # Fields of a day bucket.
 ORDERS, SPEND, OPENS, CLICKS, SUPPORT, MAX_ORDER_TOTAL, MAX_ORDER_QUANTITY = range(7)
 BUCKET_FIELDS = 7
+# The lifetime count of each of the first five, on the state.
+_LIFETIME = ("purchase_count", "total_spend", "open_count", "click_count", "support_count")
 
 
 # Why part of an event could not count (the worker records these on ``late-events``).
@@ -196,26 +198,28 @@ class CustomerState:
 
     def window_days(self, now: int, days: int) -> list[int]:
         """The day buckets inside a ``days``-day window ending today (today included)."""
-        first = day_of(now) - days + 1
-        return [day for day in self.days if first <= day <= day_of(now)]
+        today = day_of(now)
+        first = today - days + 1
+        return [day for day in self.days if first <= day <= today]
 
     def window_total(self, now: int, days: int | None, index: int) -> float:
         if days is None:
             return self._lifetime(index)
-        return sum(self.days[day][index] for day in self.window_days(now, days))
+        today = day_of(now)
+        first = today - days + 1
+        return sum(bucket[index] for day, bucket in self.days.items() if first <= day <= today)
 
     def window_max(self, now: int, days: int, index: int) -> float:
-        return max((self.days[day][index] for day in self.window_days(now, days)), default=0)
+        today = day_of(now)
+        first = today - days + 1
+        return max(
+            (bucket[index] for day, bucket in self.days.items() if first <= day <= today),
+            default=0,
+        )
 
     def _lifetime(self, index: int) -> float:
-        lifetime = {
-            ORDERS: self.purchase_count,
-            SPEND: self.total_spend,
-            OPENS: self.open_count,
-            CLICKS: self.click_count,
-            SUPPORT: self.support_count,
-        }
-        return lifetime[index]
+        value: float = getattr(self, _LIFETIME[index])
+        return value
 
     # -- folding events -----------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from config import names
 from engine.catalog import Segment, load_catalog, parse_catalog
 from engine.evaluate import apply_event
 from engine.state import CustomerState
-from tests.unit.engine_helpers import T0, at, consent, email_open, topic_of
+from tests.unit.engine_helpers import T0, at, consent, email_open, profile, topic_of
 
 CATALOG = load_catalog()
 CHAIN = parse_catalog(
@@ -72,7 +72,9 @@ def test_a_deadline_evaluates_what_fell_due_and_what_refers_to_it_in_dependency_
 def test_an_event_recomputes_only_the_deadlines_its_topic_can_move(
     topic: str, expected: set[str]
 ) -> None:
-    assert {s.name for s in CHAIN.plan.timed_for_topic.get(topic, ())} == expected
+    segments, timed = CHAIN.plan.for_event(topic, consented=True)
+    assert {s.name for s in timed} == expected
+    assert set(timed) <= set(segments) == set(CHAIN.for_topic(topic))
 
 
 def test_an_open_recomputes_the_open_segments_deadlines_and_keeps_every_other(
@@ -92,7 +94,7 @@ def test_an_open_recomputes_the_open_segments_deadlines_and_keeps_every_other(
 
     monkeypatch.setattr(Segment, "deadline", counted)
     apply_event(state, email_open(at(minutes=2)), names.EMAIL_OPENS, CATALOG)
-    moved = {s.name for s in CATALOG.plan.timed_for_topic[names.EMAIL_OPENS]}
+    moved = {s.name for s in CATALOG.plan.for_event(names.EMAIL_OPENS, consented=True)[1]}
     assert set(calls) == moved and len(moved) < len(CATALOG.timed)
     kept = {k: v for k, v in state.deadlines.items() if k not in moved}
     assert kept == {k: v for k, v in before.items() if k not in moved}
@@ -117,3 +119,25 @@ def test_a_restored_state_knows_no_deadlines_and_its_next_step_computes_them_all
     restored = CustomerState.from_dict(state.to_dict())
     assert restored.deadlines is None and restored == state
     assert CATALOG.plan.fallen_due(restored.deadlines, at(days=400)) == CATALOG.timed
+
+
+@pytest.mark.parametrize("topic", sorted(names.EVENT_TOPICS))
+def test_without_consent_only_a_profile_update_evaluates_segments_that_require_it(
+    topic: str,
+) -> None:
+    segments, timed = CATALOG.plan.for_event(topic, consented=False)
+    if topic == names.PROFILE_UPDATES:  # consent may have been given or taken
+        assert segments == CATALOG.for_topic(topic)
+    else:
+        assert not any(s.consent_required for s in segments)
+    assert set(timed) == {s for s in segments if s.timed}
+
+
+def test_a_customer_without_consent_is_in_no_segment_that_requires_it() -> None:
+    """What lets the plan skip those segments: consent taken exits them all at once."""
+    state = CustomerState("c1")
+    events = [consent(T0), email_open(at(minutes=1)), profile(at(minutes=2), email_consent=False)]
+    for event in events:
+        apply_event(state, event, topic_of(event), CATALOG)
+    required = {s.name for s in CATALOG.segments if s.consent_required}
+    assert state.segments.isdisjoint(required) and not state.deadlines
