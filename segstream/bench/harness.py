@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any
 
 from config import Settings, load_settings
 from engine.catalog import catalog_for
-from segstream.bench import burst, ingest, latency, preview, report, restore
+from segstream.bench import backtest, burst, ingest, latency, preview, report, restore
 from segstream.bench.processes import (
     Run,
     WorkerMetrics,
@@ -50,7 +51,7 @@ class BenchConfig:
     events: int = 300_000
     seed: int = 42
     partitions: int = 4
-    contenders: tuple[str, ...] = (*READERS, "ingest")
+    contenders: tuple[str, ...] = (*READERS, "ingest", "backtest")
     loads: tuple[float, ...] = (0.25, 0.5, 0.8)
     latency_seconds: float = 30.0
     burst_customers: int = 20_000
@@ -58,6 +59,7 @@ class BenchConfig:
     stores: tuple[str, ...] = ("memory://", "rocksdb://")
     ingest_messages: int = 100_000
     ingest_rounds: int = 3
+    backtest_events: int = 100_000
     timeout: float = 1800.0
     workdir: Path = field(default_factory=lambda: Path("var/bench"))
 
@@ -73,6 +75,7 @@ class BenchConfig:
             memory_customers=(1_000,),
             ingest_messages=1_000,
             ingest_rounds=1,
+            backtest_events=1_000,
             timeout=180.0,
             workdir=workdir,
         )
@@ -125,6 +128,7 @@ class Bench:
                 prefix, settings, folded
             )
         took = await self.ingest() if "ingest" in config.contenders else None
+        backtested = self.backtest(workload) if "backtest" in config.contenders else None
         restores, baselines = await self.recovery(states)
         setup = {
             "customers": config.customers,
@@ -136,7 +140,7 @@ class Bench:
         }
         return report.build(
             setup, runs, latencies, bursts, restores, baselines, engine, took, previewed
-        )
+        ) | {"backtest": report.backtest(backtested)}
 
     def engine_alone(self, workload: Workload) -> tuple[Run, list[dict[str, Any]]]:
         """Fold the workload with the pure engine; every customer's final state comes back too
@@ -150,6 +154,20 @@ class Bench:
         states = restore.fold(records, catalog)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         return Run(len(records), seconds, 0, cpu), [state.to_dict() for state in states]
+
+    def backtest(self, workload: Workload) -> backtest.Backtest:
+        """`segstream replay` of the workload's first events, end to end."""
+        history = self.home / "history.jsonl"
+        events = backtest.write_history(
+            itertools.islice(workload.records(), self.config.backtest_events), history
+        )
+        env = clean_env(self.values(f"{self.run_id}-backtest-", "seg"))
+        found = backtest.measure(history, events, env, self.home / "backtest.log")
+        self.say(
+            f"backtest: {found.events:,} events replayed in {found.seconds:.2f} s "
+            f"({found.events_per_second:,.0f} events/s, {found.ratio:.3f} of orjson.loads)"
+        )
+        return found
 
     async def peer(self, name: str, prefix: str) -> Run:
         group = f"{prefix}{name}"
@@ -278,8 +296,12 @@ class Bench:
         try:
             measured = await restore.measure(worker, metrics, store, customers, self.config.timeout)
         finally:
-            await metrics.close()
             worker.stop()
+        try:
+            if customers and store == "rocksdb://":
+                measured = await self.restart(values, settings, metrics, measured, tag)
+        finally:
+            await metrics.close()
         if not customers or store != "memory://":
             return measured
         peer = contender(
@@ -296,6 +318,29 @@ class Bench:
             peer.stop()
         self.say(f"faust_restore {customers:,} customers: {run.rate:,.0f} keys/s")
         return dataclasses.replace(measured, faust_keys_per_second=run.rate)
+
+    async def restart(
+        self,
+        values: dict[str, str],
+        settings: Settings,
+        metrics: WorkerMetrics,
+        measured: restore.Restore,
+        tag: str,
+    ) -> restore.Restore:
+        """The RocksDB worker, stopped, started again on its own store."""
+        await restore.send_probe(settings, 2)
+        worker = segstream_worker(clean_env(values), self.home / f"restart-{tag}.log")
+        try:
+            seconds, restored = await restore.measure_restart(worker, metrics, self.config.timeout)
+        finally:
+            worker.stop()
+        self.say(
+            f"{measured.store} {measured.customers:,} customers, restarted: ready in "
+            f"{seconds:.1f} s ({restored:,} changelog records replayed)"
+        )
+        return dataclasses.replace(
+            measured, restart_seconds_to_ready=seconds, restart_restored=restored
+        )
 
 
 async def run_bench(

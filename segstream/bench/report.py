@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from segstream.bench.backtest import Backtest
 from segstream.bench.burst import Burst
 from segstream.bench.ingest import Ingest
 from segstream.bench.latency import Latency
@@ -25,6 +26,8 @@ TARGET_KEYS_PER_S = 50_000
 TARGET_BYTES_PER_CUSTOMER = 2048
 # The Tracking API on one worker against producing the same events straight to Kafka.
 TARGET_INGEST_RATIO = 0.5
+# `segstream replay` of a 100,000-event history, start-up included.
+TARGET_BACKTEST_EVENTS_PER_S = 100_000
 
 
 def build(
@@ -121,6 +124,20 @@ def ceilings(runs: dict[str, Run], engine: Run | None, restores: list[Restore]) 
     return found
 
 
+def backtest(found: Backtest | None) -> dict[str, Any] | None:
+    """`segstream replay` end to end, against orjson.loads of the same lines."""
+    if found is None:
+        return None
+    return asdict(found) | {
+        "events_per_second": found.events_per_second,
+        "cpu_us_per_event": found.cpu_seconds * 1e6 / found.events if found.events else 0.0,
+        "loads_per_second": found.loads_per_second,
+        "ratio": found.ratio,
+        "target_events_per_second": TARGET_BACKTEST_EVENTS_PER_S,
+        "met": found.events_per_second >= TARGET_BACKTEST_EVENTS_PER_S,
+    }
+
+
 def _latency_met(item: Latency) -> bool | None:
     if item.load == 0.5:
         return item.p99_ms <= TARGET_P99_MS
@@ -175,6 +192,12 @@ def table(report: dict[str, Any]) -> str:
             f"ready in {item['seconds_to_ready']:5.1f} s  "
             f"restore {item['keys_per_second']:9,.0f} keys/s  {_mark(item['met'])}"
         )
+        if item.get("restart_seconds_to_ready") is not None:
+            lines.append(
+                f"  {'':<11} {'':>9}  restarted on its own store: ready in "
+                f"{item['restart_seconds_to_ready']:5.1f} s, "
+                f"{item['restart_restored']:,} changelog records replayed"
+            )
         if item.get("faust_keys_per_second"):
             lines.append(
                 f"  {'':<11} {'':>9}  Faust's own recovery, no work per key "
@@ -187,6 +210,7 @@ def table(report: dict[str, Any]) -> str:
             f"{item['bytes_per_customer']:7,.0f} bytes  {_mark(item['met'])}"
         )
     lines += _ingest_lines(report.get("ingest"))
+    lines += _backtest_lines(report.get("backtest"))
     lines += _preview_lines(report.get("preview"))
     lines += _ceiling_lines(report.get("ceilings", {}))
     return "\n".join(lines)
@@ -208,6 +232,19 @@ def _ingest_lines(item: dict[str, Any] | None) -> list[str]:
         f"  straight to Kafka        {item['direct_events_per_second']:9,.0f} events/s    "
         f"{item['direct_seconds']:6.1f} s  producer CPU {item['direct_cpu_us_per_event']:3.0f} us "
         "per event",
+    ]
+
+
+def _backtest_lines(item: dict[str, Any] | None) -> list[str]:
+    if not item:
+        return []
+    return [
+        "",
+        f"Backtest: segstream replay of {item['events']:,} events, start-up included: "
+        f"{item['seconds']:.2f} s, {item['events_per_second']:,.0f} events/s, "
+        f"{item['cpu_us_per_event']:.0f} us CPU/event  {_mark(item['met'])}",
+        f"  {item['ratio']:.3f} of orjson.loads of the same lines in this run "
+        f"({item['loads_per_second']:,.0f} lines/s); {item['changes']:,} changes printed",
     ]
 
 

@@ -40,6 +40,10 @@ class Restore:
     rss_kb: int
     # Faust's own recovery of the same changelog, into a table doing nothing per key.
     faust_keys_per_second: float | None = None
+    # RocksDB: the same worker started again on its local store (only the changelog's tail
+    # is replayed): process start to a new probe processed, and the records it restored.
+    restart_seconds_to_ready: float | None = None
+    restart_restored: int | None = None
 
 
 def fold(records: Iterable[tuple[str, bytes, bytes]], catalog: Catalog) -> list[CustomerState]:
@@ -83,21 +87,34 @@ async def write_changelog(settings: Settings, states: list[dict[str, Any]], coun
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
-        # The probe: one event for the restarted worker to process once it is ready.
-        await producer.send_and_wait(
-            settings.topic(names.EMAIL_OPENS),
-            key=PROBE.encode(),
-            value=codec.dumps(
-                {
-                    "event_id": f"{PROBE}-1",
-                    "customer_id": PROBE,
-                    "ts": int(time.time() * 1000),
-                    "campaign_id": "bench",
-                }
-            ),
-        )
+        await _send_probe(producer, settings, 1)
     finally:
         await producer.stop()
+
+
+async def send_probe(settings: Settings, n: int) -> None:
+    """Probe ``n``: one more event for a restarted worker to process once it is ready."""
+    producer = AIOKafkaProducer(**kafka_options(settings))
+    await producer.start()
+    try:
+        await _send_probe(producer, settings, n)
+    finally:
+        await producer.stop()
+
+
+async def _send_probe(producer: AIOKafkaProducer, settings: Settings, n: int) -> None:
+    await producer.send_and_wait(
+        settings.topic(names.EMAIL_OPENS),
+        key=PROBE.encode(),
+        value=codec.dumps(
+            {
+                "event_id": f"{PROBE}-{n}",
+                "customer_id": PROBE,
+                "ts": int(time.time() * 1000),
+                "campaign_id": "bench",
+            }
+        ),
+    )
 
 
 async def measure(
@@ -135,3 +152,23 @@ async def measure(
         keys_per_second=restored / seconds if seconds else 0.0,
         rss_kb=worker.resident_kb(),
     )
+
+
+async def measure_restart(
+    worker: Contender, metrics: WorkerMetrics, timeout: float
+) -> tuple[float, int]:
+    """A worker started again on its own store: seconds from its start to the new probe
+    processed, and how many changelog records it restored on the way."""
+
+    async def ready() -> tuple[float, int] | None:
+        totals = await metrics.read()
+        if totals.get("segstream_events_applied_total", 0.0) < 1:
+            return None
+        return time.perf_counter(), int(totals.get("segstream_changelog_restored_total", 0.0))
+
+    found = await poll(ready, timeout, interval=0.1, alive=worker.check_alive)
+    if found is None:
+        raise SegstreamError(
+            f"the restarted worker did not process the probe in {timeout:.0f}s (see {worker.log})"
+        )
+    return found[0] - worker.started, found[1]
