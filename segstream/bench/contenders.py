@@ -7,6 +7,7 @@
   what the framework costs segstream before any segment logic.
 - ``naive``: the default catalog the way Faust's documentation teaches it: Record values, one
   agent per topic, a table write and an awaited send per event.
+- ``quix``: the workload's buyer segments on Quix Streams, in ``segstream.bench.quix``.
 - ``faust_restore``: Faust's own recovery (on segstream's tuned Faust) of segstream's changelog
   into a table that does nothing per key: the restore rate the framework allows.
 
@@ -52,10 +53,18 @@ class Finish:
             self.first, self.cpu = time.perf_counter(), time.process_time()
 
     def add(self, count: int = 1) -> bool:
+        if not self.counted(count):
+            return False
+        self.report()
+        return True
+
+    def counted(self, count: int = 1) -> bool:
+        """Count without reporting: whether every event is seen now."""
         self.begin()
         self.seen += count
-        if self.seen < self.expected:
-            return False
+        return self.seen >= self.expected
+
+    def report(self) -> None:
         report = {
             "events": self.seen,
             "seconds": time.perf_counter() - self.first,
@@ -63,7 +72,6 @@ class Finish:
             "cpu_seconds": time.process_time() - self.cpu,
         }
         print(codec.dumps(report).decode(), flush=True)
-        return True
 
 
 def input_topics(settings: Settings) -> list[str]:
@@ -280,6 +288,11 @@ def main() -> None:
     settings = load_settings()
     if mode == "raw":
         asyncio.run(run_raw(settings, group, expected))
+        return
+    if mode == "quix":
+        from segstream.bench.quix import run_quix
+
+        run_quix(settings, group, expected)
         return
     if mode == "naive":
         app = naive_app(settings, group, web_port, expected)

@@ -1,6 +1,6 @@
 """`segstream bench`: one run, one broker, one pre-loaded workload, every contender in turn.
 
-1. Throughput: raw, faust_bare, faust_tuned, naive and segstream each read the same topics
+1. Throughput: raw, faust_bare, faust_tuned, naive, quix and segstream each read the same topics
    from the beginning in their own process and consumer group.
 2. Latency: the segstream worker, caught up, gets a paced load at shares of its throughput.
 3. Recovery and memory: fresh workers start on changelogs holding N customers' state, per
@@ -26,7 +26,7 @@ from typing import Any
 
 from config import Settings, load_settings
 from engine.catalog import catalog_for
-from segstream.bench import backtest, burst, ingest, latency, preview, report, restore
+from segstream.bench import backtest, burst, ingest, latency, preview, quix, report, restore
 from segstream.bench.processes import (
     Run,
     WorkerMetrics,
@@ -37,12 +37,11 @@ from segstream.bench.processes import (
 from segstream.bench.workload import Workload, produce
 from segstream.stack import LocalStack
 from segstream.stack.process import free_port
-from streams import codec
 from streams.layout import ensure_topics
 
-PEERS = ("raw", "faust_bare", "faust_tuned", "naive")
+PEERS = ("raw", "faust_bare", "faust_tuned", "naive", "quix")
 READERS = (*PEERS, "segstream")  # the contenders that read the pre-loaded workload
-OUTPUTS = ("bench-raw-out", "bench-naive-changes")
+OUTPUTS = ("bench-raw-out", "bench-naive-changes", quix.CHANGES)
 
 
 @dataclass(frozen=True)
@@ -146,10 +145,7 @@ class Bench:
         """Fold the workload with the pure engine; every customer's final state comes back too
         (the recovery step writes them to changelogs)."""
         catalog = catalog_for(self.base.segments_file, self.base.cart_quiet_minutes)
-        records = [
-            (record.topic, record.key.encode(), codec.dumps(record.value))
-            for record in workload.records()
-        ]
+        records = workload.encoded()
         started, cpu = time.perf_counter(), time.process_time()
         states = restore.fold(records, catalog)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -19,7 +19,10 @@ RATIOS = (
     ("segstream", "naive", 2.0),
     ("segstream", "faust_bare", 0.8),
     ("segstream", "faust_tuned", None),
+    # The buyer segments alone on Quix Streams (segstream.bench.quix): no target, a peer.
+    ("segstream", "quix", None),
     ("faust_bare", "raw", None),
+    ("quix", "raw", None),
 )
 TARGET_P99_MS = 50.0
 TARGET_KEYS_PER_S = 50_000
@@ -74,7 +77,8 @@ def build(
         "setup": setup,
         "ratios": ratios,
         "throughput": {
-            name: asdict(run) | {"events_per_second": run.rate} for name, run in runs.items()
+            name: asdict(run) | {"events_per_second": run.rate, "cpu_us_per_event": _per_event(run)}
+            for name, run in runs.items()
         },
         "latency": [asdict(item) | {"met": _latency_met(item)} for item in latencies],
         "burst": [asdict(item) for item in bursts],
@@ -138,6 +142,11 @@ def backtest(found: Backtest | None) -> dict[str, Any] | None:
     }
 
 
+def _per_event(run: Run) -> float:
+    """Microseconds of the contender's CPU per event."""
+    return run.cpu_seconds * 1e6 / run.events if run.events else 0.0
+
+
 def _latency_met(item: Latency) -> bool | None:
     if item.load == 0.5:
         return item.p99_ms <= TARGET_P99_MS
@@ -168,7 +177,8 @@ def table(report: dict[str, Any]) -> str:
     for name, run in report["throughput"].items():
         lines.append(
             f"  {name:<12} {run['events_per_second']:9,.0f} events/s  {run['seconds']:7.1f} s  "
-            f"cpu {run['cpu_seconds']:6.1f} s  rss {run['rss_kb'] / 1024:6.0f} MiB"
+            f"cpu {run['cpu_seconds']:6.1f} s ({run['cpu_us_per_event']:5.0f} us/event)  "
+            f"rss {run['rss_kb'] / 1024:6.0f} MiB"
         )
     lines += ["", "Latency, event produced to segment change published (paced load)"]
     for item in report["latency"]:

@@ -37,6 +37,13 @@ class Workload:
         )
         return shop.events(self.events)
 
+    def encoded(self) -> list[tuple[str, bytes, bytes]]:
+        """The records as (topic, key, value) bytes, as the input topics hold them."""
+        return [
+            (record.topic, record.key.encode(), codec.dumps(record.value))
+            for record in self.records()
+        ]
+
 
 async def produce(settings: Settings, records: Iterator[Record], linger_ms: int = 20) -> int:
     """Send every record to its (prefixed) topic as fast as the broker takes them."""

@@ -640,7 +640,8 @@ def demo(customers: int, rate: float, duration: float | None) -> None:
 @click.option("--seed", default=42, show_default=True, help="Workload seed.")
 @click.option(
     "--only",
-    help="Comma-separated parts to run (raw, faust_bare, faust_tuned, naive, segstream, ingest).",
+    help="Comma-separated parts to run "
+    "(raw, faust_bare, faust_tuned, naive, quix, segstream, ingest).",
 )
 @click.option("--latency-seconds", default=30.0, show_default=True, help="Per load level.")
 @click.option(

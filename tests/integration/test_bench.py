@@ -3,14 +3,20 @@ that hang together. No timing is asserted: speed is what the full run measures."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
+from engine.catalog import catalog_for
+from segstream.bench import quix, restore
 from segstream.bench.harness import BenchConfig
+from segstream.bench.workload import Workload
+from streams import codec
 from tests.integration.deployment import Deployment, run_segstream
+from tests.integration.kafka_io import records_until_quiet
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +35,7 @@ def test_smoke_run_reports_every_contender_and_measure(
     report = orjson.loads(report_file.read_bytes())
     smoke = BenchConfig.smoke(tmp_path)
     runs = report["throughput"]
-    assert set(runs) == {"raw", "faust_bare", "faust_tuned", "naive", "segstream"}
+    assert set(runs) == {"raw", "faust_bare", "faust_tuned", "naive", "quix", "segstream"}
     for name, run in runs.items():
         assert run["events"] >= smoke.events, name
         assert run["seconds"] > 0 and run["events_per_second"] > 0, name
@@ -37,6 +43,10 @@ def test_smoke_run_reports_every_contender_and_measure(
     rate = {name: run["events_per_second"] for name, run in runs.items()}
     assert ratios["segstream/raw"] == pytest.approx(rate["segstream"] / rate["raw"])
     assert ratios["segstream/naive"] == pytest.approx(rate["segstream"] / rate["naive"])
+    assert ratios["segstream/quix"] == pytest.approx(rate["segstream"] / rate["quix"])
+    assert ratios["quix/raw"] == pytest.approx(rate["quix"] / rate["raw"])
+    assert "quix/raw" in done.stdout
+    assert_quix_changes_match_the_engine(deployment, report["setup"]["run_id"], smoke)
     [paced] = report["latency"]
     assert paced["changes"] > 0
     assert paced["p50_ms"] <= paced["p99_ms"] <= paced["p999_ms"]
@@ -78,3 +88,29 @@ def test_smoke_run_reports_every_contender_and_measure(
         previewed["customers_per_second"] / previewed["engine_customers_per_second"]
     )
     assert "Exact preview of a draft segment" in done.stdout
+
+
+def assert_quix_changes_match_the_engine(
+    deployment: Deployment, run_id: str, smoke: BenchConfig
+) -> None:
+    """The quix peer's change records, followed per customer, end in the buyer segments the
+    engine's fold of the same workload ends in; and each enters before it exits."""
+    topic = f"{run_id}-{quix.CHANGES}"
+    records = asyncio.run(records_until_quiet(deployment.settings.kafka_bootstrap, [topic], 1))
+    members: set[tuple[str, str]] = set()
+    for record in records:
+        change = codec.loads(record.value)
+        assert record.key == change["customer_id"].encode()
+        member = (change["customer_id"], change["segment"])
+        assert (change["change"] == "enter") == (member not in members), change
+        members ^= {member}
+    settings = deployment.settings
+    catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
+    workload = Workload(smoke.customers, smoke.events, smoke.seed)
+    expected = {
+        (state["customer_id"], segment)
+        for state in restore.fold(workload.encoded(), catalog)
+        for segment in set(state.get("segments", ())) & set(quix.SEGMENTS)
+    }
+    assert {segment for _, segment in expected} == set(quix.SEGMENTS)
+    assert members == expected
