@@ -88,6 +88,20 @@ def test_smoke_run_reports_every_contender_and_measure(
         previewed["customers_per_second"] / previewed["engine_customers_per_second"]
     )
     assert "Exact preview of a draft segment" in done.stdout
+    # The backtest replayed the workload's first events through `segstream replay`, which
+    # printed the segment changes they made.
+    replayed = report["backtest"]
+    assert replayed["events"] == smoke.backtest_events
+    assert replayed["changes"] > 0 and replayed["ratio"] > 0
+    assert replayed["ratio"] == pytest.approx(
+        replayed["events_per_second"] / replayed["loads_per_second"]
+    )
+    assert "Backtest: segstream replay" in done.stdout
+    # The RocksDB worker, restarted on its own store, replayed only the changelog's tail.
+    [rocksdb] = [item for item in report["recovery"] if item["store"] == "rocksdb://"]
+    assert rocksdb["restart_seconds_to_ready"] > 0
+    assert rocksdb["restart_restored"] < rocksdb["customers"]
+    assert "restarted on its own store" in done.stdout
 
 
 def assert_quix_changes_match_the_engine(
@@ -108,9 +122,9 @@ def assert_quix_changes_match_the_engine(
     catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
     workload = Workload(smoke.customers, smoke.events, smoke.seed)
     expected = {
-        (state["customer_id"], segment)
+        (state.customer_id, segment)
         for state in restore.fold(workload.encoded(), catalog)
-        for segment in set(state.get("segments", ())) & set(quix.SEGMENTS)
+        for segment in state.segments & set(quix.SEGMENTS)
     }
     assert {segment for _, segment in expected} == set(quix.SEGMENTS)
     assert members == expected

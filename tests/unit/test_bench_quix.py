@@ -31,9 +31,9 @@ def engine_members(records: Records) -> set[tuple[str, str]]:
     settings = load_settings({})
     catalog = catalog_for(settings.segments_file, settings.cart_quiet_minutes)
     return {
-        (state["customer_id"], segment)
+        (state.customer_id, segment)
         for state in restore.fold(records, catalog)
-        for segment in set(state.get("segments", ())) & set(quix.SEGMENTS)
+        for segment in state.segments & set(quix.SEGMENTS)
     }
 
 
