@@ -11,7 +11,7 @@ from typing import Any, cast
 import faust
 from faust.types import TP, Message
 
-from agents.dead_letters import dead_letter
+from agents.dead_letters import dead_letter_of_step
 from agents.internal_errors import POLICIES, InternalError, report, stop_unacknowledged
 from agents.outbox import Outbox, entries
 from agents.projection import pending_currencies, pending_mailable, pending_spend
@@ -126,17 +126,18 @@ async def store(
 ) -> None:
     """Store a state with the records its step produced, and index its next deadline.
 
-    Under exactly-once, records and state go in one transaction, through the producer Faust's
-    topics publish through (its transaction manager); a merge record, keyed by another
-    customer, goes in the transaction of the input partition. Under at-least-once the state is
-    stored with its records in its outbox, and they follow the state's delivery
-    (``agents.outbox``)."""
+    Under exactly-once, records and state go in the transaction of the input partition, which
+    commits them with its offset: every record, whatever its topic and key (Faust's transaction
+    manager would pick the transaction of the record's own partition and topic group, and a
+    topic no agent reads, such as late-events, is committed apart from the input). Under
+    at-least-once the state is stored with its records in its outbox, and they follow the
+    state's delivery (``agents.outbox``)."""
     key, partition = state.customer_id, message.partition
     state.mark_applied(source, message.offset)
     if app.in_transaction:
         for topic, record in records:
             to = record.get("customer_id", key)
-            await _send(topic, to.encode(), codec.dumps(record), None if to == key else message.tp)
+            await _send(topic, to.encode(), codec.dumps(record), message.tp)
         customers[key] = step.snapshot(state)
     else:
         new = entries(source, message.offset, records)
@@ -372,13 +373,13 @@ async def customer_events(stream: faust.StreamT[bytes]) -> None:
                     events_applied(topic).inc()
             except InvalidEvent as exc:
                 events_dead_lettered(topic).inc()
-                dead_letter(event, topic, exc.reason)
+                await dead_letter_of_step(event, topic, exc.reason)
             except Exception as exc:  # a bug: the policy says whether the events around it go on
                 failure = InternalError(topic, message.partition, message.offset, exc)
                 report(failure)
                 if on_internal_error(failure):
                     events_dead_lettered(topic).inc()
-                    dead_letter(event, topic, failure.reason)
+                    await dead_letter_of_step(event, topic, failure.reason)
                 else:
                     fatal = failure
             if fatal is None and app.in_transaction:

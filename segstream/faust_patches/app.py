@@ -116,14 +116,14 @@ class SegstreamApp(faust.App):
             yield
 
     async def publish_from(
-        self, source: TP, topic: str, key: bytes, value: bytes
+        self, source: TP, topic: str, key: bytes | None, value: bytes
     ) -> Awaitable[RecordMetadata]:
         """Publish a record that a step on the input partition ``source`` produced, keyed by
-        another key than the step's (an identity merge, an anonymous id's erasure): under
-        exactly-once inside ``source``'s transaction, which commits with ``source``'s offsets,
-        wherever the record's own partition is. Faust's ``TransactionManager.send`` picks the
-        transaction of the record's partition, which another worker may hold
-        (``ProducerSendError``) or commit apart from ``source``."""
+        another key than the step's (an identity merge, an anonymous id's erasure, a dead
+        letter): under exactly-once inside ``source``'s transaction, which commits with
+        ``source``'s offsets, wherever the record's own partition is. Faust's
+        ``TransactionManager.send`` picks the transaction of the record's partition, which
+        another worker may hold (``ProducerSendError``) or commit apart from ``source``."""
         if not self.in_transaction:
             return await self.publisher.send(topic, key, value, None, None, None)
         group = self.assignor.group_for_topic(source.topic)
