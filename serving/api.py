@@ -523,7 +523,7 @@ class DashboardData(Protected):
         names_ = live.catalog.names()
         sizes = await store.sizes(names_)
         activity = await store.activity(now - 60_000)
-        revenue = {name: await store.revenue(name) for name in names_}
+        revenue = await store.revenue(names_)
         quiet = {"enter": 0, "exit": 0}
         return self.json(
             {

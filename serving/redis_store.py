@@ -24,6 +24,47 @@ from config import Settings, names
 from engine.state import CustomerState
 from streams.events import ERASURE_CAUSE
 
+# Revenue per segment is kept in cents, in step with the members: every script that adds a
+# customer to a segment's members adds their spend to the segment's revenue, every one that
+# removes them takes it off, and a change of spend moves the revenue of each segment they are in.
+# So revenue[S] = the sum of spend[c] over the members c of S, without reading the members.
+REVENUE = """
+local function cents(value)
+  if not value then return 0 end
+  return math.floor(tonumber(value) * 100 + 0.5)
+end
+local function join(prefix, customer, segment)
+  if redis.call('SADD', prefix .. 'members:' .. segment, customer) == 1 then
+    local spent = cents(redis.call('HGET', prefix .. 'spend', customer))
+    if spent ~= 0 then redis.call('HINCRBY', prefix .. 'revenue', segment, spent) end
+  end
+end
+local function leave(prefix, customer, segment)
+  if redis.call('SREM', prefix .. 'members:' .. segment, customer) == 1 then
+    local spent = cents(redis.call('HGET', prefix .. 'spend', customer))
+    if spent ~= 0 then redis.call('HINCRBY', prefix .. 'revenue', segment, -spent) end
+  end
+end
+-- Set (or, with '', forget) a customer's spend; the revenue of each segment they are in moves.
+local function spend(prefix, customer, total)
+  local old = cents(redis.call('HGET', prefix .. 'spend', customer))
+  local new = 0
+  if total ~= '' then new = cents(total) end
+  if new ~= old then
+    for _, segment in ipairs(redis.call('SMEMBERS', prefix .. 'customer:' .. customer)) do
+      if redis.call('SISMEMBER', prefix .. 'members:' .. segment, customer) == 1 then
+        redis.call('HINCRBY', prefix .. 'revenue', segment, new - old)
+      end
+    end
+  end
+  if total == '' then
+    redis.call('HDEL', prefix .. 'spend', customer)
+  else
+    redis.call('HSET', prefix .. 'spend', customer, total)
+  end
+end
+"""
+
 # ARGV: prefix, stream cap, then 6 values per change:
 #   customer, segment, change, version, erasing (1 when an erasure caused it), the change's JSON.
 # Versions count a customer's changes one by one, and `versions` holds the one whose whole state
@@ -32,7 +73,9 @@ from streams.events import ERASURE_CAUSE
 # version goes to `seen` (kept only while above `versions`), so the catch-up (``sync``) knows not
 # to write an older state over it. An erased customer's versions are dropped with their last
 # segment: if they come back, their new state counts versions from 1 again.
-APPLY_CHANGES = """
+APPLY_CHANGES = (
+    REVENUE
+    + """
 local prefix, cap = ARGV[1], tonumber(ARGV[2])
 local versions, seen = prefix .. 'versions', prefix .. 'seen'
 local applied = 0
@@ -45,10 +88,10 @@ for i = 3, #ARGV, 6 do
   local follows = version == current + 1
   if follows or (version > current and version > newest) then
     if change == 'enter' then
-      redis.call('SADD', prefix .. 'members:' .. segment, customer)
+      join(prefix, customer, segment)
       redis.call('SADD', own, segment)
     else
-      redis.call('SREM', prefix .. 'members:' .. segment, customer)
+      leave(prefix, customer, segment)
       redis.call('SREM', own, segment)
     end
     if follows then
@@ -69,6 +112,7 @@ for i = 3, #ARGV, 6 do
 end
 return applied
 """
+)
 
 # ARGV: prefix, then 5 values per customer: customer, version, spend ('' for none), the JSON
 # array of their segments, and '1' to write over a newer change applied over a gap. A customer
@@ -76,7 +120,9 @@ return applied
 # applied over a gap is left too (unless forced), and returned as stale (the caller reads the
 # table again); otherwise their memberships become the state's.
 # Returns {repaired, {stale customers}}.
-SYNC_CUSTOMERS = """
+SYNC_CUSTOMERS = (
+    REVENUE
+    + """
 local prefix = ARGV[1]
 local versions, seen = prefix .. 'versions', prefix .. 'seen'
 local repaired, stale = 0, {}
@@ -94,24 +140,25 @@ for i = 2, #ARGV, 5 do
     end
     for _, segment in ipairs(redis.call('SMEMBERS', own)) do
       if not wanted[segment] then
-        redis.call('SREM', prefix .. 'members:' .. segment, customer)
+        leave(prefix, customer, segment)
         redis.call('SREM', own, segment)
       end
     end
     for segment in pairs(wanted) do
-      redis.call('SADD', prefix .. 'members:' .. segment, customer)
+      join(prefix, customer, segment)
       redis.call('SADD', own, segment)
     end
     redis.call('HSET', versions, customer, version)
     redis.call('HDEL', seen, customer)
     if ARGV[i + 2] ~= '' then
-      redis.call('HSET', prefix .. 'spend', customer, ARGV[i + 2])
+      spend(prefix, customer, ARGV[i + 2])
     end
     repaired = repaired + 1
   end
 end
 return {repaired, stale}
 """
+)
 
 # ARGV: prefix, then 3 values per campaign report fact: customer, seq, the JSON object of what
 # changed in the customer's part of the report ("c|<campaign>|<segment>|<count>" or
@@ -151,6 +198,49 @@ for i = 2, #ARGV, 3 do
 end
 return counted
 """
+
+# ARGV: prefix, then 2 values per customer: customer, lifetime spend ('' for an erased
+# customer: memberships, spend, versions and segment set are forgotten, so one who comes back
+# counts versions from 1; their exits, which may come later, then find nothing to remove).
+SET_SPEND = (
+    REVENUE
+    + """
+local prefix = ARGV[1]
+for i = 2, #ARGV, 2 do
+  local customer = ARGV[i]
+  if ARGV[i + 1] == '' then
+    local own = prefix .. 'customer:' .. customer
+    for _, segment in ipairs(redis.call('SMEMBERS', own)) do
+      leave(prefix, customer, segment)
+    end
+    redis.call('DEL', own)
+    for _, name in ipairs({'versions', 'seen', 'fact-seqs'}) do
+      redis.call('HDEL', prefix .. name, customer)
+    end
+  end
+  spend(prefix, customer, ARGV[i + 1])
+end
+return 0
+"""
+)
+
+# ARGV: prefix, then segments. Count each segment's revenue from its members (O(members): once
+# after an upgrade, a flush or a rebuild; the scripts above keep it from then on).
+RECOUNT_REVENUE = (
+    REVENUE
+    + """
+local prefix = ARGV[1]
+for i = 2, #ARGV do
+  local total = 0
+  for _, customer in ipairs(redis.call('SMEMBERS', prefix .. 'members:' .. ARGV[i])) do
+    total = total + cents(redis.call('HGET', prefix .. 'spend', customer))
+  end
+  redis.call('HSET', prefix .. 'revenue', ARGV[i], total)
+end
+redis.call('SET', prefix .. 'revenue-counted', '1')
+return 0
+"""
+)
 
 # KEYS: the in-step hash; ARGV: partitions. A partition is marked in step only if its check's
 # "checking" mark is still there: a flush during the check removed it, and the check is redone.
@@ -206,6 +296,8 @@ class RedisStore:
         self._sync = client.register_script(SYNC_CUSTOMERS)
         self._mark_in_step = client.register_script(MARK_IN_STEP)
         self._apply_facts = client.register_script(APPLY_FACTS)
+        self._set_spend = client.register_script(SET_SPEND)
+        self._recount_revenue = client.register_script(RECOUNT_REVENUE)
 
     @classmethod
     def connect(cls, settings: Settings) -> RedisStore:
@@ -240,20 +332,14 @@ class RedisStore:
         return int(await self._apply(args=args))
 
     async def set_spend(self, spend: dict[str, float | None]) -> None:
-        """Record customers' lifetime spend; None forgets an erased customer entirely (spend,
-        version and segment set), so a customer who comes back counts versions from 1."""
-        key = self.key(names.REDIS_SPEND)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for customer_id, total in spend.items():
-                if total is None:
-                    pipe.hdel(key, customer_id)
-                    pipe.hdel(self.key(names.REDIS_VERSIONS), customer_id)
-                    pipe.hdel(self.key(names.REDIS_SEEN), customer_id)
-                    pipe.hdel(self.key(names.REDIS_FACT_SEQS), customer_id)
-                    pipe.delete(self.key(names.REDIS_CUSTOMER, customer_id))
-                else:
-                    pipe.hset(key, customer_id, total)
-            await pipe.execute()
+        """Record customers' lifetime spend (the revenue of their segments follows); None
+        forgets an erased customer entirely (spend, version and segment set), so a customer who
+        comes back counts versions from 1."""
+        args: list[Any] = [self.prefix]
+        for customer_id, total in spend.items():
+            args += [customer_id, "" if total is None else total]
+        if len(args) > 1:
+            await self._set_spend(args=args)
 
     async def apply_facts(self, facts: Sequence[dict[str, Any]]) -> int:
         """Count campaign report facts (``engine.attribution``), each once per customer and
@@ -336,13 +422,17 @@ class RedisStore:
         counted = {_text(k): int(v) for k, v in found.items()}
         return dict(sorted(counted.items(), key=lambda item: -item[1]))
 
-    async def revenue(self, segment: str) -> float:
-        """What the segment's current members have spent, together."""
-        members = await self.client.smembers(self.key(names.REDIS_MEMBERS, segment))
-        if not members:
-            return 0.0
-        spent = await self.client.hmget(self.key(names.REDIS_SPEND), list(members))
-        return round(sum(float(value) for value in spent if value is not None), 2)
+    async def revenue(self, segments: Sequence[str]) -> dict[str, float]:
+        """What each segment's current members have spent, together: kept as members come and
+        go, counted from the members only once after a flush or a rebuild."""
+        if not segments:
+            return {}
+        if not await self.client.exists(self.key(names.REDIS_REVENUE_COUNTED)):
+            await self._recount_revenue(args=[self.prefix, *segments])
+        found = await self.client.hmget(self.key(names.REDIS_REVENUE), list(segments))
+        return {
+            segment: int(cents or 0) / 100 for segment, cents in zip(segments, found, strict=True)
+        }
 
     async def activity(self, since_ms: int) -> dict[str, dict[str, int]]:
         """Enters and exits per segment since ``since_ms`` (from the change stream)."""
@@ -401,6 +491,8 @@ class RedisStore:
             self.key(names.REDIS_SEEN),
             self.key(names.REDIS_SPEND),
             self.key(names.REDIS_MAILABLE),
+            self.key(names.REDIS_REVENUE),
+            self.key(names.REDIS_REVENUE_COUNTED),
         )
         await self.forget_in_step()
 

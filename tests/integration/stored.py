@@ -3,8 +3,10 @@ run of changes, and the customers table's latest states after replay of the same
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from config import names
 from engine.catalog import load_catalog
 from segstream.offline.replay import replay
 from serving.changelog import latest_states
@@ -102,3 +104,15 @@ async def assert_counted_once(deployment: Deployment, shop: Shop) -> None:
     await poll_until(
         counted_once, "every event counted once in the table", 60, 1, detail=difference
     )
+
+
+async def counted_revenue(store: RedisStore, segments: list[str]) -> dict[str, float]:
+    """Each segment's revenue counted from its members and their spend, read raw (what the
+    store keeps without reading members)."""
+    found = {}
+    for segment in segments:
+        members = await store.client.smembers(store.key(names.REDIS_MEMBERS, segment))
+        spent = [await store.client.hget(store.key(names.REDIS_SPEND), c) for c in members]
+        cents = [math.floor(float(value) * 100 + 0.5) for value in spent if value is not None]
+        found[segment] = sum(cents) / 100
+    return found

@@ -3,6 +3,7 @@ change nothing, and `segstream rebuild` restores it from Kafka after a flush."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from serving.redis_store import RedisStore
 from tests.integration.deployment import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce, read_until_quiet
 from tests.integration.oracle import DAY, Shop, now_ms
-from tests.integration.stored import expected_snapshot, until_stored
+from tests.integration.stored import counted_revenue, expected_snapshot, until_stored
 
 pytestmark = pytest.mark.integration
 
@@ -271,3 +272,56 @@ async def test_a_rebuild_drops_the_in_step_marks(
     finally:
         await store.close()
     assert (marked, after) == ({0, 1}, set())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_revenue_per_segment_follows_every_write_without_reading_members(
+    deployment_factory: Callable[..., Deployment], seed: int
+) -> None:
+    """Random changes (in order, over gaps, replayed, erasures), spend updates, syncs and
+    resets: after each, the kept revenue equals the members' spend counted from scratch, and it
+    was counted from the members only after a reset."""
+    rng = random.Random(seed)
+    segments, customers = ["a", "b", "c"], [f"c{n}" for n in range(8)]
+    versions = dict.fromkeys(customers, 0)
+    sent: list[dict[str, Any]] = []
+    store = RedisStore.connect(deployment_factory().settings)
+    counted = store.key(names.REDIS_REVENUE_COUNTED)
+    try:
+        await store.revenue(segments)
+        for _ in range(150):
+            customer, roll = rng.choice(customers), rng.random()
+            if roll < 0.45:
+                versions[customer] += rng.choice([1, 1, 1, 2])  # now and then over a gap
+                change = {
+                    "customer_id": customer,
+                    "segment": rng.choice(segments),
+                    "change": rng.choice(["enter", "exit"]),
+                    "version": versions[customer],
+                    "cause_event_id": "erasure:x" if rng.random() < 0.05 else "e1",
+                }
+                sent.append(change)
+                await store.apply([change])
+            elif roll < 0.55 and sent:
+                await store.apply([rng.choice(sent)])  # a redelivery
+            elif roll < 0.8:
+                total = rng.choice([None, 0.0, 9.99, 12.5, round(rng.uniform(1, 500), 2)])
+                await store.set_spend({customer: total})
+            elif roll < 0.97:
+                versions[customer] += rng.choice([-1, 0, 1, 3])
+                state = CustomerState(
+                    customer,
+                    version=max(versions[customer], 1),
+                    segments=set(rng.sample(segments, rng.randint(0, 3))),
+                    total_spend=round(rng.uniform(0, 300), 2),
+                )
+                await store.sync([state])
+            else:
+                await store.reset_memberships()
+            kept = await store.client.exists(counted)
+            revenue = await store.revenue(segments)
+            assert revenue == await counted_revenue(store, segments)
+            assert kept or roll >= 0.97, "revenue was counted from the members again"
+    finally:
+        await store.flush()
+        await store.close()

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from config import names
 from engine.state import CustomerState
 from segstream.bench.processes import WorkerMetrics
 from serving.changelog import latest_states
@@ -19,6 +20,7 @@ from streams import codec
 from tests.integration.deployment import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import produce_many
 from tests.integration.oracle import DAY, Shop, now_ms
+from tests.integration.stored import counted_revenue
 
 pytestmark = pytest.mark.integration
 
@@ -183,13 +185,20 @@ async def test_a_rebuild_under_live_traffic_leaves_the_store_equal_to_the_table(
                 await produce_many(deployment.settings, records[start : start + 4])
                 await asyncio.sleep(0.2)
 
+        segments = sorted((await store.snapshot())["members"])
         traffic = asyncio.create_task(trickle())
         result = await asyncio.to_thread(run_segstream, deployment.env, "rebuild", "--yes")
+        await store.revenue(segments)  # counted from the members once, after the reset
         await traffic
         await converged(deployment, store, worker, metrics, len(records))
         final, expected = await store.snapshot(), await table_view(deployment)
+        kept = await store.client.exists(store.key(names.REDIS_REVENUE_COUNTED))
+        revenue, counted = await store.revenue(segments), await counted_revenue(store, segments)
     finally:
         await metrics.close()
         await store.close()
     assert result.returncode == 0, result.stderr
     assert final == expected
+    # The revenue kept through the workers' catch-up and the live changes since (not counted
+    # from the members again) is the members' spend.
+    assert kept and revenue == counted and any(revenue.values())
