@@ -26,7 +26,17 @@ from typing import Any
 
 from config import Settings, load_settings
 from engine.catalog import catalog_for
-from segstream.bench import backtest, burst, ingest, latency, preview, quix, report, restore
+from segstream.bench import (
+    backtest,
+    burst,
+    ingest,
+    latency,
+    preview,
+    quix,
+    report,
+    restore,
+    serving,
+)
 from segstream.bench.processes import (
     Run,
     WorkerMetrics,
@@ -37,6 +47,7 @@ from segstream.bench.processes import (
 from segstream.bench.workload import Workload, produce
 from segstream.stack import LocalStack
 from segstream.stack.process import free_port
+from serving.redis_store import RedisStore
 from streams.layout import ensure_topics
 
 PEERS = ("raw", "faust_bare", "faust_tuned", "naive", "quix")
@@ -50,7 +61,7 @@ class BenchConfig:
     events: int = 300_000
     seed: int = 42
     partitions: int = 4
-    contenders: tuple[str, ...] = (*READERS, "ingest", "backtest")
+    contenders: tuple[str, ...] = (*READERS, "ingest", "backtest", "serving")
     loads: tuple[float, ...] = (0.25, 0.5, 0.8)
     latency_seconds: float = 30.0
     burst_customers: int = 20_000
@@ -59,6 +70,7 @@ class BenchConfig:
     ingest_messages: int = 100_000
     ingest_rounds: int = 3
     backtest_events: int = 100_000
+    serving_members: int = 1_000_000
     timeout: float = 1800.0
     workdir: Path = field(default_factory=lambda: Path("var/bench"))
 
@@ -75,6 +87,7 @@ class BenchConfig:
             ingest_messages=1_000,
             ingest_rounds=1,
             backtest_events=1_000,
+            serving_members=2_000,
             timeout=180.0,
             workdir=workdir,
         )
@@ -128,6 +141,7 @@ class Bench:
             )
         took = await self.ingest() if "ingest" in config.contenders else None
         backtested = self.backtest(workload) if "backtest" in config.contenders else None
+        served = await self.serving() if "serving" in config.contenders else None
         restores, baselines = await self.recovery(states)
         setup = {
             "customers": config.customers,
@@ -139,7 +153,7 @@ class Bench:
         }
         return report.build(
             setup, runs, latencies, bursts, restores, baselines, engine, took, previewed
-        ) | {"backtest": report.backtest(backtested)}
+        ) | {"backtest": report.backtest(backtested), "serving": report.serving(served)}
 
     def engine_alone(self, workload: Workload) -> tuple[Run, list[dict[str, Any]]]:
         """Fold the workload with the pure engine; every customer's final state comes back too
@@ -259,6 +273,35 @@ class Bench:
             f"({took.ratio:.2f})"
         )
         return took
+
+    async def serving(self) -> serving.Serving:
+        """A worker of a fresh deployment whose Redis holds a segment of many members."""
+        values = self.values(f"{self.run_id}-serving-", "seg", web_port=str(free_port()))
+        settings = load_settings(values)
+        store = RedisStore.connect(settings)
+        worker = None
+        try:
+            await serving.populate(store, self.config.serving_members)
+            worker = segstream_worker(clean_env(values), self.home / "serving.log")
+            metrics = WorkerMetrics(settings.web_port)
+            try:
+                await metrics.until_ready(worker, self.config.timeout)
+                segments = catalog_for(settings.segments_file, settings.cart_quiet_minutes).names()
+                found = await serving.measure(store, settings.web_port, segments)
+            finally:
+                await metrics.close()
+        finally:
+            if worker is not None:
+                worker.stop()
+            await store.flush()
+            await store.close()
+        self.say(
+            f"serving {found.members:,} members: dashboard {found.dashboard_ms:.1f} ms "
+            f"({found.dashboard_ratio:.1f}x Redis), page {found.page_ms:.1f} ms "
+            f"({found.page_ratio:.1f}x Redis); revenue counted from the members "
+            f"{found.counted_ms:.0f} ms"
+        )
+        return found
 
     async def recovery(
         self, states: list[dict[str, Any]]

@@ -12,6 +12,7 @@ from segstream.bench.latency import Latency
 from segstream.bench.preview import Preview
 from segstream.bench.processes import Run
 from segstream.bench.restore import Restore
+from segstream.bench.serving import Serving
 
 # (numerator, denominator, target): throughput ratios, all from the same run.
 RATIOS = (
@@ -142,6 +143,16 @@ def backtest(found: Backtest | None) -> dict[str, Any] | None:
     }
 
 
+def serving(found: Serving | None) -> dict[str, Any] | None:
+    """The dashboard and a member page over many members, against Redis read directly."""
+    if found is None:
+        return None
+    return asdict(found) | {
+        "dashboard_ratio": found.dashboard_ratio,
+        "page_ratio": found.page_ratio,
+    }
+
+
 def _per_event(run: Run) -> float:
     """Microseconds of the contender's CPU per event."""
     return run.cpu_seconds * 1e6 / run.events if run.events else 0.0
@@ -221,6 +232,7 @@ def table(report: dict[str, Any]) -> str:
         )
     lines += _ingest_lines(report.get("ingest"))
     lines += _backtest_lines(report.get("backtest"))
+    lines += _serving_lines(report.get("serving"))
     lines += _preview_lines(report.get("preview"))
     lines += _ceiling_lines(report.get("ceilings", {}))
     return "\n".join(lines)
@@ -255,6 +267,22 @@ def _backtest_lines(item: dict[str, Any] | None) -> list[str]:
         f"{item['cpu_us_per_event']:.0f} us CPU/event  {_mark(item['met'])}",
         f"  {item['ratio']:.3f} of orjson.loads of the same lines in this run "
         f"({item['loads_per_second']:,.0f} lines/s); {item['changes']:,} changes printed",
+    ]
+
+
+def _serving_lines(item: dict[str, Any] | None) -> list[str]:
+    if not item:
+        return []
+    return [
+        "",
+        f"Serving a segment of {item['members']:,} members (per request, against the same reads "
+        "straight from Redis)",
+        f"  GET /v1/dashboard        {item['dashboard_ms']:7.1f} ms   Redis "
+        f"{item['dashboard_redis_ms']:6.1f} ms   {item['dashboard_ratio']:5.1f}x",
+        f"  a page of 100 members    {item['page_ms']:7.1f} ms   Redis "
+        f"{item['page_redis_ms']:6.1f} ms   {item['page_ratio']:5.1f}x",
+        f"  revenue counted from the members (each refresh before it was kept) "
+        f"{item['counted_ms']:.0f} ms",
     ]
 
 

@@ -641,7 +641,7 @@ def demo(customers: int, rate: float, duration: float | None) -> None:
 @click.option(
     "--only",
     help="Comma-separated parts to run "
-    "(raw, faust_bare, faust_tuned, naive, quix, segstream, ingest, backtest).",
+    "(raw, faust_bare, faust_tuned, naive, quix, segstream, ingest, backtest, serving).",
 )
 @click.option("--latency-seconds", default=30.0, show_default=True, help="Per load level.")
 @click.option(

@@ -102,6 +102,15 @@ def test_smoke_run_reports_every_contender_and_measure(
     assert rocksdb["restart_seconds_to_ready"] > 0
     assert rocksdb["restart_restored"] < rocksdb["customers"]
     assert "restarted on its own store" in done.stdout
+    # The dashboard and a member page, through the worker and straight from Redis, over a
+    # segment of the run's members.
+    served = report["serving"]
+    assert served["members"] == smoke.serving_members
+    assert served["dashboard_ratio"] == pytest.approx(
+        served["dashboard_ms"] / served["dashboard_redis_ms"]
+    )
+    assert served["page_ms"] > 0 and served["page_redis_ms"] > 0 and served["counted_ms"] > 0
+    assert "GET /v1/dashboard" in done.stdout
 
 
 def assert_quix_changes_match_the_engine(
