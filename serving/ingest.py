@@ -27,6 +27,7 @@ from serving import metrics
 from streams import codec
 from streams.deadletter import envelope
 from streams.events import decode, record_key
+from streams.traits import kept_only
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def check_event(
     raw = codec.dumps(value)
     encoded = key.encode()
     at = int(time.time() * 1000) if now is None else now
-    decode(topic, encoded, raw, max_bytes, at, live.catalog.traits)
-    return Accepted(topic, encoded, raw)
+    declared = live.catalog.traits
+    decode(topic, encoded, raw, max_bytes, at, declared)
+    kept = kept_only(value, declared)
+    return Accepted(topic, encoded, raw if kept is value else codec.dumps(kept))
 
 
 class Intake:

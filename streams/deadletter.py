@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from streams.personal import raw_without_personal
 from streams.timestamps import format_ts
 
 
@@ -24,13 +25,14 @@ def envelope(
     reason: str,
     at: int,
 ) -> dict[str, Any]:
-    """The value written to ``dead-letters``; raw bytes travel as base64, untouched."""
+    """The value written to ``dead-letters``; raw bytes travel as base64, without personal data
+    (``streams.personal``: an erasure cannot reach a record once it is on Kafka)."""
     return {
         **_source(topic, partition, offset),
         "reason": reason,
         "at": format_ts(at),
         "key_base64": None if key is None else base64.b64encode(key).decode(),
-        "raw_base64": None if raw is None else base64.b64encode(raw).decode(),
+        "raw_base64": None if raw is None else base64.b64encode(raw_without_personal(raw)).decode(),
     }
 
 

@@ -50,7 +50,7 @@ from streams.import_cells import (
     as_year,
 )
 from streams.import_rows import SourceRow
-from streams.traits import BUILT_IN, NO_TRAITS
+from streams.traits import BUILT_IN, NO_TRAITS, kept_only
 
 CUSTOMERS, ORDERS, EVENTS = "customers", "orders", "events"
 KINDS = (CUSTOMERS, ORDERS, EVENTS)
@@ -393,9 +393,11 @@ class RowImporter:
         raw = codec.dumps(value)
         customer = value.get("customer_id")
         key = customer.encode() if isinstance(customer, str) else None
-        decode(topic, key, raw, self.max_bytes, self.now, self.mapping.traits)
+        declared = self.mapping.traits
+        decode(topic, key, raw, self.max_bytes, self.now, declared)
         assert key is not None
-        return ImportedEvent(topic, key, raw, lines)
+        kept = kept_only(value, declared)
+        return ImportedEvent(topic, key, raw if kept is value else codec.dumps(kept), lines)
 
     # -- orders ---------------------------------------------------------------------------------
 

@@ -110,3 +110,13 @@ def date_value(value: Any, where: str) -> int:
     if not FIRST_DATE_MS <= ms < LATEST_MS:
         raise InvalidEvent(f"{where}: expected a date from 1900 to 2199")
     return ms
+
+
+def kept_only(value: dict[str, Any], declared: Mapping[str, str]) -> dict[str, Any]:
+    """An event's value with only the traits the state keeps (built in or declared): what
+    segstream produces for a shop carries no trait it would drop, personal ones included."""
+    traits = value.get("traits")
+    if not isinstance(traits, dict):
+        return value
+    kept = {name: v for name, v in traits.items() if name in BUILT_IN or name in declared}
+    return value if len(kept) == len(traits) else value | {"traits": kept}

@@ -42,6 +42,7 @@ from streams.importing import (
     scattered_orders,
 )
 from streams.layout import ensure_topics, unreachable
+from streams.personal import without_personal
 from streams.timestamps import wall_clock_ms
 
 PRODUCER_BATCH_BYTES = 256 * 1024
@@ -81,8 +82,9 @@ class Tally:
 
 
 class Report:
-    """The rejected rows, one JSON object a line: ``{line, reason, row}``. Written only when a
-    row is rejected; a report an earlier run left at the path is removed."""
+    """The rejected rows, one JSON object a line: ``{line, reason, row}``, without personal
+    data (``streams.personal``). Written only when a row is rejected; a report an earlier run
+    left at the path is removed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -91,7 +93,7 @@ class Report:
     def add(self, rejected: RejectedRow) -> None:
         if self._out is None:
             self._out = self.path.open("wb")
-        self._out.write(codec.dumps(rejected.to_dict()) + b"\n")
+        self._out.write(codec.dumps(without_personal(rejected.to_dict())) + b"\n")
 
     def close(self, finished: bool) -> None:
         if self._out is not None:
