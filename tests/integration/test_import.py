@@ -19,6 +19,7 @@ from config import names
 from segstream.bench.processes import WorkerMetrics
 from serving.changelog import latest_states
 from streams import codec
+from streams.personal import without_personal
 from streams.timestamps import format_ts
 from tests.integration.deployment import Deployment, WorkerProcess, run_segstream
 from tests.integration.kafka_io import read_until_quiet
@@ -282,8 +283,11 @@ async def test_a_crm_export_and_an_order_history_import_once_however_often_they_
     assert report_of(crm_report) == export.bad_crm
     assert report_of(orders.with_name("orders.csv.rejected.jsonl")) == export.bad_orders
     rows = [export.crm[line - 2] for line, _ in export.bad_crm]
+    # (without personal data: an erasure could not reach the file)
     assert [orjson.loads(entry)["row"] for entry in crm_report.read_bytes().splitlines()] == [
-        dict(zip(CRM_HEADER, row, strict=True)) if len(row) == len(CRM_HEADER) else row
+        without_personal(
+            dict(zip(CRM_HEADER, row, strict=True)) if len(row) == len(CRM_HEADER) else row
+        )
         for row in rows
     ]
 
