@@ -67,10 +67,12 @@ def without_personal(value: Any) -> Any:
 
 
 def raw_without_personal(raw: bytes) -> bytes:
-    """A record's bytes without personal data: JSON re-encoded without it, anything else with
-    the email addresses in it replaced (a name in bytes that are not JSON cannot be found)."""
+    """A record's bytes without personal data: JSON that holds some re-encoded without it (JSON
+    without any is returned as it came, byte for byte), anything else with the email addresses
+    in it replaced (a name in bytes that are not JSON cannot be found)."""
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return EMAIL_BYTES.sub(REMOVED.encode(), raw)
-    return orjson.dumps(without_personal(parsed))
+    cleaned = without_personal(parsed)
+    return raw if cleaned == parsed else orjson.dumps(cleaned)

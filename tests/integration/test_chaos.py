@@ -195,6 +195,7 @@ async def test_three_workers_under_kills_joins_leaves_and_restarts_of_broker_and
         await assert_counted_once(first, shop)
         customers = {value["customer_id"] for _, value in shop.records}
         await assert_store_caught_up(store, customers, expected)
+        print(f"chaos: {len(shop.records):,} events, faults: {', '.join(chaos.done)}")
     finally:
         await store.close()
         for worker in chaos.running.values():
