@@ -1,11 +1,12 @@
 """Many workers under chaos: three workers on six partitions while events flow; at random
 moments one is killed (``kill -9``) and restarted, or stopped and started again, a fourth joins
-and one leaves, the broker is restarted once and Redis once. At the end the folded changes equal
+and one leaves, the broker is restarted twice (once with a worker killed while it is down, so
+the group rebalances across the outage) and Redis once. At the end the folded changes equal
 offline replay, versions are contiguous per customer, each event counted once, Redis equals the
 tables, and a trigger published again is the same record (at-least-once).
 
 Short in the test suite (about a minute of faults); ``SOAK_SECONDS=1800`` runs it longer, with
-more random faults. Not covered: a rebalance while the broker is down (docs/reliability.md)."""
+more random faults."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ class Chaos:
     async def join(self) -> None:
         slot, self.next_slot = self.next_slot, self.next_slot + 1
         await self.restart(slot)
+        self.done.append(f"worker {slot} joined")
 
     async def restart(self, slot: int) -> None:
         self.running[slot] = self.start_worker(self.make(slot))
@@ -91,13 +93,23 @@ class Chaos:
         assert self.running.pop(slot).stop() == 0
         self.done.append(f"worker {slot} left")
 
-    async def restart_broker(self) -> None:
+    async def restart_broker(self, rng: random.Random | None = None) -> None:
+        """The broker stopped for 5 s; with ``rng``, a worker is killed while it is down and
+        started again once it is back (a rebalance across the outage)."""
         self.broker_up.clear()
         self.kafka.stop()
+        killed = None
+        if rng is not None:
+            killed = rng.choice(sorted(self.running))
+            self.running.pop(killed).kill()
         await asyncio.sleep(5)
         await self.kafka.start()
         self.broker_up.set()
-        self.done.append("broker restarted")
+        if killed is None:
+            self.done.append("broker restarted")
+        else:
+            self.done.append(f"broker restarted, worker {killed} killed while it was down")
+            await self.restart(killed)
 
     async def restart_redis(self) -> None:
         self.redis.stop()
@@ -165,6 +177,7 @@ async def test_three_workers_under_kills_joins_leaves_and_restarts_of_broker_and
             chaos.join,
             lambda: chaos.leave(rng),
             chaos.restart_broker,
+            lambda: chaos.restart_broker(rng),
             chaos.restart_redis,
         ]
         rng.shuffle(faults)
