@@ -38,6 +38,9 @@ class SegmentChange:
 
 # What each trigger carries beside who and when: the cart, or the products viewed.
 TRIGGER_PAYLOADS = {"cart_abandoned": "cart", "browse_abandoned": "viewed"}
+# The state field whose time names the episode a trigger fires for (the cart's last activity,
+# the last product view): a trigger fires once per episode (``engine.evaluate``).
+TRIGGER_EPISODES = {"cart_abandoned": "last_cart_at", "browse_abandoned": "last_product_view_at"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,15 @@ from dataclasses import replace
 from typing import Any
 
 from engine.catalog import Catalog, Segment
-from engine.changes import ENTER, EXIT, Cause, Outcome, SegmentChange, Trigger
+from engine.changes import (
+    ENTER,
+    EXIT,
+    TRIGGER_EPISODES,
+    Cause,
+    Outcome,
+    SegmentChange,
+    Trigger,
+)
 from engine.state import CustomerState
 from streams.events import Erasure, Event, Merge, ProfileUpdate
 
@@ -65,12 +73,26 @@ def reconcile(
     for segment in enters:
         change = _change(state, segment.name, ENTER, stamp, why, cause_event_id)
         outcome.changes.append(change)
-        if segment.trigger is not None:
+        if segment.trigger is not None and new_episode(state, segment.trigger):
             items = trigger_items(state, segment.trigger)
             outcome.triggers.append(
                 Trigger(state.customer_id, segment.trigger, stamp, items, change.version)
             )
     return outcome
+
+
+def new_episode(state: CustomerState, trigger: str) -> bool:
+    """Whether entering the trigger's segment starts an episode it has not fired for: one
+    reminder per abandoned cart or browse, however often the customer leaves and re-enters the
+    segment meanwhile (consent withdrawn and given back, changed definitions, records of other
+    topics read before the cart's). Records the episode it fires for."""
+    episode = getattr(state, TRIGGER_EPISODES[trigger])
+    if episode is None:
+        return True
+    if state.fired.get(trigger) == episode:
+        return False
+    state.fired[trigger] = episode
+    return True
 
 
 def trigger_items(state: CustomerState, trigger: str) -> list[dict[str, Any]]:

@@ -144,6 +144,8 @@ class CustomerState:
     reported: dict[str, float] = field(default_factory=dict)
     settled: dict[str, float] = field(default_factory=dict)
     fact_seq: int = 0
+    # Trigger -> the episode it last fired for (engine.changes.TRIGGER_EPISODES).
+    fired: dict[str, int] = field(default_factory=dict)
     # Anonymous ids merged into this customer: anonymous id -> merge id, oldest first.
     aliases: dict[str, str] = field(default_factory=dict)
     # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
@@ -474,9 +476,12 @@ class CustomerState:
 
     # -- changelog form -----------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        """The stored form: empty and unset fields are left out to keep it small."""
-        data = {name: _copy(value) for name in _PLAIN_FIELDS if (value := getattr(self, name))}
+    def to_dict(self, *, detached: bool = True) -> dict[str, Any]:
+        """The stored form: empty and unset fields are left out to keep it small. Detached, it
+        shares no container with the state; else it does, for a dict serialized at once (the
+        snapshot: copying was most of its cost)."""
+        copy = _copy if detached else _same
+        data = {name: copy(value) for name in _PLAIN_FIELDS if (value := getattr(self, name))}
         data["customer_id"] = self.customer_id
         if self.segments:
             data["segments"] = sorted(self.segments)
@@ -485,8 +490,11 @@ class CustomerState:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CustomerState:
-        state = cls(**{name: _copy(data[name]) for name in _PLAIN_FIELDS if name in data})
+    def from_dict(cls, data: dict[str, Any], *, detached: bool = True) -> CustomerState:
+        """The state ``data`` holds; not detached, it takes ``data``'s containers (a dict just
+        parsed, which nothing else holds)."""
+        copy = _copy if detached else _same
+        state = cls(**{name: copy(data[name]) for name in _PLAIN_FIELDS if name in data})
         state.segments = set(data.get("segments", ()))
         state.days = {row[0]: list(row[1:]) for row in data.get("days", ())}
         if isinstance(ids := data.get("recent_event_ids"), list):  # stored before the window
@@ -499,6 +507,10 @@ _PLAIN_FIELDS = tuple(
     for name in CustomerState.__dataclass_fields__
     if name not in ("segments", "days", "deadlines")
 )
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _copy(value: Any) -> Any:

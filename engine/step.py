@@ -99,9 +99,11 @@ class Step:
     @staticmethod
     def snapshot(state: CustomerState | AnonymousProfile) -> bytes:
         """The stored form (the table's value and its changelog record)."""
+        if isinstance(state, CustomerState):
+            return codec.dumps_kept(state.to_dict(detached=False))
         return codec.dumps_kept(state.to_dict())
 
     @staticmethod
     def restore(snapshot: bytes) -> CustomerState:
         """The state a ``snapshot`` holds."""
-        return CustomerState.from_dict(codec.loads(snapshot))
+        return CustomerState.from_dict(codec.loads(snapshot), detached=False)

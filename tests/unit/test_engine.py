@@ -376,6 +376,19 @@ def test_state_to_dict_and_from_dict_are_detached() -> None:
     assert orjson.loads(orjson.dumps(data)) == snapshot
 
 
+def test_the_snapshot_form_shares_containers_and_says_the_same() -> None:
+    """Step.snapshot serializes at once and Step.restore parses afresh, so neither copies."""
+    state = CustomerState(CUSTOMER)
+    feed(state, RICH, DEFAULT)
+    shared = state.to_dict(detached=False)
+    assert shared == state.to_dict()
+    assert shared["cart"] is state.cart
+    data = orjson.loads(orjson.dumps(shared))
+    restored = CustomerState.from_dict(data, detached=False)
+    assert restored == CustomerState.from_dict(orjson.loads(orjson.dumps(shared)))
+    assert restored.cart is data["cart"]
+
+
 def test_recent_event_ids_are_bounded_by_count() -> None:
     state = CustomerState(CUSTOMER)
     ids = [f"m{i}" for i in range(RECENT_EVENT_IDS + 5)]
