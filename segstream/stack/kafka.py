@@ -14,7 +14,8 @@ from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
 from config.errors import StackError
-from segstream.stack.process import ServerProcess, require
+from config.settings import env_name
+from segstream.stack.process import ServerProcess, require, require_free
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +159,18 @@ class LocalKafka:
         if not (jar_cache() / ".complete").exists():
             require("mvn", MAVEN_HINT)
 
+    def check_port(self) -> None:
+        """Unless this stack's broker runs, fail if another process has one of its ports."""
+        if self.process.pid is None:
+            setting = env_name("kafka_bootstrap")
+            require_free(self.port, "Kafka", setting)
+            require_free(self.controller_port, "Kafka's controller", f"{setting} (port + 1)")
+
     async def start(self, timeout: float = 90.0) -> bool:
         """Start the broker unless it runs already; False if it was running."""
         if self.process.pid is not None and await self.ping():
             return False
+        self.check_port()
         libs = fetch_jars()
         self.home.mkdir(parents=True, exist_ok=True)
         self._write_config()

@@ -33,6 +33,8 @@ class LocalStack:
         """Start what is not running; say which of the two this call started."""
         self.kafka.check_tools()
         self.redis.check_tools()
+        self.kafka.check_port()
+        self.redis.check_port()
         return {"kafka": await self.kafka.start(), "redis": await self.redis.start()}
 
     async def status(self) -> dict[str, dict[str, Any]]:

@@ -31,6 +31,19 @@ def require(program: str, install_hint: str) -> str:
     return path
 
 
+def require_free(port: int, server: str, setting: str) -> None:
+    """A StackError if something listens on ``port`` already: a server that is not this stack's
+    would answer in its place (a developer's own Redis taking the demo's keys, another Kafka)."""
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        taken = sock.connect_ex(("127.0.0.1", port)) == 0
+    if taken:
+        raise StackError(
+            f"port {port}, where {server} should start, is taken by another process: "
+            f"stop it, or set {setting} to a free port."
+        )
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now (for a server, a worker's web port, a test)."""
     with socket.socket() as sock:

@@ -7,7 +7,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from segstream.stack.process import ServerProcess, require
+from config.settings import env_name
+from segstream.stack.process import ServerProcess, require, require_free
 
 REDIS_HINT = "install Debian's redis-server (apt-get install redis-server)"
 
@@ -37,11 +38,17 @@ class LocalRedis:
     def check_tools(self) -> None:
         require("redis-server", REDIS_HINT)
 
+    def check_port(self) -> None:
+        """Unless this stack's Redis runs, fail if another process has its port."""
+        if self.process.pid is None:
+            require_free(self.port, "Redis", env_name("redis_url"))
+
     async def start(self, timeout: float = 30.0) -> bool:
         """Start redis-server unless it runs already; False if it was running."""
         if self.process.pid is not None and await self.ping():
             return False
         server = require("redis-server", REDIS_HINT)
+        self.check_port()
         argv = [
             server,
             "--port",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -84,6 +85,28 @@ def test_missing_redis_server_is_one_sentence_and_starts_nothing(tmp_path: Path)
     assert result.stderr.strip().splitlines() == [
         "segstream: redis-server is not installed: "
         "install Debian's redis-server (apt-get install redis-server)."
+    ]
+    assert not list(tmp_path.rglob("*.pid"))
+
+
+@pytest.mark.parametrize("server", ["Redis", "Kafka"])
+def test_a_port_another_server_holds_is_one_sentence_and_starts_nothing(
+    server: str, tmp_path: Path
+) -> None:
+    """A developer's own Redis (or another Kafka) on the port: segstream would otherwise talk to
+    it in place of the server it failed to start."""
+    kafka_port, redis_port = free_port(), free_port()
+    taken = redis_port if server == "Redis" else kafka_port
+    setting = "SEGSTREAM_REDIS_URL" if server == "Redis" else "SEGSTREAM_KAFKA_BOOTSTRAP"
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", taken))
+        other.listen()
+        result = segstream(stack_env(tmp_path / "stack", kafka_port, redis_port), "stack", "start")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"segstream: port {taken}, where {server} should start, is taken by another process: "
+        f"stop it, or set {setting} to a free port."
     ]
     assert not list(tmp_path.rglob("*.pid"))
 
