@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib
 import logging
 from collections.abc import Iterator
@@ -16,13 +15,10 @@ from config.errors import ConfigError
 from config.settings import env_name
 from segstream.app import app, live, settings
 from segstream.faust_patches.worker import GracefulStopWorker
+from segstream.gc_policy import collect_less
 from streams.layout import ensure_topics
 
 log = logging.getLogger(__name__)
-
-# Allocations between two young-generation collections (Python's default is 700): a worker
-# allocates and frees several objects per event, nearly all short-lived.
-GC_YOUNG_THRESHOLD = 20_000
 
 
 class SegmentWorker(GracefulStopWorker):
@@ -33,9 +29,8 @@ class SegmentWorker(GracefulStopWorker):
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
         # What is alive once the worker is ready (modules, the catalog, Faust's services) lives
-        # as long as the worker: the collector no longer scans it, and runs less often.
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        # as long as the worker.
+        collect_less()
         conf = self.settings
         log.info(
             "segstream worker %s ready: Kafka %s, %d partitions, %s, web on %s:%d, "

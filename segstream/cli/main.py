@@ -239,6 +239,7 @@ def replay(
     engine offline; print every transition and the final membership (or, with --by-day,
     each segment's enters, exits and size per day)."""
     from engine.catalog import catalog_for
+    from segstream.gc_policy import collecting_less
     from segstream.offline.replay import replay as run_replay
     from streams import codec
     from streams.timestamps import parse_ts
@@ -260,6 +261,7 @@ def replay(
         with (
             open(events_file, "rb") as lines,
             _reading_bar(lines, f"Replaying {events_file}") as bar,
+            collecting_less(),
         ):
             result = run_replay(lines, catalog, end, bar)
     else:
@@ -269,7 +271,8 @@ def replay(
         since_ms = None if since is None else wall_clock_ms() - _duration_ms(since, "--since")
         history = _run(kafka_history(settings, since_ms, _show_topic_reading))
         click.echo(f"\rRead {len(history):,} records from the input topics.", err=True)
-        result = replay_records(history, catalog, end)
+        with collecting_less():
+            result = replay_records(history, catalog, end)
     if by_day:
         from segstream.offline.history import by_day as daily
 

@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("streams",),
     ("engine",),
     ("segstream.faust_patches",),
-    ("segstream.stack", "segstream.offline", "segstream.bench"),
+    ("segstream.stack", "segstream.offline", "segstream.bench", "segstream.gc_policy"),
     ("segstream.app",),
     ("serving",),
     ("agents",),
