@@ -73,7 +73,7 @@ def reconcile(
     for segment in enters:
         change = _change(state, segment.name, ENTER, stamp, why, cause_event_id)
         outcome.changes.append(change)
-        if segment.trigger is not None and new_episode(state, segment.trigger):
+        if segment.trigger is not None and new_episode(state, segment.name, segment.trigger, stamp):
             items = trigger_items(state, segment.trigger)
             outcome.triggers.append(
                 Trigger(state.customer_id, segment.trigger, stamp, items, change.version)
@@ -81,17 +81,16 @@ def reconcile(
     return outcome
 
 
-def new_episode(state: CustomerState, trigger: str) -> bool:
-    """Whether entering the trigger's segment starts an episode it has not fired for: one
-    reminder per abandoned cart or browse, however often the customer leaves and re-enters the
+def new_episode(state: CustomerState, segment: str, trigger: str, at: int) -> bool:
+    """Whether entering ``segment`` fires its ``trigger``: once per episode (an abandoned cart, an
+    abandoned browse) and once per moment, however often the customer leaves and re-enters the
     segment meanwhile (consent withdrawn and given back, changed definitions, records of other
-    topics read before the cart's). Records the episode it fires for."""
+    topics read after the tick). Records what it fires for."""
     episode = getattr(state, TRIGGER_EPISODES[trigger])
-    if episode is None:
-        return True
-    if state.fired.get(trigger) == episode:
+    last = state.fired.get(segment)
+    if last is not None and (last[1] == at or (episode is not None and last[0] == episode)):
         return False
-    state.fired[trigger] = episode
+    state.fired[segment] = [episode, at]
     return True
 
 

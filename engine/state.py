@@ -144,8 +144,9 @@ class CustomerState:
     reported: dict[str, float] = field(default_factory=dict)
     settled: dict[str, float] = field(default_factory=dict)
     fact_seq: int = 0
-    # Trigger -> the episode it last fired for (engine.changes.TRIGGER_EPISODES).
-    fired: dict[str, int] = field(default_factory=dict)
+    # Segment with a trigger -> [the episode it last fired for (engine.changes.TRIGGER_EPISODES;
+    # None: the state has none), the moment it fired].
+    fired: dict[str, list[int | None]] = field(default_factory=dict)
     # Anonymous ids merged into this customer: anonymous id -> merge id, oldest first.
     aliases: dict[str, str] = field(default_factory=dict)
     # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
@@ -477,9 +478,9 @@ class CustomerState:
     # -- changelog form -----------------------------------------------------------------------
 
     def to_dict(self, *, detached: bool = True) -> dict[str, Any]:
-        """The stored form: empty and unset fields are left out to keep it small. Detached, it
-        shares no container with the state; else it does, for a dict serialized at once (the
-        snapshot: copying was most of its cost)."""
+        """The stored form: empty and unset fields are left out to keep it small. Detached, the
+        state's containers are copied one level deep; else they are shared, for a dict
+        serialized at once (the snapshot: copying was most of its cost)."""
         copy = _copy if detached else _same
         data = {name: copy(value) for name in _PLAIN_FIELDS if (value := getattr(self, name))}
         data["customer_id"] = self.customer_id

@@ -164,7 +164,12 @@ class LocalKafka:
         if self.process.pid is None:
             setting = env_name("kafka_bootstrap")
             require_free(self.port, "Kafka", setting)
-            require_free(self.controller_port, "Kafka's controller", f"{setting} (port + 1)")
+            require_free(
+                self.controller_port,
+                "Kafka's controller",
+                setting,
+                " (the controller takes the port after it)",
+            )
 
     async def start(self, timeout: float = 90.0) -> bool:
         """Start the broker unless it runs already; False if it was running."""

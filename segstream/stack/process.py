@@ -31,16 +31,19 @@ def require(program: str, install_hint: str) -> str:
     return path
 
 
-def require_free(port: int, server: str, setting: str) -> None:
+def require_free(port: int, server: str, setting: str, note: str = "") -> None:
     """A StackError if something listens on ``port`` already: a server that is not this stack's
     would answer in its place (a developer's own Redis taking the demo's keys, another Kafka)."""
     with socket.socket() as sock:
         sock.settimeout(1.0)
-        taken = sock.connect_ex(("127.0.0.1", port)) == 0
+        # (A probe of a free port in the ephemeral range can connect to itself.)
+        taken = sock.connect_ex(("127.0.0.1", port)) == 0 and (
+            sock.getsockname() != sock.getpeername()
+        )
     if taken:
         raise StackError(
             f"port {port}, where {server} should start, is taken by another process: "
-            f"stop it, or set {setting} to a free port."
+            f"stop it, or set {setting} to a free port{note}."
         )
 
 
@@ -169,7 +172,16 @@ class ServerProcess:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if _alive(pid) and self._runs_here(pid) else None
+
+    def _runs_here(self, pid: int) -> bool:
+        """Whether the process is this server (its command line names its home) and not another
+        that got the number of a stale pid file (after a reboot, say)."""
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # no /proc: the pid file is all there is
+            return True
+        return os.fsencode(str(self.home)) in command
 
     def launch(self, argv: list[str], env: dict[str, str] | None = None) -> int:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -89,15 +89,21 @@ def test_missing_redis_server_is_one_sentence_and_starts_nothing(tmp_path: Path)
     assert not list(tmp_path.rglob("*.pid"))
 
 
-@pytest.mark.parametrize("server", ["Redis", "Kafka"])
+@pytest.mark.parametrize(
+    ("server", "stale_pid_file"), [("Redis", False), ("Kafka", False), ("Redis", True)]
+)
 def test_a_port_another_server_holds_is_one_sentence_and_starts_nothing(
-    server: str, tmp_path: Path
+    server: str, stale_pid_file: bool, tmp_path: Path
 ) -> None:
     """A developer's own Redis (or another Kafka) on the port: segstream would otherwise talk to
-    it in place of the server it failed to start."""
+    it in place of the server it failed to start. A stale pid file whose number another process
+    has now (after a reboot, say) does not make it look like the stack's own."""
     kafka_port, redis_port = free_port(), free_port()
     taken = redis_port if server == "Redis" else kafka_port
     setting = "SEGSTREAM_REDIS_URL" if server == "Redis" else "SEGSTREAM_KAFKA_BOOTSTRAP"
+    if stale_pid_file:
+        (tmp_path / "stack" / "redis").mkdir(parents=True)
+        (tmp_path / "stack" / "redis" / "redis.pid").write_text(str(os.getpid()))
     with socket.socket() as other:
         other.bind(("127.0.0.1", taken))
         other.listen()
@@ -108,7 +114,7 @@ def test_a_port_another_server_holds_is_one_sentence_and_starts_nothing(
         f"segstream: port {taken}, where {server} should start, is taken by another process: "
         f"stop it, or set {setting} to a free port."
     ]
-    assert not list(tmp_path.rglob("*.pid"))
+    assert len(list(tmp_path.rglob("*.pid"))) == stale_pid_file
 
 
 def test_bad_setting_stops_the_worker_with_one_sentence(stack: LocalStack, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""A trigger fires once per episode (an abandoned cart, an abandoned browse), however often the
-customer leaves and re-enters its segment meanwhile: after a consent withdrawn and given back,
-or when records of another topic arrive after the tick that fired it (seen in the chaos run: a
-late withdrawal and re-consent re-entered cart_abandoners at the same moment)."""
+"""A segment's trigger fires once per episode (an abandoned cart, an abandoned browse) and once
+per moment, however often the customer leaves and re-enters the segment meanwhile: after a
+consent withdrawn and given back, or when records of another topic arrive after the tick that
+fired it (seen in the chaos run: a late withdrawal and re-consent re-entered cart_abandoners at
+the same moment)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.catalog import load_catalog
+from engine.catalog import Catalog, load_catalog, parse_catalog
 from engine.changes import Outcome
 from engine.evaluate import advance, apply_event
 from engine.state import CustomerState
@@ -88,6 +89,16 @@ CASES: dict[str, tuple[Steps, list[tuple[str, int]]]] = {
         ],
         [("cart_abandoned", at(hours=1, minutes=5)), ("cart_abandoned", at(hours=7))],
     ),
+    "a late purchase, then a late cart, at the moment it fired (one reminder at that moment)": (
+        [
+            profile(at(), email_consent=False),
+            cart(at(minutes=5)),
+            consent(at(hours=3)),
+            purchase(at(minutes=10), item("sku-boot", "shoes")),
+            cart(at(minutes=20), sku="sku-cap", category="hats", unit_price=20.0),
+        ],
+        [("cart_abandoned", at(hours=3))],
+    ),
     "a browse abandoned, consent withdrawn and given back": (
         [
             consent(at()),
@@ -102,14 +113,14 @@ CASES: dict[str, tuple[Steps, list[tuple[str, int]]]] = {
 }
 
 
-def run(steps: Steps) -> Outcome:
+def run(steps: Steps, catalog: Catalog = CATALOG) -> Outcome:
     state = CustomerState(CUSTOMER)
     outcome = Outcome()
     for step in steps:
         if isinstance(step, int):
-            outcome.extend(advance(state, step, CATALOG))
+            outcome.extend(advance(state, step, catalog))
         else:
-            outcome.extend(apply_event(state, step, topic_of(step), CATALOG))
+            outcome.extend(apply_event(state, step, topic_of(step), catalog))
     return outcome
 
 
@@ -124,5 +135,20 @@ def test_the_episode_a_trigger_fired_for_is_stored() -> None:
     for step in [consent(at()), cart(at(minutes=5))]:
         apply_event(state, step, topic_of(step), CATALOG)
     advance(state, at(hours=3), CATALOG)
-    assert state.fired == {"cart_abandoned": at(minutes=5)}
+    assert state.fired == {"cart_abandoners": [at(minutes=5), at(hours=1, minutes=5)]}
     assert CustomerState.from_dict(state.to_dict()).fired == state.fired
+
+
+def test_two_segments_with_the_same_trigger_each_fire_it() -> None:
+    """A reminder after an hour and another after a day: each segment has its own episodes."""
+    reminders = {
+        name: {
+            "description": "A reminder",
+            "trigger": "cart_abandoned",
+            "when": {"abandoned": {"did": "cart", "then_not": "purchase", "quiet": quiet}},
+        }
+        for name, quiet in (("cart_hour", "1h"), ("cart_day", "24h"))
+    }
+    catalog = parse_catalog({"segments": reminders}, "segments.yaml")
+    fired = run([consent(at()), cart(at(minutes=5)), at(days=2)], catalog).triggers
+    assert [t.at for t in fired] == [at(hours=1, minutes=5), at(days=1, minutes=5)]
