@@ -175,13 +175,17 @@ class ServerProcess:
         return pid if _alive(pid) and self._runs_here(pid) else None
 
     def _runs_here(self, pid: int) -> bool:
-        """Whether the process is this server (its command line names its home) and not another
-        that got the number of a stale pid file (after a reboot, say)."""
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:  # no /proc: the pid file is all there is
+        """Whether the process is this server (it runs in its home, where ``launch`` starts it:
+        servers rewrite their command lines) and not another that got the number of a stale
+        pid file (after a reboot, say). A child this process launched is."""
+        if self._child is not None and self._child.pid == pid:
             return True
-        return os.fsencode(str(self.home)) in command
+        try:
+            return Path(os.readlink(f"/proc/{pid}/cwd")) == self.home.resolve()
+        except FileNotFoundError:  # gone meanwhile
+            return False
+        except OSError:  # no /proc, or not ours to look at: the pid file is all there is
+            return True
 
     def launch(self, argv: list[str], env: dict[str, str] | None = None) -> int:
         self.home.mkdir(parents=True, exist_ok=True)
