@@ -8,8 +8,10 @@
 - ``naive``: the default catalog the way Faust's documentation teaches it: Record values, one
   agent per topic, a table write and an awaited send per event.
 - ``quix``: the workload's buyer segments on Quix Streams, in ``segstream.bench.quix``.
-- ``faust_restore``: Faust's own recovery (on segstream's tuned Faust) of segstream's changelog
-  into a table that does nothing per key: the restore rate the framework allows.
+- ``faust_restore``: Faust's own recovery loop (on segstream's tuned consumer) of segstream's
+  changelog into a table that does nothing per key: the restore rate the framework allows.
+- ``segstream_restore``: the same with segstream's recovery loop (``BatchedRecovery``): what
+  the worker's work per key costs, against the same loop.
 
 Each prints one JSON line when it has seen every event: how many, over how many seconds
 (first event seen to last), and its resident memory.
@@ -26,6 +28,7 @@ from typing import Any
 import faust
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faust.tables.manager import TableManager
 
 from config import Settings, load_settings, names
 from engine.catalog import catalog_for
@@ -115,7 +118,9 @@ async def run_raw(settings: Settings, group: str, expected: int) -> None:
         await consumer.stop()
 
 
-def faust_app(settings: Settings, group: str, web_port: int, tuned: bool = False) -> faust.App:
+def faust_app(
+    settings: Settings, group: str, web_port: int, tuned: bool = False, own_recovery: bool = False
+) -> faust.App:
     common: dict[str, Any] = {
         "broker": f"kafka://{settings.kafka_bootstrap}",
         "broker_credentials": broker_credentials(settings),
@@ -124,6 +129,8 @@ def faust_app(settings: Settings, group: str, web_port: int, tuned: bool = False
         # In the run's directory (Faust's default is "<app id>-data" in the working directory).
         "datadir": str(settings.data_dir),
     }
+    if own_recovery:  # Faust's own recovery loop, not segstream's
+        common["TableManager"] = TableManager
     if tuned:
         return SegstreamApp(group, **common, **faust_options())
     return faust.App(group, consumer_auto_offset_reset="earliest", autodiscover=False, **common)
@@ -255,10 +262,13 @@ def naive_app(settings: Settings, group: str, web_port: int, expected: int) -> f
     return app
 
 
-def restore_app(settings: Settings, group: str, web_port: int, expected: int) -> faust.App:
+def restore_app(
+    settings: Settings, group: str, web_port: int, expected: int, faust_loop: bool
+) -> faust.App:
     """A table on segstream's changelog (under this contender's own group) that only counts
-    the keys Faust restores into it."""
-    app = faust_app(settings, group, web_port, tuned=True)
+    the keys restored into it: with ``faust_loop``, by Faust's own recovery loop, else by
+    segstream's (``BatchedRecovery``)."""
+    app = faust_app(settings, group, web_port, tuned=True, own_recovery=faust_loop)
     finish = Finish(expected)
 
     async def restored(event: faust.EventT) -> None:
@@ -296,11 +306,11 @@ def main() -> None:
         return
     if mode == "naive":
         app = naive_app(settings, group, web_port, expected)
-    elif mode == "faust_restore":
-        app = restore_app(settings, group, web_port, expected)
+    elif mode in ("faust_restore", "segstream_restore"):
+        app = restore_app(settings, group, web_port, expected, faust_loop=mode == "faust_restore")
     else:
         app = bare_app(settings, group, web_port, expected, tuned=mode == "faust_tuned")
-    tuned = mode in ("faust_tuned", "faust_restore")
+    tuned = mode in ("faust_tuned", "faust_restore", "segstream_restore")
     loop = uvloop.new_event_loop() if tuned else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = faust.Worker(app, loglevel="info", loop=loop)

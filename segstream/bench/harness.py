@@ -5,8 +5,9 @@
 2. Latency: the segstream worker, caught up, gets a paced load at shares of its throughput.
 3. Recovery and memory: fresh workers start on changelogs holding N customers' state, per
    table store; resident memory is compared with a worker that holds none. With the memory
-   store, Faust's own recovery of the same changelog into a table that does nothing per key
-   (``faust_restore``) gives the restore rate the framework allows.
+   store, the same changelog is restored into a table that does nothing per key, by Faust's
+   own recovery loop (``faust_restore``: the target's reference) and by segstream's
+   (``segstream_restore``: the most the worker's restore can reach).
 4. The engine alone: the workload folded in this process (decode and rules, no Kafka). With
    ``faust_tuned`` it bounds what segstream can reach (see ``report.ceilings``).
 5. Ingest: the synthetic shop's events as Segment's SDK batches through a fresh worker's
@@ -343,20 +344,26 @@ class Bench:
             await metrics.close()
         if not customers or store != "memory://":
             return measured
-        peer = contender(
-            "faust_restore",
-            f"{settings.group_id}-faust-restore",
-            customers,
-            free_port(),
-            clean_env(values),
-            self.home / f"faust-restore-{tag}.log",
+        rates = {}
+        for mode in ("faust_restore", "segstream_restore"):
+            peer = contender(
+                mode,
+                f"{settings.group_id}-{mode.replace('_', '-')}",
+                customers,
+                free_port(),
+                clean_env(values),
+                self.home / f"{mode.replace('_', '-')}-{tag}.log",
+            )
+            try:
+                rates[mode] = (await peer.reported(self.config.timeout)).rate
+            finally:
+                peer.stop()
+            self.say(f"{mode} {customers:,} customers: {rates[mode]:,.0f} keys/s")
+        return dataclasses.replace(
+            measured,
+            faust_keys_per_second=rates["faust_restore"],
+            loop_keys_per_second=rates["segstream_restore"],
         )
-        try:
-            run = await peer.reported(self.config.timeout)
-        finally:
-            peer.stop()
-        self.say(f"faust_restore {customers:,} customers: {run.rate:,.0f} keys/s")
-        return dataclasses.replace(measured, faust_keys_per_second=run.rate)
 
     async def restart(
         self,

@@ -40,6 +40,8 @@ class Restore:
     rss_kb: int
     # Faust's own recovery of the same changelog, into a table doing nothing per key.
     faust_keys_per_second: float | None = None
+    # The same with segstream's recovery loop, no work per key: what the worker's work costs.
+    loop_keys_per_second: float | None = None
     # RocksDB: the same worker started again on its local store (only the changelog's tail
     # is replayed): process start to a new probe processed, and the records it restored.
     restart_seconds_to_ready: float | None = None

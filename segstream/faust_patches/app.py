@@ -30,7 +30,11 @@ from segstream.faust_patches.producer_buffer import (
     FlushToEndProducerBuffer,
     publisher,
 )
-from segstream.faust_patches.recovery import BrokerEndOffsetsConsumer, FlowResumedStreamsConsumer
+from segstream.faust_patches.recovery import (
+    BatchedRecoveryTableManager,
+    BrokerEndOffsetsConsumer,
+    FlowResumedStreamsConsumer,
+)
 from segstream.faust_patches.sender import CoordinatorRetryingKafkaProducer
 from segstream.faust_patches.worker import GracefulStopWorker
 
@@ -68,6 +72,7 @@ class SegstreamApp(faust.App):
     """A faust.App built from the changes above; configure it with ``faust_options()``."""
 
     def __init__(self, id: str, **options: Any) -> None:
+        options.setdefault("TableManager", BatchedRecoveryTableManager)
         super().__init__(
             id, monitor=MonitorWithoutRecordHooks(), Table=ChangelogRecordTable, **options
         )

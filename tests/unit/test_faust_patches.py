@@ -67,6 +67,14 @@ SOURCES = {
     "mode.services.Service.crash": "14980000465df0af",
     "faust.stores.base.Store._decode_key": "fcb649a35b6e5f45",
     "faust.tables.recovery.Recovery._resume_streams": "d986a6710c1aca98",
+    "faust.tables.recovery.Recovery._slurp_changelogs": "7825c7e50f766d5a",
+    "faust.tables.recovery.Recovery._set_recovery_started": "bcfebf81ae13fc75",
+    "faust.tables.recovery.Recovery._set_recovery_ended": "84badf3f2cfe0d02",
+    "faust.tables.recovery.Recovery.flush_buffers": "6fa9c17f1071018c",
+    "faust.tables.recovery.Recovery.need_recovery": "fd1dc345b5d5e121",
+    "faust.tables.recovery.Recovery.standby_remaining_total": "15bd44e3a39bb01f",
+    "faust.tables.manager.TableManager.recovery": "f0bf5de78b4c3d23",
+    "mode.utils.queues.ThrowableQueue.get_nowait": "d42b1be9219a0e6e",
     "faust.tables.recovery.Recovery.on_recovery_completed": "6ef567acf072e46d",
     "faust.transport.consumer.Consumer.pause_partitions": "27a1c94bdacd54de",
     "faust.transport.consumer.Consumer.resume_flow": "db59630f25b5819b",
@@ -97,6 +105,7 @@ SOURCES = {
 CONSUMER = "faust.transport.drivers.aiokafka.Consumer"
 CONSUMER_THREAD = "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread"
 BUFFER = "faust.transport.producer.ProducerBuffer"
+RECOVERY = "faust.tables.recovery.Recovery"
 
 # Every private upstream name the changes read, write, call or override: (owner, name) -> the
 # changes that use it. An instance attribute counts as there when the owner's class (or a base)
@@ -134,6 +143,22 @@ PRIVATE_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
     ("faust.stores.base.Store", "_decode_key"): ("a partition's RocksDB keys",),
     ("mode.worker.Worker", "_schedule_shutdown"): ("graceful stop with a reason",),
     ("faust.worker.Worker", "_setup_spinner_handler"): ("no terminal spinner",),
+    **{
+        (RECOVERY, name): ("recovery in passes",)
+        for name in (
+            "_slurp_changelogs",
+            "_set_recovery_started",
+            "_set_recovery_ended",
+            "_active_events_received_at",
+            "_standby_events_received_at",
+            "_last_flush_at",
+            "_processing_times",
+            "_last_active_event_processed_at",
+            "_actives_span",
+            "_standbys_span",
+        )
+    },
+    ("faust.tables.manager.TableManager", "_recovery"): ("recovery in passes",),
     # How every consumer and producer change gets in.
     ("faust.App", "_new_transport"): tuple(change.name for change in CHANGES),
     ("faust.App", "_new_producer"): ("producer buffer size",),
