@@ -25,7 +25,8 @@ RATIOS = (
     ("faust_bare", "raw", None),
     ("quix", "raw", None),
 )
-TARGET_P99_MS = 50.0
+# p99 from event to change at half the worker's throughput (issue 19; round one's was 50 ms).
+TARGET_P99_MS = 30.0
 TARGET_KEYS_PER_S = 50_000
 # A restore at least at the rate of Faust's own recovery of the same changelog (no work per key).
 TARGET_FAUST_RESTORE_RATIO = 1.0

@@ -163,8 +163,11 @@ def faust_options() -> dict[str, Any]:
     """The Faust settings segstream runs with (the benchmark's tuned peer uses them too)."""
     return {
         "cython_optimizations": True,
-        # Batch what the agent publishes: one produce request per few ms, not one per record.
-        "producer_linger_ms": 5,
+        # Batch what the agent publishes: one produce request per millisecond at most, not one
+        # per record. 1 ms, not 5: a change waits for its state's changelog record (at least
+        # once), and 5 ms of that wait were linger (p50 at a quarter of the load 12 ms at 5, 8
+        # ms at 1, the same CPU per event: docs/benchmarks.md).
+        "producer_linger_ms": 1,
         # aiokafka keeps one batch per partition and waits when it is full: Faust's 16 KB
         # holds a dozen customer states, so the producer, not the agent, set the pace.
         "producer_max_batch_size": 1024 * 1024,
