@@ -114,18 +114,24 @@ class BatchedRecovery(Recovery):
                 timeouts += 1
                 if self.should_stop:
                     return
-                await self._end_if_restored(timeouts)
+                await self._check_end(timeouts)
                 continue
             except Exception as exc:  # Faust's loop logs and goes on too
                 logger.warning("Error in recovery: %r", exc)
                 continue
             timeouts = 0
             await self._apply(events)
-            try:
-                await self._end_if_restored(0)
+            await self._check_end(0)
+
+    async def _check_end(self, timeouts: int) -> None:
+        """After a pass or a quiet wait: the end of recovery, and of the standby copies. An
+        error is logged and the loop goes on, as in Faust's loop (never the end of the task)."""
+        try:
+            await self._end_if_restored(timeouts)
+            if not timeouts:
                 self._standbys_ready_if_read()
-            except Exception as exc:
-                logger.warning("Error in recovery: %r", exc)
+        except Exception as exc:
+            logger.warning("Error in recovery: %r", exc)
 
     @staticmethod
     async def _take(queue: ThrowableQueue) -> list[EventT]:

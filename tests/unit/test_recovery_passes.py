@@ -87,3 +87,23 @@ async def test_recovery_goes_on_until_every_active_changelog_is_read() -> None:
     await recovery._end_if_restored(0)
     assert not recovery.in_recovery and recovery.signal_recovery_end.is_set()
     assert dict(table.items()) == {b"a": b"2"}
+
+
+async def test_an_error_in_the_end_check_is_logged_and_recovery_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = SegstreamApp("recovery-end-error", broker="kafka://127.0.0.1:1", autodiscover=False)
+    app.Table("customers", partitions=1, key_type=str, value_type=bytes)
+    recovery = app.tables.recovery
+    assert isinstance(recovery, BatchedRecovery)
+    recovery._set_recovery_started()
+
+    def broken() -> bool:
+        raise RuntimeError("an end check's bug")
+
+    recovery.need_recovery = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING):
+        await recovery._check_end(0)
+        await recovery._check_end(2)
+    assert recovery.in_recovery
+    assert sum("an end check's bug" in r.getMessage() for r in caplog.records) == 2
