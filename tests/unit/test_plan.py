@@ -8,7 +8,7 @@ import pytest
 
 from config import names
 from engine.catalog import Segment, load_catalog, parse_catalog
-from engine.evaluate import apply_event
+from engine.evaluate import advance, apply_event
 from engine.state import CustomerState
 from tests.unit.engine_helpers import T0, at, consent, email_open, profile, topic_of
 
@@ -112,13 +112,56 @@ def test_no_deadline_while_consent_is_missing() -> None:
     assert state.next_deadline is not None and "active_subscribers" in state.deadlines
 
 
-def test_a_restored_state_knows_no_deadlines_and_its_next_step_computes_them_all() -> None:
+def test_a_restored_state_keeps_its_deadlines_so_its_next_step_evaluates_only_what_fell_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     state = CustomerState("c1")
     for event in (consent(T0), email_open(at(minutes=1))):
         apply_event(state, event, topic_of(event), CATALOG)
     restored = CustomerState.from_dict(state.to_dict())
-    assert restored.deadlines is None and restored == state
-    assert CATALOG.plan.fallen_due(restored.deadlines, at(days=400)) == CATALOG.timed
+    assert restored.deadlines == state.deadlines and restored == state
+    due = min(state.deadlines.values())
+    fallen = CATALOG.plan.fallen_due(restored.deadlines, due)
+    assert 0 < len(fallen) < len(CATALOG.timed)
+    evaluated: list[str] = []
+    original = Segment.deadline
+
+    def counted(segment: Segment, state: CustomerState, now: int) -> int | None:
+        evaluated.append(segment.name)
+        return original(segment, state, now)
+
+    monkeypatch.setattr(Segment, "deadline", counted)
+    advance(restored, due, CATALOG)
+    assert set(evaluated) == {s.name for s in fallen}
+
+
+@pytest.mark.parametrize(
+    ("stored", "known"),
+    [
+        ({"deadlines": {"active_subscribers": 5}, "next_deadline": 5}, {"active_subscribers": 5}),
+        ({}, {}),  # no next deadline: none pending
+        ({"next_deadline": 5}, None),  # stored before deadlines were kept: computed afresh
+    ],
+)
+def test_the_deadlines_a_stored_state_knows(
+    stored: dict[str, object], known: dict[str, int] | None
+) -> None:
+    restored = CustomerState.from_dict({"customer_id": "c1", **stored})
+    assert restored.deadlines == known
+    assert CATALOG.plan.fallen_due(restored.deadlines, 10**15) == (
+        CATALOG.timed if known is None else CATALOG.plan.fallen_due(known, 10**15)
+    )
+
+
+def test_a_state_evaluated_against_other_definitions_computes_every_deadline_afresh() -> None:
+    state = CustomerState("c1")
+    for event in (consent(T0), email_open(at(minutes=1))):
+        apply_event(state, event, topic_of(event), CATALOG)
+    stored = state.to_dict() | {"deadlines": {"no_such_segment": at(minutes=2)}}
+    restored = CustomerState.from_dict(stored | {"catalog_digest": "older definitions"})
+    advance(restored, at(minutes=3), CATALOG)
+    assert restored.deadlines is not None and "no_such_segment" not in restored.deadlines
+    assert restored.next_deadline == min(restored.deadlines.values())
 
 
 @pytest.mark.parametrize("topic", sorted(names.EVENT_TOPICS))
