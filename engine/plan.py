@@ -8,8 +8,8 @@ change:
   dependency order), then only their deadlines again;
 - a new customer, a merge or changed definitions: every segment.
 
-A customer's deadlines per segment are kept on the state object between steps
-(``CustomerState.deadlines``, never stored: a restored state computes them at its next step).
+A customer's deadlines per segment are kept with its state (``CustomerState.deadlines``,
+stored with it), so a state restored from the table evaluates no more than one kept in memory.
 """
 
 from __future__ import annotations
