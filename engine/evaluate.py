@@ -146,7 +146,14 @@ def _deadlines_after(
             deadlines[segment.name] = t
         else:
             deadlines.pop(segment.name, None)
-    return min(deadlines.values()) if deadlines else None
+    earliest = min(deadlines.values()) if deadlines else None
+    if earliest is not None and earliest <= now:
+        # Every deadline up to now fell due and was computed afresh: one still here names no
+        # timed segment (stored by other code), and nothing would ever move it.
+        for name in [name for name, t in deadlines.items() if t <= now]:
+            del deadlines[name]
+        earliest = min(deadlines.values()) if deadlines else None
+    return earliest
 
 
 def sync_catalog(
@@ -172,6 +179,10 @@ def advance(
     """Fire, in time order, every deadline at or before ``now``. A customer evaluated against
     other definitions is first re-evaluated at their own clock, so replay and the live worker
     agree; those changes are stamped ``catalog_at`` (the live worker: its wall clock)."""
+    if state.packed_deadlines is not None:  # a restored state: its deadlines as stored
+        if state.catalog_digest == catalog.digest:
+            state.deadlines = catalog.plan.unpack(state.packed_deadlines)
+        state.packed_deadlines = None
     outcome = sync_catalog(state, state.clock, catalog, catalog_at=catalog_at)
     for _ in range(MAX_DEADLINES_PER_STEP):
         due = state.next_deadline

@@ -8,19 +8,25 @@ change:
   dependency order), then only their deadlines again;
 - a new customer, a merge or changed definitions: every segment.
 
-A customer's deadlines per segment are kept with its state (``CustomerState.deadlines``,
-stored with it), so a state restored from the table evaluates no more than one kept in memory.
+A customer's deadlines per segment are kept on its state (``CustomerState.deadlines``) and
+stored with it, packed (``Plan.pack``), so a state restored from the table evaluates no more
+than one kept in memory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from config import names
 
 if TYPE_CHECKING:
     from engine.catalog import Segment
+
+# The meaning of stored deadlines: change it with any change to what a condition's deadline
+# is or to which segments are timed, and every stored customer computes its deadlines afresh
+# at its next step (the catalog's digest covers only the definitions).
+DEADLINE_RULES = 1
 
 # How many sets of segments fallen due a plan remembers the evaluation order of (a catalog's
 # timed segments fall due in few combinations; this only bounds a pathological one).
@@ -36,6 +42,7 @@ class Plan:
 
     def __init__(self, segments: tuple[Segment, ...], by_topic: Mapping[str, tuple[Segment, ...]]):
         self.timed = tuple(s for s in segments if s.timed)
+        self._place = {s.name: place for place, s in enumerate(self.timed)}
         users: dict[str, set[str]] = {s.name: set() for s in segments}
         for segment in segments:  # dependency order: a reference's users are known after it
             for ref in segment.when.refs():
@@ -75,6 +82,27 @@ class Plan:
             if len(self._falling) < MAX_REMEMBERED:
                 self._falling[due] = found
         return found
+
+    def pack(self, deadlines: Mapping[str, int]) -> list[Any]:
+        """The stored form of a customer's deadlines: the rules they follow, then per moment
+        the timed segments due then, by their place in ``timed`` (a segment's name is most of
+        the bytes, and many fall due together: the age segments at New Year)."""
+        by_moment: dict[int, list[int]] = {}
+        for name, t in deadlines.items():
+            if (place := self._place.get(name)) is not None:
+                by_moment.setdefault(t, []).append(place)
+        return [DEADLINE_RULES, *([t, *places] for t, places in sorted(by_moment.items()))]
+
+    def unpack(self, packed: Any) -> dict[str, int] | None:
+        """The deadlines ``pack`` stored, or None (compute them afresh) if they follow other
+        rules or do not fit this plan."""
+        if not isinstance(packed, list) or not packed or packed[0] != DEADLINE_RULES:
+            return None
+        timed = self.timed
+        try:
+            return {timed[place].name: row[0] for row in packed[1:] for place in row[1:]}
+        except (IndexError, TypeError, KeyError):
+            return None
 
     def _with_users(self, names: Iterable[str]) -> tuple[Segment, ...]:
         wanted: set[str] = set()

@@ -152,9 +152,11 @@ class CustomerState:
     # Rolling windows: UTC day -> [orders, spend, opens, clicks, support, max total, max qty]
     days: dict[int, list[float]] = field(default_factory=dict)
     # Segment -> the next time the passage of time alone may change it, as the last step
-    # found (engine.plan); None while not known (a state stored before they were kept, or
-    # evaluated against other definitions: the next step computes them all).
+    # found (engine.plan); None while not known: the next step computes them all.
     deadlines: dict[str, int] | None = field(default=None, compare=False, repr=False)
+    # The deadlines as stored (``Plan.pack``: they name segments by their place in the
+    # catalog), until the next step reads them (``engine.evaluate.advance``).
+    packed_deadlines: list[Any] | None = field(default=None, compare=False, repr=False)
 
     # -- redelivery ---------------------------------------------------------------------------
 
@@ -489,8 +491,6 @@ class CustomerState:
             data["segments"] = sorted(self.segments)
         if self.days:
             data["days"] = [[day, *bucket] for day, bucket in sorted(self.days.items())]
-        if self.deadlines:
-            data["deadlines"] = dict(self.deadlines) if detached else self.deadlines
         return data
 
     @classmethod
@@ -503,25 +503,15 @@ class CustomerState:
         state.days = {row[0]: list(row[1:]) for row in data.get("days", ())}
         if isinstance(ids := data.get("recent_event_ids"), list):  # stored before the window
             state.recent_event_ids = dict.fromkeys(ids, state.clock)
-        state.deadlines = _stored_deadlines(data, copy)
+        state.packed_deadlines = copy(data.get("deadlines"))
         return state
 
 
 _PLAIN_FIELDS = tuple(
     name
     for name in CustomerState.__dataclass_fields__
-    if name not in ("segments", "days", "deadlines")
+    if name not in ("segments", "days", "deadlines", "packed_deadlines")
 )
-
-
-def _stored_deadlines(data: dict[str, Any], copy: Any) -> dict[str, int] | None:
-    """A stored state's deadlines per segment. Only those pending are stored, and the next one
-    is the earliest of them: with no next deadline there are none. A state stored with a next
-    deadline but without them came from before they were kept: not known."""
-    if "deadlines" in data:
-        found: dict[str, int] = copy(data["deadlines"])
-        return found
-    return {} if data.get("next_deadline") is None else None
 
 
 def _same(value: Any) -> Any:

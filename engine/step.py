@@ -96,14 +96,19 @@ class Step:
         """When the passage of time alone may next change a segment."""
         return state.next_deadline
 
-    @staticmethod
-    def snapshot(state: CustomerState | AnonymousProfile) -> bytes:
-        """The stored form (the table's value and its changelog record)."""
-        if isinstance(state, CustomerState):
-            return codec.dumps_kept(state.to_dict(detached=False))
-        return codec.dumps_kept(state.to_dict())
+    def snapshot(self, state: CustomerState | AnonymousProfile) -> bytes:
+        """The stored form (the table's value and its changelog record), with the customer's
+        deadlines per segment when they are known for this catalog."""
+        if not isinstance(state, CustomerState):
+            return codec.dumps_kept(state.to_dict())
+        data = state.to_dict(detached=False)
+        if state.deadlines is not None and state.catalog_digest == self.catalog.digest:
+            data["deadlines"] = self.catalog.plan.pack(state.deadlines)
+        elif state.packed_deadlines is not None:  # restored, and no step read them since
+            data["deadlines"] = state.packed_deadlines
+        return codec.dumps_kept(data)
 
     @staticmethod
     def restore(snapshot: bytes) -> CustomerState:
-        """The state a ``snapshot`` holds."""
+        """The state a ``snapshot`` holds (its stored deadlines are read by its next step)."""
         return CustomerState.from_dict(codec.loads(snapshot), detached=False)

@@ -4,15 +4,19 @@ evaluates less."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from config import names
 from engine.catalog import Segment, load_catalog, parse_catalog
 from engine.evaluate import advance, apply_event
+from engine.plan import DEADLINE_RULES
 from engine.state import CustomerState
+from engine.step import Step
 from tests.unit.engine_helpers import T0, at, consent, email_open, profile, topic_of
 
 CATALOG = load_catalog()
+STEP = Step(CATALOG)
 CHAIN = parse_catalog(
     {
         "segments": {
@@ -112,16 +116,22 @@ def test_no_deadline_while_consent_is_missing() -> None:
     assert state.next_deadline is not None and "active_subscribers" in state.deadlines
 
 
-def test_a_restored_state_keeps_its_deadlines_so_its_next_step_evaluates_only_what_fell_due(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def stepped() -> CustomerState:
     state = CustomerState("c1")
     for event in (consent(T0), email_open(at(minutes=1))):
         apply_event(state, event, topic_of(event), CATALOG)
-    restored = CustomerState.from_dict(state.to_dict())
-    assert restored.deadlines == state.deadlines and restored == state
+    return state
+
+
+def test_a_restored_state_keeps_its_deadlines_so_its_next_step_evaluates_only_what_fell_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = stepped()
+    assert state.deadlines
+    restored = STEP.restore(STEP.snapshot(state))
+    assert restored == state and restored.deadlines is None  # read by its next step
     due = min(state.deadlines.values())
-    fallen = CATALOG.plan.fallen_due(restored.deadlines, due)
+    fallen = CATALOG.plan.fallen_due(state.deadlines, due)
     assert 0 < len(fallen) < len(CATALOG.timed)
     evaluated: list[str] = []
     original = Segment.deadline
@@ -132,36 +142,54 @@ def test_a_restored_state_keeps_its_deadlines_so_its_next_step_evaluates_only_wh
 
     monkeypatch.setattr(Segment, "deadline", counted)
     advance(restored, due, CATALOG)
+    advance(state, due, CATALOG)
     assert set(evaluated) == {s.name for s in fallen}
+    assert restored.deadlines == state.deadlines and restored.packed_deadlines is None
+
+
+def test_packed_deadlines_name_each_moment_once() -> None:
+    deadlines = {s.name: 5_000 if index % 2 else 9_000 for index, s in enumerate(CATALOG.timed)}
+    packed = CATALOG.plan.pack(deadlines)
+    assert [row[0] for row in packed[1:]] == [5_000, 9_000]
+    assert CATALOG.plan.unpack(packed) == deadlines
+    assert CATALOG.plan.unpack(CATALOG.plan.pack({})) == {}
 
 
 @pytest.mark.parametrize(
-    ("stored", "known"),
+    "packed",
     [
-        ({"deadlines": {"active_subscribers": 5}, "next_deadline": 5}, {"active_subscribers": 5}),
-        ({}, {}),  # no next deadline: none pending
-        ({"next_deadline": 5}, None),  # stored before deadlines were kept: computed afresh
+        None,
+        [],
+        [DEADLINE_RULES + 1, [5_000, 0]],  # other rules: computed afresh
+        [DEADLINE_RULES, [5_000, 999]],  # no such timed segment
+        [DEADLINE_RULES, [5_000, "recent_opener"]],
+        {"recent_opener": 5_000},
     ],
 )
-def test_the_deadlines_a_stored_state_knows(
-    stored: dict[str, object], known: dict[str, int] | None
-) -> None:
-    restored = CustomerState.from_dict({"customer_id": "c1", **stored})
-    assert restored.deadlines == known
-    assert CATALOG.plan.fallen_due(restored.deadlines, 10**15) == (
-        CATALOG.timed if known is None else CATALOG.plan.fallen_due(known, 10**15)
-    )
+def test_stored_deadlines_that_do_not_fit_are_computed_afresh(packed: object) -> None:
+    assert CATALOG.plan.unpack(packed) is None
 
 
 def test_a_state_evaluated_against_other_definitions_computes_every_deadline_afresh() -> None:
-    state = CustomerState("c1")
-    for event in (consent(T0), email_open(at(minutes=1))):
-        apply_event(state, event, topic_of(event), CATALOG)
-    stored = state.to_dict() | {"deadlines": {"no_such_segment": at(minutes=2)}}
-    restored = CustomerState.from_dict(stored | {"catalog_digest": "older definitions"})
+    state = stepped()
+    data = orjson.loads(STEP.snapshot(state)) | {"deadlines": [DEADLINE_RULES]}  # none known
+    restored = CustomerState.from_dict(data | {"catalog_digest": "older definitions"})
     advance(restored, at(minutes=3), CATALOG)
-    assert restored.deadlines is not None and "no_such_segment" not in restored.deadlines
-    assert restored.next_deadline == min(restored.deadlines.values())
+    assert restored.deadlines == state.deadlines and restored.packed_deadlines is None
+    same = CustomerState.from_dict(data)  # the same definitions: the stored ones are taken
+    advance(same, at(minutes=3), CATALOG)
+    assert same.deadlines == {} and same.packed_deadlines is None
+
+
+def test_a_kept_deadline_no_timed_segment_has_is_dropped_not_fired_forever() -> None:
+    """Deadlines stored by code that timed other segments: nothing evaluates such a name."""
+    state = stepped()
+    untimed = next(s.name for s in CATALOG.segments if not s.timed)
+    assert state.deadlines is not None
+    state.deadlines[untimed] = state.next_deadline = at(minutes=2)
+    advance(state, at(minutes=3), CATALOG)
+    assert untimed not in state.deadlines
+    assert state.next_deadline == min(state.deadlines.values()) > at(minutes=3)
 
 
 @pytest.mark.parametrize("topic", sorted(names.EVENT_TOPICS))

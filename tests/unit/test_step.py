@@ -157,9 +157,13 @@ def test_a_timer_at_the_deadline_or_none_publishes_the_same() -> None:
 
 def test_snapshot_is_the_stored_form_and_restores_the_state() -> None:
     state = opened()
-    snapshot = Step.snapshot(state)
-    assert snapshot == codec.dumps_kept(state.to_dict())
-    assert Step.restore(snapshot) == state
+    snapshot = V1.snapshot(state)
+    assert state.deadlines is not None
+    packed = V1.catalog.plan.pack(state.deadlines)
+    assert snapshot == codec.dumps_kept(state.to_dict() | {"deadlines": packed})
+    restored = Step.restore(snapshot)
+    assert restored == state and restored.packed_deadlines == packed
+    assert V1.snapshot(restored) == snapshot  # stored again before a step read them
 
 
 # Every module that runs customers through the engine: none spells out the step itself.
