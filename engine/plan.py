@@ -101,7 +101,7 @@ class Plan:
         timed = self.timed
         try:
             return {timed[place].name: row[0] for row in packed[1:] for place in row[1:]}
-        except (IndexError, TypeError, KeyError):
+        except (IndexError, TypeError):
             return None
 
     def _with_users(self, names: Iterable[str]) -> tuple[Segment, ...]:

@@ -41,6 +41,27 @@ CHAIN = parse_catalog(
 )
 
 
+def stepped() -> CustomerState:
+    """A customer with consent who opened an email: several deadlines pending."""
+    state = CustomerState("c1")
+    for event in (consent(T0), email_open(at(minutes=1))):
+        apply_event(state, event, topic_of(event), CATALOG)
+    return state
+
+
+def deadlines_computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The segments whose deadline is computed from here on, in order."""
+    computed: list[str] = []
+    original = Segment.deadline
+
+    def counted(segment: Segment, state: CustomerState, now: int) -> int | None:
+        computed.append(segment.name)
+        return original(segment, state, now)
+
+    monkeypatch.setattr(Segment, "deadline", counted)
+    return computed
+
+
 @pytest.mark.parametrize(
     ("deadlines", "at_", "expected"),
     [
@@ -84,19 +105,10 @@ def test_an_event_recomputes_only_the_deadlines_its_topic_can_move(
 def test_an_open_recomputes_the_open_segments_deadlines_and_keeps_every_other(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    state = CustomerState("c1")
-    for event in (consent(T0), email_open(at(minutes=1))):
-        apply_event(state, event, topic_of(event), CATALOG)
+    state = stepped()
     assert state.deadlines is not None
     before = dict(state.deadlines)
-    calls: list[str] = []
-    original = Segment.deadline
-
-    def counted(segment: Segment, state: CustomerState, now: int) -> int | None:
-        calls.append(segment.name)
-        return original(segment, state, now)
-
-    monkeypatch.setattr(Segment, "deadline", counted)
+    calls = deadlines_computed(monkeypatch)
     apply_event(state, email_open(at(minutes=2)), names.EMAIL_OPENS, CATALOG)
     moved = {s.name for s in CATALOG.plan.for_event(names.EMAIL_OPENS, consented=True)[1]}
     assert set(calls) == moved and len(moved) < len(CATALOG.timed)
@@ -116,13 +128,6 @@ def test_no_deadline_while_consent_is_missing() -> None:
     assert state.next_deadline is not None and "active_subscribers" in state.deadlines
 
 
-def stepped() -> CustomerState:
-    state = CustomerState("c1")
-    for event in (consent(T0), email_open(at(minutes=1))):
-        apply_event(state, event, topic_of(event), CATALOG)
-    return state
-
-
 def test_a_restored_state_keeps_its_deadlines_so_its_next_step_evaluates_only_what_fell_due(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -133,14 +138,7 @@ def test_a_restored_state_keeps_its_deadlines_so_its_next_step_evaluates_only_wh
     due = min(state.deadlines.values())
     fallen = CATALOG.plan.fallen_due(state.deadlines, due)
     assert 0 < len(fallen) < len(CATALOG.timed)
-    evaluated: list[str] = []
-    original = Segment.deadline
-
-    def counted(segment: Segment, state: CustomerState, now: int) -> int | None:
-        evaluated.append(segment.name)
-        return original(segment, state, now)
-
-    monkeypatch.setattr(Segment, "deadline", counted)
+    evaluated = deadlines_computed(monkeypatch)
     advance(restored, due, CATALOG)
     advance(state, due, CATALOG)
     assert set(evaluated) == {s.name for s in fallen}
